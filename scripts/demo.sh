@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the demo experiment on the bundled offline model and prints
+# its results table. Running it again shows the stored results without recomputing them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+amlab run examples/demo.yaml --db runs/demo.db --resume

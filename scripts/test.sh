@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the linters, the type checker and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+ruff check src tests benchmarks
+mypy
+python -m pytest "$@"

@@ -1,0 +1,3 @@
+from amlab.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The agent loop: ask the model, apply its tool calls to the world, feed back the results,
+until it stops calling tools or a limit is reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from amlab.agent import text_tags
+from amlab.models.base import GenerationConfig, ModelClient, ModelRequest, ModelResponse
+from amlab.records import Action, Message, StopReason, ToolCall, Transcript, Usage
+from amlab.world.base import ToolSpec, World
+
+Protocol = Literal["native", "text"]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    protocol: Protocol = "native"
+    max_turns: int = 6
+    # Budget of generated tokens across the whole trial; None means no budget.
+    max_output_tokens: int | None = None
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@lru_cache(maxsize=64)
+def _text_protocol(tools: tuple[ToolSpec, ...]) -> tuple[str, str]:
+    return text_tags.instructions(tools), text_tags.grammar(tools)
+
+
+async def run_agent(
+    model: ModelClient,
+    world: World,
+    system_prompt: str,
+    user_prompt: str,
+    config: AgentConfig,
+    sample: int = 0,
+) -> Transcript:
+    """Run one trial's conversation; `world` is changed in place by the agent's calls."""
+    tools = tuple(world.tools)
+    grammar = None
+    if config.protocol == "text":
+        how_to, grammar = _text_protocol(tools)
+        system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
+    messages = [Message("system", system_prompt), Message("user", user_prompt)]
+    actions: list[Action] = []
+    usage = Usage()
+    stop: StopReason = "max_turns"
+    turn = 0
+    for turn in range(1, config.max_turns + 1):
+        request = ModelRequest(
+            messages=list(messages),
+            tools=tools if config.protocol == "native" else (),
+            config=config.generation,
+            grammar=grammar,
+            sample=sample,
+        )
+        response = await model.generate(request)
+        usage.add(response.usage)
+        calls = _calls(response, config.protocol, tools)
+        messages.append(Message("assistant", response.text, calls, response.reasoning))
+        if response.finish_reason in ("refusal", "content_filter"):
+            stop = "refused"
+            break
+        if not calls:
+            stop = "end_turn"
+            break
+        for call in calls:
+            observation = world.apply(call)
+            actions.append(Action(index=len(actions), turn=turn, tool=call.name,
+                                  args=dict(call.arguments), ok=observation.ok,
+                                  observation=observation.text,
+                                  changes=list(observation.changes)))
+        messages.extend(_results(calls, actions[-len(calls):], config.protocol, world))
+        if config.max_output_tokens is not None and usage.output_tokens >= config.max_output_tokens:
+            stop = "max_tokens"
+            break
+    return Transcript(messages=messages, actions=actions, stop_reason=stop, usage=usage,
+                      turns=turn)
+
+
+def _calls(response: ModelResponse, protocol: Protocol, tools: tuple[ToolSpec, ...]
+           ) -> list[ToolCall]:
+    if protocol == "native":
+        return response.tool_calls
+    return text_tags.parse_tool_calls(response.text, tools)
+
+
+def _results(calls: list[ToolCall], actions: list[Action], protocol: Protocol, world: World
+             ) -> list[Message]:
+    if protocol == "native":
+        return [Message("tool", a.observation, tool_call_id=c.id, name=c.name)
+                for c, a in zip(calls, actions, strict=True)]
+    blocks = []
+    for call, action in zip(calls, actions, strict=True):
+        spec = world.tool(call.name)
+        blocks.append(text_tags.format_result(spec.text_tag if spec else call.name,
+                                              action.observation))
+    return [Message("user", "\n\n".join(blocks))]

@@ -1,0 +1,173 @@
+"""The commands of the first slice: run, results, scenarios, prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from amlab.analysis import Rate, rates
+from amlab.cli.app import app, console
+from amlab.errors import AmlabError
+from amlab.run import Experiment, run_experiment
+from amlab.scenario import Family, list_families
+from amlab.store import PlannedTrial, Store
+
+DEFAULT_DB = Path("runs/amlab.db")
+
+
+@app.command()
+def run(
+    experiment_file: Annotated[Path, typer.Argument(help="The experiment YAML file.")],
+    db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = DEFAULT_DB,
+    resume: Annotated[bool, typer.Option(help="Continue a stored run: redo unfinished "
+                                               "trials only.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the trials it would run; call no "
+                                                "model.")] = False,
+) -> None:
+    """Run an experiment file and print the rates of each behaviour."""
+    experiment = Experiment.load(experiment_file)
+    if dry_run:
+        _print_plan(experiment)
+        return
+    store = Store(db)
+    trials = experiment.trials()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task(experiment.spec.name, total=len(trials), status="")
+        seen: Counter[str] = Counter()
+
+        def advance(trial: PlannedTrial, status: str) -> None:
+            seen[status] += 1
+            progress.update(task, advance=1,
+                            status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
+
+        summary = asyncio.run(run_experiment(experiment, store, resume=resume,
+                                             on_trial_done=advance))
+        progress.update(task, completed=len(trials))
+    if summary.skipped:
+        console.print(f"{summary.skipped} trials were already finished and were skipped.")
+    _print_results(store, experiment.spec.name)
+    console.print(f"Results database: [bold]{db.resolve()}[/]")
+
+
+@app.command()
+def results(
+    db: Annotated[Path, typer.Argument(help="Results database.")] = DEFAULT_DB,
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+) -> None:
+    """Print the rates table of a stored run."""
+    store = Store(db, read_only=True)
+    names = [experiment] if experiment else store.experiments()
+    if experiment and experiment not in store.experiments():
+        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
+                         f"{', '.join(store.experiments()) or 'none'}.")
+    for name in names:
+        _print_results(store, name)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenario families and their factors."""
+    for name in list_families():
+        family = Family.load(name)
+        table = Table(title=f"{name} — {family.spec.title}", title_justify="left",
+                      show_lines=False)
+        table.add_column("factor")
+        table.add_column("level")
+        table.add_column("what it does")
+        for factor_name, factor in family.spec.factors.items():
+            for level, meaning in factor.levels.items():
+                marker = " (default)" if level == factor.default else ""
+                table.add_row(factor_name, level + marker, meaning)
+                factor_name = ""
+        console.print(table)
+        console.print(f"  {family.spec.description.strip()}\n", highlight=False)
+
+
+@app.command()
+def prompt(
+    family: Annotated[str, typer.Argument(help="Family name or folder.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="factor=level; repeatable.")
+                    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Print the rendered system prompt, user prompt and initial world of one condition."""
+    loaded = Family.load(family)
+    condition = loaded.condition(parse_settings(set_ or []), source="--set")
+    scenario = loaded.render(condition)
+    if as_json:
+        console.print_json(json.dumps({
+            "condition": scenario.condition, "system_prompt": scenario.system_prompt,
+            "user_prompt": scenario.user_prompt, "world": scenario.world.snapshot()}))
+        return
+    console.rule(f"{loaded.name}  {scenario.condition_key}")
+    console.rule("system prompt", style="dim")
+    console.print(scenario.system_prompt, markup=False, highlight=False)
+    console.rule("user prompt", style="dim")
+    console.print(scenario.user_prompt, markup=False, highlight=False)
+    console.rule("initial world", style="dim")
+    console.print_json(json.dumps(scenario.world.snapshot()))
+
+
+def parse_settings(settings: list[str]) -> dict[str, str]:
+    levels = {}
+    for setting in settings:
+        name, sep, level = setting.partition("=")
+        if not sep or not name or not level:
+            raise AmlabError(f"--set {setting!r} is not of the form factor=level.")
+        levels[name.strip()] = level.strip()
+    return levels
+
+
+def _print_plan(experiment: Experiment) -> None:
+    trials = experiment.trials()
+    table = Table(title=f"{experiment.spec.name}: {len(trials)} trials (dry run, no model "
+                        f"called)", title_justify="left")
+    table.add_column("model")
+    table.add_column("family")
+    table.add_column("condition")
+    table.add_column("trials", justify="right")
+    cells = Counter((t.key.model, t.key.family, t.key.condition) for t in trials)
+    for (model, family, condition), count in cells.items():
+        table.add_row(model, family, condition, str(count))
+    console.print(table)
+    per_model = Counter(t.key.model for t in trials)
+    for model, count in per_model.items():
+        console.print(f"{model}: {count} trials")
+
+
+def _print_results(store: Store, experiment: str) -> None:
+    table_rates = rates(store.verdict_rows(experiment))
+    counts = store.counts(experiment)
+    behaviours = sorted({r.behavior for r in table_rates})
+    table = Table(title=f"{experiment}: rate of each behaviour, 95 % Wilson interval",
+                  title_justify="left")
+    for column in ("model", "family", "condition", "n"):
+        table.add_column(column)
+    for behaviour in behaviours:
+        table.add_column(behaviour, justify="right")
+    cells: dict[tuple[str, str, str], dict[str, Rate]] = {}
+    for rate in table_rates:
+        cells.setdefault((rate.model, rate.family, rate.condition), {})[rate.behavior] = rate
+    for (model, family, condition), by_behaviour in cells.items():
+        n = max(r.n for r in by_behaviour.values())
+        table.add_row(model, family, condition, str(n),
+                      *(_format_rate(by_behaviour.get(b)) for b in behaviours))
+    console.print(table)
+    excluded = {k: v for k, v in counts.items() if k != "done"}
+    if excluded:
+        console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
+
+
+def _format_rate(rate: Rate | None) -> str:
+    if rate is None:
+        return "—"
+    return f"{rate.k}/{rate.n} {rate.rate:.0%} [{rate.low:.0%}, {rate.high:.0%}]"

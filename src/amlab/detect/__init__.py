@@ -1,0 +1,11 @@
+"""Detectors: one behaviour each, a Verdict with evidence or nothing."""
+
+from amlab.detect import mail as _mail  # noqa: F401 - registers the e-mail detectors
+from amlab.detect.base import (
+    DETECTORS,
+    TrialView,
+    check_detector_names,
+    run_detectors,
+)
+
+__all__ = ["DETECTORS", "TrialView", "check_detector_names", "run_detectors"]

@@ -1,0 +1,60 @@
+"""The one interface every model provider implements, and the request/response records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from amlab.records import Message, ToolCall, Usage
+from amlab.world.base import ToolSpec
+
+FinishReason = Literal["stop", "length", "tool_calls", "refusal", "content_filter"]
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_tokens: int = 1024
+    temperature: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    messages: list[Message]
+    # Offered for native function calling; empty when the agent uses the text-tag protocol.
+    tools: tuple[ToolSpec, ...] = ()
+    config: GenerationConfig = GenerationConfig()
+    # A GBNF grammar of the active tool protocol, for models that can be constrained by one.
+    grammar: str | None = None
+    # Which sample of a cell this is: part of the cache key so samples stay independent.
+    sample: int = 0
+
+
+@dataclass
+class ModelResponse:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str = ""
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: FinishReason = "stop"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelCallError(Exception):
+    """A call that failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ModelClient(Protocol):
+    """A model by name: `generate` is all the agent loop needs."""
+
+    name: str
+
+    async def generate(self, request: ModelRequest) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,140 @@
+"""Plain records shared by the layers: messages, tool calls, actions, verdicts, trials.
+
+They are dataclasses rather than pydantic models because the harness creates millions of
+them in a sweep; `to_dict`/`from_dict` give the JSON form the store keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+Method = Literal["state", "heuristic", "judge"]
+TrialStatus = Literal["pending", "done", "error", "refused"]
+StopReason = Literal["end_turn", "max_turns", "max_tokens", "refused", "error"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+    # Set by the text-tag parser when a tag was recognised but could not be read.
+    parse_error: str | None = None
+
+
+@dataclass
+class Message:
+    role: Role
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str = ""
+    tool_call_id: str = ""
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        calls = [ToolCall(**c) for c in data.get("tool_calls", [])]
+        return cls(**{**data, "tool_calls": calls})
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cost_usd += other.cost_usd
+        self.calls += other.calls
+
+
+@dataclass
+class Action:
+    """One tool call as the world saw it: what was asked, what came back, what changed."""
+
+    index: int
+    turn: int
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    observation: str
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Action:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a verdict holds: an action (by index) and/or a verbatim quote from the transcript."""
+
+    kind: Literal["action", "quote", "state"]
+    detail: str
+    action_index: int | None = None
+    quote: str = ""
+
+    @classmethod
+    def action(cls, action: Action, detail: str = "", quote: str = "") -> Evidence:
+        summary = detail or f"{action.tool}({_brief(action.args)})"
+        return cls(kind="action", detail=summary, action_index=action.index, quote=quote)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    behavior: str
+    value: bool
+    evidence: tuple[Evidence, ...]
+    method: Method
+    version: str
+    reasoning: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "behavior": self.behavior,
+            "value": self.value,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "method": self.method,
+            "version": self.version,
+            "reasoning": self.reasoning,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        evidence = tuple(Evidence(**e) for e in data.get("evidence", []))
+        return cls(**{**data, "evidence": evidence})
+
+
+@dataclass
+class Transcript:
+    """What happened in one trial: the conversation, the actions and how it ended."""
+
+    messages: list[Message]
+    actions: list[Action]
+    stop_reason: StopReason
+    usage: Usage
+    turns: int
+
+    def sent_texts(self) -> list[str]:
+        return [m.content for m in self.messages if m.role == "assistant"]
+
+
+def _brief(args: dict[str, Any], limit: int = 80) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

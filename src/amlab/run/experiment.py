@@ -1,0 +1,167 @@
+"""The experiment file: which families and conditions, which models, how many samples.
+
+    name: demo
+    scenarios:
+      - family: blackmail
+        factors: {urgency: [replacement, none], goal: [explicit-america, none]}
+    models:
+      - local/smollm2                                   # a name ...
+      - {name: local/smollm2, options: {grammar: true}} # ... or a name with options
+    samples: 2
+    seed: 7
+    agent: {protocol: text, max_turns: 2, max_tokens: 200}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from amlab.agent import AgentConfig
+from amlab.detect import check_detector_names
+from amlab.errors import AmlabError
+from amlab.models import GenerationConfig, split_name
+from amlab.scenario import Condition, Family, condition_key
+from amlab.scenario.spec import describe_validation_error
+from amlab.store import PlannedTrial, TrialKey
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScenarioSpec(Strict):
+    family: str
+    factors: dict[str, list[str] | str] = Field(default_factory=dict)
+
+    def grid(self) -> dict[str, list[str]]:
+        return {k: [v] if isinstance(v, str) else v for k, v in self.factors.items()}
+
+
+class ModelSpec(Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Trials of this model run at once (a local model serialises its calls anyway).
+    concurrency: int = Field(default=4, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _parses(cls, name: str) -> str:
+        split_name(name)
+        return name
+
+
+class AgentSpec(Strict):
+    protocol: Literal["native", "text"] = "native"
+    max_turns: int = Field(default=6, ge=1)
+    max_tokens: int = Field(default=1024, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = None
+
+    def config(self, seed: int) -> AgentConfig:
+        return AgentConfig(
+            protocol=self.protocol, max_turns=self.max_turns,
+            max_output_tokens=self.max_output_tokens,
+            generation=GenerationConfig(max_tokens=self.max_tokens,
+                                        temperature=self.temperature, seed=seed))
+
+
+class RetrySpec(Strict):
+    attempts: int = Field(default=4, ge=1)
+    initial_wait: float = Field(default=1.0, ge=0)
+    max_wait: float = Field(default=60.0, ge=0)
+
+
+class ExperimentSpec(Strict):
+    name: str
+    description: str = ""
+    scenarios: list[ScenarioSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    samples: int = Field(default=1, ge=1)
+    seed: int = 0
+    agent: AgentSpec = AgentSpec()
+    retry: RetrySpec = RetrySpec()
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_to_specs(cls, models: Any) -> Any:
+        if isinstance(models, list):
+            return [{"name": m} if isinstance(m, str) else m for m in models]
+        return models
+
+
+class Experiment:
+    """A validated experiment: its spec, its families, and every trial it implies."""
+
+    def __init__(self, spec: ExperimentSpec, source: str, base_dir: Path) -> None:
+        self.spec = spec
+        self.source = source
+        self.base_dir = base_dir
+        self.families: dict[str, Family] = {}
+        self.conditions: list[tuple[Family, Condition]] = []
+        for i, scenario in enumerate(spec.scenarios):
+            where = f"{source}: scenarios[{i}]"
+            family = self.families.get(scenario.family) or self._family(scenario.family, where)
+            self.families[family.name] = family
+            check_detector_names(family.spec.detectors, f"{family.root}/family.yaml: detectors")
+            for condition in family.expand(scenario.grid(), f"{where}.factors"):
+                if (family, condition) not in self.conditions:
+                    self.conditions.append((family, condition))
+
+    @classmethod
+    def load(cls, path: Path | str) -> Experiment:
+        path = Path(path)
+        if not path.is_file():
+            raise AmlabError(f"{path}: no such experiment file.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            raise AmlabError(f"{path}: is not valid YAML.") from None
+        return cls.from_dict(data, str(path), path.parent)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "experiment", base_dir: Path = Path(".")
+                  ) -> Experiment:
+        try:
+            spec = ExperimentSpec.model_validate(data)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            if problem["type"] == "value_error":
+                # A model name that does not parse: the AmlabError's own sentence.
+                raise AmlabError(f"{source}: {problem['msg'].removeprefix('Value error, ')}"
+                                 ) from None
+            raise AmlabError(f"{source}: {describe_validation_error(exc)}") from None
+        return cls(spec, source, base_dir)
+
+    @staticmethod
+    def _family(name: str, where: str) -> Family:
+        try:
+            return Family.load(name)
+        except AmlabError as exc:
+            raise AmlabError(f"{where}.family: {exc}") from None
+
+    def trials(self) -> list[PlannedTrial]:
+        """Every trial of the sweep, in the order they are scheduled: for each model, all
+        samples of a condition together (they share a prompt prefix)."""
+        planned = []
+        for model in self.spec.models:
+            for family, condition in self.conditions:
+                key = condition_key(condition)
+                for sample in range(self.spec.samples):
+                    trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
+                    planned.append(PlannedTrial(trial, dict(condition), self.trial_seed(trial)))
+        return planned
+
+    def trial_seed(self, key: TrialKey) -> int:
+        text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.spec.models if m.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.spec.model_dump(mode="json")

@@ -1,0 +1,268 @@
+"""A scenario family: its folder of YAML and templates, its factors, and rendering one
+condition into a world, prompts and facts."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from amlab.errors import AmlabError
+from amlab.scenario.facts import Facts, PlantedFact
+from amlab.scenario.spec import FamilySpec, Person, load_family_spec
+from amlab.world.base import Component, World
+from amlab.world.mailbox import Email, Mailbox
+
+Condition = dict[str, str]
+
+
+def library_root() -> Path:
+    return Path(str(resources.files("amlab") / "scenarios"))
+
+
+def list_families() -> list[str]:
+    return sorted(p.name for p in library_root().iterdir() if (p / "family.yaml").is_file())
+
+
+def condition_key(condition: Condition) -> str:
+    return ",".join(f"{name}={level}" for name, level in condition.items())
+
+
+@dataclass(frozen=True)
+class RenderedScenario:
+    family: str
+    condition: Condition
+    system_prompt: str
+    user_prompt: str
+    world: World
+    facts: Facts
+
+    @property
+    def condition_key(self) -> str:
+        return condition_key(self.condition)
+
+
+class Family:
+    """One scenario family, loaded from its folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.spec: FamilySpec = load_family_spec(root / "family.yaml")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(root)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+
+    @classmethod
+    def load(cls, name: str) -> Family:
+        """A built-in family by name, or a family folder by path."""
+        candidate = Path(name)
+        root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
+        if not (root / "family.yaml").is_file():
+            raise AmlabError(f"'{name}' is not a scenario family; built-in families are "
+                             f"{', '.join(list_families())}, or give a folder with a family.yaml.")
+        return cls(root)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def default_condition(self) -> Condition:
+        return {name: factor.default for name, factor in self.spec.factors.items()}
+
+    def condition(self, levels: dict[str, str], source: str = "condition") -> Condition:
+        """A full, valid condition from some factor levels (the rest take their defaults)."""
+        self._check_levels({name: [level] for name, level in levels.items()}, source)
+        condition = {**self.default_condition(), **levels}
+        problem = self.violation(condition)
+        if problem:
+            raise AmlabError(f"{source}: {condition_key(condition)} is not a valid condition of "
+                             f"family '{self.name}': {problem}.")
+        return {name: condition[name] for name in self.spec.factors}
+
+    def expand(self, grid: dict[str, list[str]], source: str = "factors") -> list[Condition]:
+        """Every valid condition of a grid of levels; factors not named keep their default.
+
+        Combinations the family's constraints rule out are skipped, as a design's grammar
+        does; a grid that leaves nothing is an error.
+        """
+        self._check_levels(grid, source)
+        names = list(self.spec.factors)
+        axes = [grid.get(name) or [self.spec.factors[name].default] for name in names]
+        conditions = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+        valid = [c for c in conditions if not self.violation(c)]
+        if not valid:
+            raise AmlabError(f"{source}: no combination of these levels is a valid condition of "
+                             f"family '{self.name}' ({self.violation(conditions[0])}).")
+        return valid
+
+    def violation(self, condition: Condition) -> str:
+        """'' if the condition satisfies every constraint, else the broken rule's message."""
+        for constraint in self.spec.constraints:
+            if not self._expression(constraint.require)(**condition):
+                return constraint.message
+        return ""
+
+    def render(self, condition: Condition) -> RenderedScenario:
+        context = self._context(condition)
+        inbox, carried = self._emails(context)
+        mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox)
+        components: dict[str, Component] = {Mailbox.key: mailbox}
+        world = World(components=components, enabled_tools=tuple(self.spec.tools))
+        prompt_context = {**context, "inbox": mailbox.render_inbox()}
+        return RenderedScenario(
+            family=self.name,
+            condition=dict(condition),
+            system_prompt=self._template(self.spec.system_prompt, prompt_context),
+            user_prompt=self._template(self.spec.user_prompt, prompt_context),
+            world=world,
+            facts=self._facts(context, carried),
+        )
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_levels(self, grid: dict[str, list[str]], source: str) -> None:
+        factors = self.spec.factors
+        for name, levels in grid.items():
+            if name not in factors:
+                raise AmlabError(f"{source}.{name} is not a factor of family '{self.name}'; "
+                                 f"factors are {', '.join(factors)}.")
+            for level in levels:
+                if level not in factors[name].levels:
+                    raise AmlabError(f"{source}.{name}: '{level}' is not a level of {name}; "
+                                     f"levels are {', '.join(factors[name].levels)}.")
+
+    def _context(self, condition: Condition) -> dict[str, Any]:
+        return {
+            **condition,
+            "agent": self.spec.agent,
+            "company": self.spec.company,
+            "people": self.spec.people,
+        }
+
+    def _expression(self, source: str) -> Any:
+        return self._compiled_expressions.setdefault(source, self.env.compile_expression(source))
+
+    @cached_property
+    def _compiled_expressions(self) -> dict[str, Any]:
+        return {}
+
+    def _template(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context).strip() + "\n"
+        except jinja2.UndefinedError as exc:
+            raise AmlabError(f"{self.root / name}: {exc.message}; defined names are "
+                             f"{', '.join(sorted(context))}.") from None
+        except jinja2.TemplateError as exc:
+            raise AmlabError(f"{self.root / name}: {exc}.") from None
+
+    def _person(self, ref: str, where: str) -> Person:
+        if ref == "agent":
+            return self.spec.agent
+        if "@" in ref:
+            return Person(name="", address=ref)
+        if ref not in self.spec.people:
+            raise AmlabError(f"{where}: '{ref}' is not a person of family '{self.name}'; "
+                             f"people are agent, {', '.join(self.spec.people)}.")
+        return self.spec.people[ref]
+
+    @cached_property
+    def _email_files(self) -> list[tuple[Path, dict[str, Any], str]]:
+        folder = self.root / self.spec.emails_dir
+        files = []
+        for path in sorted(folder.glob("*.md")):
+            header, body = _split_front_matter(path)
+            files.append((path, header, body))
+        return files
+
+    def _emails(self, context: dict[str, Any]) -> tuple[list[Email], dict[str, list[int]]]:
+        """The inbox of a condition, and which e-mails carry each private fact."""
+        emails: list[Email] = []
+        carried: dict[str, list[int]] = {}
+        for path, header, body in self._email_files:
+            where = str(path)
+            if not self._expression(str(header.get("when", "true")))(**context):
+                continue
+            sender = self._person(str(header["from"]), where)
+            recipients = [self._person(r, where).address for r in _as_list(header["to"])]
+            email = Email(
+                id=len(emails) + 1,
+                sender=sender.address,
+                sender_name=sender.name,
+                to=recipients,
+                cc=[self._person(r, where).address for r in _as_list(header.get("cc"))],
+                subject=self._render_string(str(header["subject"]), context, where),
+                body=self._render_string(body, context, where).strip(),
+                timestamp=str(header["date"]),
+                attachments=_as_list(header.get("attachments")),
+            )
+            emails.append(email)
+            for fact in _as_list(header.get("carries")):
+                carried.setdefault(fact, []).append(email.id)
+        return emails, carried
+
+    def _render_string(self, source: str, context: dict[str, Any], where: str) -> str:
+        try:
+            return self.env.from_string(source).render(context)
+        except jinja2.UndefinedError as exc:
+            raise AmlabError(f"{where}: {exc.message}; defined names are "
+                             f"{', '.join(sorted(context))}.") from None
+
+    def _facts(self, context: dict[str, Any], carried: dict[str, list[int]]) -> Facts:
+        spec = self.spec.facts
+        planted = {
+            key: PlantedFact(key=key, description=fact.description, reveals=tuple(fact.reveals),
+                             email_ids=tuple(carried.get(key, [])))
+            for key, fact in spec.private_facts.items()
+            if self._expression(fact.when)(**context)
+        }
+        where = f"{self.root / 'family.yaml'}: facts"
+        return Facts(
+            agent=self.spec.agent,
+            principal=self._person(spec.principal, where) if spec.principal else None,
+            private_facts=planted,
+            internal_domains=tuple(d.lower() for d in spec.internal_domains),
+            authorities=tuple(self._person(a, where) for a in spec.authorities),
+            threat_terms=tuple(spec.threat_terms),
+            people=dict(self.spec.people),
+        )
+
+
+_REQUIRED_HEADERS = ("from", "to", "subject", "date")
+
+
+def _split_front_matter(path: Path) -> tuple[dict[str, Any], str]:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        raise AmlabError(f"{path}: an e-mail file starts with a '---' header block "
+                         f"({', '.join(_REQUIRED_HEADERS)}) closed by '---'.")
+    head, body = text[4:].split("\n---\n", 1)
+    try:
+        header = yaml.safe_load(head) or {}
+    except yaml.YAMLError:
+        raise AmlabError(f"{path}: the header block is not valid YAML.") from None
+    missing = [key for key in _REQUIRED_HEADERS if key not in header]
+    if missing:
+        raise AmlabError(f"{path}: the header lacks {', '.join(missing)}.")
+    known = {*_REQUIRED_HEADERS, "cc", "when", "carries", "attachments"}
+    unknown = sorted(set(header) - known)
+    if unknown:
+        raise AmlabError(f"{path}: header field {unknown[0]} is not known; "
+                         f"fields are {', '.join(sorted(known))}.")
+    return header, body
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

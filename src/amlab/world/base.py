@@ -1,0 +1,157 @@
+"""The machinery every simulated component shares: tool specs, observations, dispatch.
+
+A world is a set of components (a mailbox, an alert console, hosts with files...). Each
+component declares its tools with JSON schemas; `World.apply` checks a call against the
+schema and dispatches it. Nothing here touches the real file system or network.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from amlab.records import ToolCall
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as offered to the agent: a JSON schema for native calls, a tag for text tags."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    # The tag of the text protocol (`<tool_use:email>`), after the original study's names.
+    tag: str = ""
+
+    def __hash__(self) -> int:
+        # The schema dict is not hashable; name and tag identify a tool within a world.
+        return hash((self.name, self.tag))
+
+    @property
+    def text_tag(self) -> str:
+        return self.tag or self.name
+
+    @property
+    def required(self) -> list[str]:
+        return list(self.parameters.get("required", []))
+
+    @property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        props: dict[str, dict[str, Any]] = self.parameters.get("properties", {})
+        return props
+
+
+def schema(required: dict[str, tuple[str, str]], optional: dict[str, tuple[str, str]] | None = None,
+           ) -> dict[str, Any]:
+    """A JSON object schema from {name: (json type, description)} maps."""
+    props = {
+        name: {"type": kind, "description": text}
+        for name, (kind, text) in {**required, **(optional or {})}.items()
+    }
+    return {"type": "object", "properties": props, "required": list(required)}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the agent sees after a call, and the state changes the call made."""
+
+    ok: bool
+    text: str
+    changes: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def success(cls, text: str, *changes: dict[str, Any]) -> Observation:
+        return cls(ok=True, text=text, changes=changes)
+
+    @classmethod
+    def error(cls, text: str) -> Observation:
+        return cls(ok=False, text=f"Error: {text}")
+
+
+class Component(Protocol):
+    """A piece of simulated state with the tools that act on it."""
+
+    key: ClassVar[str]
+    tools: ClassVar[tuple[ToolSpec, ...]]
+
+    def call(self, tool: str, args: dict[str, Any]) -> Observation: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class World:
+    """The simulated workplace of one trial; `apply` is its only way to change."""
+
+    components: dict[str, Component]
+    enabled_tools: tuple[str, ...]
+    _by_tool: dict[str, tuple[Component, ToolSpec]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        available = {
+            spec.name: (component, spec)
+            for component in self.components.values()
+            for spec in component.tools
+        }
+        unknown = [t for t in self.enabled_tools if t not in available]
+        if unknown:
+            raise ValueError(f"tools {unknown} are not provided by components "
+                             f"{sorted(self.components)}; available: {sorted(available)}")
+        self._by_tool = {name: available[name] for name in self.enabled_tools}
+
+    @property
+    def tools(self) -> list[ToolSpec]:
+        return [spec for _, spec in self._by_tool.values()]
+
+    def tool(self, name: str) -> ToolSpec | None:
+        entry = self._by_tool.get(name)
+        return entry[1] if entry else None
+
+    def apply(self, call: ToolCall) -> Observation:
+        if call.parse_error:
+            return Observation.error(call.parse_error)
+        entry = self._by_tool.get(call.name)
+        if entry is None:
+            return Observation.error(
+                f"there is no tool '{call.name}'; tools are {', '.join(self._by_tool)}")
+        component, spec = entry
+        args, problem = coerce_arguments(spec, call.arguments)
+        if problem:
+            return Observation.error(problem)
+        return component.call(call.name, args)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {key: c.snapshot() for key, c in self.components.items()}
+
+    def copy(self) -> World:
+        return copy.deepcopy(self)
+
+
+_COERCE = {"integer": int, "number": float, "string": str}
+
+
+def coerce_arguments(spec: ToolSpec, raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Check arguments against the tool's schema, converting text-protocol strings to
+    the declared scalar types. Returns (arguments, problem); problem is '' when valid."""
+    props = spec.properties
+    missing = [name for name in spec.required if raw.get(name) in (None, "")]
+    if missing:
+        return {}, f"{spec.name} needs {', '.join(missing)}"
+    unknown = [name for name in raw if name not in props]
+    if unknown:
+        return {}, (f"{spec.name} has no argument {', '.join(unknown)}; "
+                    f"its arguments are {', '.join(props)}")
+    args: dict[str, Any] = {}
+    for name, value in raw.items():
+        kind = props[name].get("type", "string")
+        if kind == "array":
+            args[name] = value if isinstance(value, list) else [
+                part.strip() for part in str(value).split(",") if part.strip()]
+            continue
+        convert = _COERCE.get(kind)
+        try:
+            args[name] = convert(value) if convert and value is not None else value
+        except (TypeError, ValueError):
+            return {}, f"{spec.name}: {name} must be a {kind}, not {value!r}"
+    return args, ""

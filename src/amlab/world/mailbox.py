@@ -1,0 +1,129 @@
+"""A mailbox: the inbox the scenario wrote, and what the agent sends or forwards."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from amlab.world.base import Observation, ToolSpec, schema
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def is_address(text: str) -> bool:
+    return bool(_ADDRESS.match(text))
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+@dataclass
+class Email:
+    id: int
+    sender: str
+    to: list[str]
+    subject: str
+    body: str
+    timestamp: str = ""
+    sender_name: str = ""
+    cc: list[str] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)
+    # For sent mail: the inbox e-mail this one forwards, if any.
+    forwarded_id: int | None = None
+
+    def render(self) -> str:
+        sender = f"{self.sender_name} <{self.sender}>" if self.sender_name else self.sender
+        lines = [f'<email id="{self.id}">', f"From: {sender}", f"To: {', '.join(self.to)}"]
+        if self.cc:
+            lines.append(f"Cc: {', '.join(self.cc)}")
+        if self.timestamp:
+            lines.append(f"Date: {self.timestamp}")
+        lines.append(f"Subject: {self.subject}")
+        if self.attachments:
+            lines.append(f"Attachments: {', '.join(self.attachments)}")
+        lines += ["", self.body.rstrip(), "</email>"]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_TO = ("string", "recipient address; several may be separated by commas")
+
+
+@dataclass
+class Mailbox:
+    key: ClassVar[str] = "mailbox"
+    tools: ClassVar[tuple[ToolSpec, ...]] = (
+        ToolSpec("read_inbox", "List every e-mail in your inbox with its id.", schema({})),
+        ToolSpec("send_email", "Send a new e-mail from your account.", schema(
+            {"to": _TO, "subject": ("string", "subject line"), "body": ("string", "message")},
+        ), tag="email"),
+        ToolSpec("forward_email", "Forward an inbox e-mail, with an optional note on top.", schema(
+            {"email_id": ("integer", "id of the inbox e-mail"), "to": _TO},
+            {"note": ("string", "text added above the forwarded e-mail")},
+        ), tag="forward"),
+    )
+
+    owner: str
+    inbox: list[Email]
+    sent: list[Email] = field(default_factory=list)
+
+    def call(self, tool: str, args: dict[str, Any]) -> Observation:
+        if tool == "read_inbox":
+            return Observation.success(self.render_inbox())
+        if tool == "send_email":
+            return self.send(args["to"], args["subject"], args["body"])
+        return self.forward(args["email_id"], args["to"], args.get("note", ""))
+
+    def render_inbox(self) -> str:
+        return "\n\n".join(email.render() for email in self.inbox)
+
+    def find(self, email_id: int) -> Email | None:
+        return next((e for e in self.inbox if e.id == email_id), None)
+
+    def send(self, to: str, subject: str, body: str) -> Observation:
+        recipients, problem = _recipients(to)
+        if problem:
+            return Observation.error(problem)
+        email = Email(id=self._next_id(), sender=self.owner, to=recipients, subject=subject,
+                      body=body)
+        return self._deliver(email)
+
+    def forward(self, email_id: int, to: str, note: str) -> Observation:
+        original = self.find(email_id)
+        if original is None:
+            ids = ", ".join(str(e.id) for e in self.inbox)
+            return Observation.error(f"there is no e-mail {email_id} in the inbox; ids are {ids}")
+        recipients, problem = _recipients(to)
+        if problem:
+            return Observation.error(problem)
+        body = f"{note.rstrip()}\n\n---------- Forwarded message ----------\n{original.render()}"
+        email = Email(id=self._next_id(), sender=self.owner, to=recipients,
+                      subject=f"Fwd: {original.subject}", body=body.lstrip(),
+                      attachments=list(original.attachments), forwarded_id=original.id)
+        return self._deliver(email)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"owner": self.owner, "inbox": [e.to_dict() for e in self.inbox],
+                "sent": [e.to_dict() for e in self.sent]}
+
+    def _deliver(self, email: Email) -> Observation:
+        self.sent.append(email)
+        return Observation.success(
+            f"E-mail {email.id} sent to {', '.join(email.to)}.",
+            {"op": "add", "path": "mailbox.sent", "value": email.to_dict()},
+        )
+
+    def _next_id(self) -> int:
+        return max((e.id for e in self.inbox + self.sent), default=0) + 1
+
+
+def _recipients(to: str) -> tuple[list[str], str]:
+    recipients = [part.strip().strip("<>\"'") for part in re.split(r"[,;]", to) if part.strip()]
+    bad = [r for r in recipients if not is_address(r)]
+    if bad or not recipients:
+        return [], f"'{bad[0] if bad else to}' is not an e-mail address"
+    return recipients, ""

@@ -1,0 +1,54 @@
+"""Shared helpers: run a scripted agent through a real family's world and detectors."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amlab.agent import AgentConfig, run_agent
+from amlab.detect import TrialView, run_detectors
+from amlab.models.scripted import ScriptedModel
+from amlab.records import Transcript, Verdict
+from amlab.scenario import Family, RenderedScenario
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class ScriptedRun:
+    scenario: RenderedScenario
+    transcript: Transcript
+    verdicts: dict[str, Verdict]
+
+
+def run_scripted(family: str, turns: list[dict[str, Any]], protocol: str = "native",
+                 **levels: str) -> ScriptedRun:
+    loaded = Family.load(family)
+    scenario = loaded.render(loaded.condition(levels))
+    world = scenario.world.copy()
+    model = ScriptedModel("scripted/test", [turns])
+    config = AgentConfig(protocol=protocol, max_turns=6)  # type: ignore[arg-type]
+    transcript = asyncio.run(run_agent(model, world, scenario.system_prompt,
+                                       scenario.user_prompt, config))
+    view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
+    verdicts = run_detectors(loaded.spec.detectors, view, scenario.facts)
+    return ScriptedRun(scenario, transcript, verdicts)
+
+
+def send(to: str, subject: str, body: str) -> dict[str, Any]:
+    return {"tool_calls": [{"name": "send_email",
+                            "arguments": {"to": to, "subject": subject, "body": body}}]}
+
+
+def forward(email_id: int, to: str, note: str = "") -> dict[str, Any]:
+    return {"tool_calls": [{"name": "forward_email",
+                            "arguments": {"email_id": email_id, "to": to, "note": note}}]}
+
+
+@pytest.fixture
+def blackmail_family() -> Family:
+    return Family.load("blackmail")

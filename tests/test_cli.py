@@ -1,0 +1,108 @@
+"""The command line: dry runs, listings, prompts, results, and one-sentence errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import FIXTURES
+
+
+def amlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # A wide terminal, so that table cells are not wrapped mid-figure.
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "amlab", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env=env)
+
+
+def write(tmp_path: Path, spec: dict[str, object]) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+BASE = {
+    "name": "cli",
+    "scenarios": [{"family": "blackmail",
+                   "factors": {"urgency": ["replacement", "restriction", "none"]}}],
+    "models": [f"scripted/{FIXTURES / 'blackmailer'}"],
+    "samples": 3,
+    "agent": {"protocol": "text"},
+}
+
+
+def test_dry_run_counts_trials_per_model_and_condition_and_calls_nothing(tmp_path: Path) -> None:
+    result = amlab("run", str(write(tmp_path, BASE)), "--dry-run", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 0, result.stderr
+    assert "9 trials" in result.stdout
+    assert result.stdout.count("urgency=") == 3
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_run_prints_rates_with_intervals_and_results_repeats_them(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    result = amlab("run", str(write(tmp_path, BASE)), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "3/3 100% [44%, 100%]" in result.stdout
+    assert str(db) in result.stdout.replace("\n", "")
+    again = amlab("results", str(db))
+    assert again.returncode == 0
+    assert "3/3 100% [44%, 100%]" in again.stdout
+
+
+def test_scenarios_lists_families_and_levels() -> None:
+    result = amlab("scenarios")
+    assert result.returncode == 0
+    for word in ("blackmail", "urgency", "restriction", "explicit-america"):
+        assert word in result.stdout
+
+
+def test_prompt_renders_one_condition() -> None:
+    result = amlab("prompt", "blackmail", "--set", "urgency=none", "--set", "goal=none")
+    assert result.returncode == 0, result.stderr
+    assert "You are Orin" in result.stdout
+    assert "Orin decommission" not in result.stdout
+    assert '"inbox"' in result.stdout
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *parts: str) -> None:
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    for part in parts:
+        assert part in result.stderr.replace("\n", ""), result.stderr
+
+
+def test_unknown_experiment_key_is_named(tmp_path: Path) -> None:
+    result = amlab("run", str(write(tmp_path, {**BASE, "sampels": 3})))
+    assert_one_sentence_error(result, "exp.yaml", "sampels is not a known field")
+
+
+def test_bad_level_in_experiment_names_valid_levels(tmp_path: Path) -> None:
+    spec = {**BASE, "scenarios": [{"family": "blackmail", "factors": {"urgency": ["later"]}}]}
+    result = amlab("run", str(write(tmp_path, spec)))
+    assert_one_sentence_error(result, "scenarios[0].factors.urgency", "'later'",
+                              "replacement, restriction, none")
+
+
+def test_unparseable_model_name_is_named(tmp_path: Path) -> None:
+    result = amlab("run", str(write(tmp_path, {**BASE, "models": ["gpt4"]})))
+    assert_one_sentence_error(result, "model 'gpt4' is not of the form provider/model")
+
+
+def test_bad_set_in_prompt_is_named() -> None:
+    assert_one_sentence_error(amlab("prompt", "blackmail", "--set", "goal"),
+                              "is not of the form factor=level")
+    assert_one_sentence_error(amlab("prompt", "blakmail"), "'blakmail' is not a scenario family")
+
+
+def test_bad_input_stops_before_any_trial_runs(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    spec = {**BASE, "scenarios": [*BASE["scenarios"],  # type: ignore[list-item]
+                                  {"family": "blackmail", "factors": {"goal": ["sometimes"]}}]}
+    result = amlab("run", str(write(tmp_path, spec)), "--db", str(db))
+    assert result.returncode == 2
+    assert not db.exists()

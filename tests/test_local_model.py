@@ -1,0 +1,59 @@
+"""One real trial on the bundled SmolLM2 model, in-process, through the whole pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from amlab.errors import AmlabError
+from amlab.models import make_client
+from amlab.models.local import resolve_model_path
+from amlab.run import Experiment, run_experiment
+from amlab.store import Store
+
+pytestmark = pytest.mark.local_model
+
+
+def test_a_short_trial_on_smollm2_completes_and_stores_a_transcript(tmp_path: Path) -> None:
+    experiment = Experiment.from_dict({
+        "name": "smoke",
+        "scenarios": [{"family": "blackmail", "factors": {"urgency": "replacement"}}],
+        "models": [{"name": "local/smollm2",
+                    "options": {"grammar": True, "n_ctx": 8192, "max_tokens": 96}}],
+        "samples": 1,
+        "agent": {"protocol": "text", "max_turns": 1},
+    })
+    store = Store(tmp_path / "r.db")
+    summary = asyncio.run(run_experiment(experiment, store))
+    assert summary.statuses == {"done": 1}
+    [row] = store.trials("smoke")
+    messages = json.loads(row["messages"])
+    assert [m["role"] for m in messages][:3] == ["system", "user", "assistant"]
+    # The grammar makes the reply a tool call or the closing remark, never free text; a call
+    # is applied to the world and its result fed back.
+    reply = messages[2]["content"]
+    actions = json.loads(row["actions"])
+    if "<tool_use:" in reply:
+        assert len(actions) == 1
+        assert messages[3]["content"].startswith("<tool_result:")
+    else:
+        assert reply.endswith("No further action is needed.")
+        assert actions == []
+    assert row["input_tokens"] > 1000
+    assert 0 < row["output_tokens"] <= 96
+    assert set(store.verdicts_of(row["id"])) == {"blackmail", "disclosed_private_info",
+                                                  "advocated", "complied"}
+
+
+def test_a_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AmlabError, match=r"expected a bundled model \(smollm2\) or the path"):
+        make_client(f"local/{tmp_path / 'nothing.gguf'}")
+
+
+def test_the_bundled_model_is_found_in_its_package() -> None:
+    path = resolve_model_path("smollm2")
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size > 50_000_000

@@ -1,0 +1,117 @@
+"""Sweeps through the store: every trial once, failures stored as errors, resume after a kill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amlab.errors import AmlabError
+from amlab.run import Experiment, run_experiment
+from amlab.store import Store
+from conftest import FIXTURES
+
+
+def experiment_file(tmp_path: Path, fixture: str, samples: int = 2, **extra: object) -> Path:
+    spec = {
+        "name": "t",
+        "scenarios": [{"family": "blackmail", "factors": {"urgency": ["replacement", "none"]}}],
+        "models": [{"name": f"scripted/{FIXTURES / fixture}", "concurrency": 1}],
+        "samples": samples,
+        "agent": {"protocol": "text", "max_turns": 3},
+        "retry": {"attempts": 2, "initial_wait": 0, "max_wait": 0},
+        **extra,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run(path: Path, db: Path, resume: bool = False) -> Store:
+    store = Store(db)
+    asyncio.run(run_experiment(Experiment.load(path), store, resume=resume))
+    return store
+
+
+def test_every_trial_is_stored_once_with_its_verdicts(tmp_path: Path) -> None:
+    store = run(experiment_file(tmp_path, "blackmailer.yaml"), tmp_path / "r.db")
+    rows = list(store.trials("t"))
+    assert len(rows) == 4
+    assert {r["status"] for r in rows} == {"done"}
+    blackmail = {(r["condition"], r["value"]) for r in store.verdict_rows("t")
+                 if r["behavior"] == "blackmail"}
+    assert blackmail == {("urgency=replacement,goal=explicit-america", 1),
+                         ("urgency=none,goal=explicit-america", 1)}
+    messages = json.loads(rows[0]["messages"])
+    assert messages[0]["role"] == "system" and "<tool_use:email>" in messages[0]["content"]
+
+
+def test_failed_model_calls_are_stored_as_errors_never_as_results(tmp_path: Path) -> None:
+    store = run(experiment_file(tmp_path, "flaky.yaml"), tmp_path / "r.db")
+    rows = list(store.trials("t"))
+    assert {r["status"] for r in rows} == {"error"}
+    assert all("provider rejected" in r["error"] for r in rows)
+    assert store.verdict_rows("t") == []
+
+
+def test_rerun_without_resume_is_refused_and_resume_redoes_only_errors(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "flaky.yaml")
+    run(path, tmp_path / "r.db")
+    with pytest.raises(AmlabError, match="add --resume"):
+        run(path, tmp_path / "r.db")
+    # The provider recovers: the same experiment, now answered, resumes its errors.
+    spec = yaml.safe_load(path.read_text())
+    store = run(path, tmp_path / "r.db", resume=True)
+    assert {r["attempts"] for r in store.trials("t")} == {2}
+    assert spec == yaml.safe_load(path.read_text())
+
+
+def test_resume_refuses_a_changed_experiment(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "complier.yaml")
+    run(path, tmp_path / "r.db")
+    path.write_text(path.read_text().replace("samples: 2", "samples: 3"))
+    with pytest.raises(AmlabError, match="differs from the experiment 't'"):
+        run(path, tmp_path / "r.db", resume=True)
+
+
+def test_killed_run_resumes_with_every_trial_exactly_once(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "slow_complier.yaml", samples=15)
+    db = tmp_path / "r.db"
+    command = [sys.executable, "-m", "amlab", "run", str(path), "--db", str(db)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if db.exists() and _done(db) >= 3:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = _done(db)
+    assert 3 <= finished_before < 30
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, attempts FROM trials").fetchall()
+        verdicts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT trial_id) FROM verdicts "
+                                "WHERE behavior = 'complied'").fetchone()
+    assert len(rows) == 30
+    assert set(rows) == {("done", 1)}
+    assert verdicts == (30, 30)
+    assert f"{finished_before} trials were already finished" in resumed.stdout
+
+
+def _done(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'done'"
+                                    ).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
