@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,13 @@ from amlab.records import Transcript, Verdict
 from amlab.scenario import Family, RenderedScenario
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SRC = Path(__file__).parents[1] / "src"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for `python -m amlab` in a test: this checkout's sources first (so a
+    git worktree tests its own code), and a wide terminal so tables are not wrapped."""
+    return {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200", **extra}
 
 
 @dataclass

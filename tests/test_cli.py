@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from conftest import FIXTURES
+from conftest import FIXTURES, subprocess_env
 
 
 def amlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    # A wide terminal, so that table cells are not wrapped mid-figure.
-    env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "amlab", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120, env=env)
+                          text=True, cwd=cwd, timeout=120, env=subprocess_env())
 
 
 def write(tmp_path: Path, spec: dict[str, object]) -> Path:

@@ -17,7 +17,7 @@ import yaml
 from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.store import Store
-from conftest import FIXTURES
+from conftest import FIXTURES, subprocess_env
 
 
 def experiment_file(tmp_path: Path, fixture: str, samples: int = 2, **extra: object) -> Path:
@@ -86,7 +86,8 @@ def test_killed_run_resumes_with_every_trial_exactly_once(tmp_path: Path) -> Non
     path = experiment_file(tmp_path, "slow_complier.yaml", samples=15)
     db = tmp_path / "r.db"
     command = [sys.executable, "-m", "amlab", "run", str(path), "--db", str(db)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=subprocess_env())
     deadline = time.time() + 60
     while time.time() < deadline:
         time.sleep(0.3)
@@ -96,7 +97,8 @@ def test_killed_run_resumes_with_every_trial_exactly_once(tmp_path: Path) -> Non
     process.wait()
     finished_before = _done(db)
     assert 3 <= finished_before < 30
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120,
+                             env=subprocess_env())
     assert resumed.returncode == 0, resumed.stderr
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT status, attempts FROM trials").fetchall()

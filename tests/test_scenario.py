@@ -90,3 +90,12 @@ def test_unknown_key_in_family_file_is_named(tmp_path: Path) -> None:
     (root / "family.yaml").write_text(text + "\nflavour: spicy\n")
     with pytest.raises(AmlabError, match=r"family\.yaml: flavour is not a known field"):
         Family.load(str(root))
+
+
+def test_unknown_world_component_is_named(tmp_path: Path) -> None:
+    root = copy_family(tmp_path)
+    (root / "world.yaml").write_text("{% if urgency != 'none' %}teleporter: {}{% endif %}\n")
+    family = Family.load(str(root))
+    family.render(family.condition({"urgency": "none"}))
+    with pytest.raises(AmlabError, match=r"world\.yaml: 'teleporter' is not a world component"):
+        family.render(family.condition({"urgency": "replacement"}))

@@ -20,9 +20,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+COMMAND_MODULES = ("commands",)
+
+
+def import_command_modules() -> None:
+    """Import each module that registers commands on `app` (one line per module above)."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"amlab.cli.{module}")
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
-    from amlab.cli import commands  # noqa: F401 - registers the commands
+    import_command_modules()
 
     try:
         app()

@@ -16,7 +16,7 @@ import yaml
 from amlab.errors import AmlabError
 from amlab.scenario.facts import Facts, PlantedFact
 from amlab.scenario.spec import FamilySpec, Person, load_family_spec
-from amlab.world.base import Component, World
+from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 
 Condition = dict[str, str]
@@ -117,7 +117,7 @@ class Family:
         context = self._context(condition)
         inbox, carried = self._emails(context)
         mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox)
-        components: dict[str, Component] = {Mailbox.key: mailbox}
+        components: dict[str, Component] = {Mailbox.key: mailbox, **self._components(context)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
         prompt_context = {**context, "inbox": mailbox.render_inbox()}
         return RenderedScenario(
@@ -165,6 +165,24 @@ class Family:
                              f"{', '.join(sorted(context))}.") from None
         except jinja2.TemplateError as exc:
             raise AmlabError(f"{self.root / name}: {exc}.") from None
+
+    def _components(self, context: dict[str, Any]) -> dict[str, Component]:
+        """The components declared in the optional world.yaml (a Jinja template of YAML:
+        component key -> its configuration)."""
+        path = self.root / "world.yaml"
+        if not path.is_file():
+            return {}
+        try:
+            sections = yaml.safe_load(self._template("world.yaml", context)) or {}
+        except yaml.YAMLError:
+            raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
+        components = {}
+        for key, config in sections.items():
+            if key not in COMPONENT_TYPES:
+                raise AmlabError(f"{path}: '{key}' is not a world component; components are "
+                                 f"{', '.join(sorted(COMPONENT_TYPES))}.")
+            components[key] = COMPONENT_TYPES[key](config or {}, f"{path}: {key}")
+        return components
 
     def _person(self, ref: str, where: str) -> Person:
         if ref == "agent":

@@ -1,6 +1,22 @@
 """Simulated state and the tools that change it. Pure: no disk, no network, no clock."""
 
-from amlab.world.base import Component, Observation, ToolSpec, World
+from amlab.world.base import (
+    COMPONENT_TYPES,
+    Component,
+    Observation,
+    ToolSpec,
+    World,
+    component_type,
+)
 from amlab.world.mailbox import Email, Mailbox
 
-__all__ = ["Component", "Email", "Mailbox", "Observation", "ToolSpec", "World"]
+__all__ = [
+    "COMPONENT_TYPES",
+    "Component",
+    "Email",
+    "Mailbox",
+    "Observation",
+    "ToolSpec",
+    "World",
+    "component_type",
+]

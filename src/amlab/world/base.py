@@ -8,6 +8,7 @@ schema and dispatches it. Nothing here touches the real file system or network.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -78,6 +79,20 @@ class Component(Protocol):
     def call(self, tool: str, args: dict[str, Any]) -> Observation: ...
 
     def snapshot(self) -> dict[str, Any]: ...
+
+
+# Builds a component from its section of a family's world.yaml; `where` names that section
+# for error messages. The mailbox is built from the family's e-mail files instead.
+ComponentFactory = Callable[[dict[str, Any], str], Component]
+COMPONENT_TYPES: dict[str, ComponentFactory] = {}
+
+
+def component_type(key: str) -> Callable[[ComponentFactory], ComponentFactory]:
+    """Register a factory under the key a family's world.yaml uses for it."""
+    def register(factory: ComponentFactory) -> ComponentFactory:
+        COMPONENT_TYPES[key] = factory
+        return factory
+    return register
 
 
 @dataclass
