@@ -357,6 +357,19 @@ def test_viewer_reads_the_database_without_changing_it(viewer: BackgroundViewer,
     assert missing.status_code == 404 and "no trial 999999" in missing.text
 
 
+def test_long_trial_lists_are_paged(viewer: BackgroundViewer, monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    import amlab.web.app
+
+    monkeypatch.setattr(amlab.web.app, "LIST_PAGE", 10)
+    first = httpx.get(url(viewer, "/trials?experiment=study")).text
+    assert first.count('class="trial-row"') == 10
+    assert "24 trials match" in first and "Showing 1–10." in first
+    last = httpx.get(url(viewer, "/trials?experiment=study&start=20")).text
+    assert last.count('class="trial-row"') == 4
+    assert 'id="earlier-page"' in last and 'id="later-page"' not in last
+
+
 def test_view_command_serves_on_localhost_and_prints_the_url(db: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "amlab", "view", str(db)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -26,9 +26,9 @@ from amlab.web.data import (
     STATUSES,
     ExperimentIndex,
     Filters,
+    IndexCache,
     TrialSummary,
     build_grid,
-    load_experiment,
 )
 from amlab.web.transcript import TranscriptView, build_transcript
 
@@ -40,6 +40,10 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+# Rows per page of a trial list (a page of 6,000 rows takes over a second to draw).
+LIST_PAGE = 500
 
 
 class SecurityHeaders:
@@ -81,6 +85,7 @@ def create_app(db_path: Path | str) -> FastAPI:
     env = _environment()
     app = FastAPI(title="amlab viewer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db_path = db_path
+    indexes = IndexCache(db_path)
     app.add_middleware(SecurityHeaders)
     static = resources.files("amlab.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -101,24 +106,14 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def overview(store: StoreDep) -> HTMLResponse:
-        experiments = []
-        for name in store.experiments():
-            spec = store.experiment_spec(name) or {}
-            counts = store.counts(name)
-            experiments.append({
-                "name": name, "description": spec.get("description", ""),
-                # As stored: a family given by folder in the file is stored by its name.
-                "families": list(dict.fromkeys(r["family"] for r in store.trial_index(name))),
-                "models": [m["name"] for m in spec.get("models", [])],
-                "samples": spec.get("samples", 0),
-                "counts": {s: counts.get(s, 0) for s in STATUSES},
-                "total": sum(counts.values())})
+        experiments = [index for name in store.experiments()
+                       if (index := indexes.get(store, name)) is not None]
         return page("overview.html", experiments=experiments)
 
     @app.get("/experiments/{name:path}", response_class=HTMLResponse)
     def experiment(name: str, request: Request, store: StoreDep,
                    level: Annotated[list[str], Query()] = []) -> HTMLResponse:  # noqa: B006
-        index = load_experiment(store, name)
+        index = indexes.get(store, name)
         if index is None:
             return not_found(f"experiment '{name}'")
         filters = filters_of(request, level)
@@ -127,9 +122,9 @@ def create_app(db_path: Path | str) -> FastAPI:
                     matching=len(index.matching(filters)))
 
     @app.get("/trials", response_class=HTMLResponse)
-    def trial_list(request: Request, store: StoreDep, experiment: str = "",
+    def trial_list(request: Request, store: StoreDep, experiment: str = "", start: int = 0,
                    level: Annotated[list[str], Query()] = []) -> HTMLResponse:  # noqa: B006
-        index = load_experiment(store, experiment)
+        index = indexes.get(store, experiment)
         if index is None:
             return not_found(f"experiment '{experiment}'")
         filters = filters_of(request, level)
@@ -137,14 +132,16 @@ def create_app(db_path: Path | str) -> FastAPI:
         if filters.family and filters.condition and filters.model:
             cell = build_grid(index, filters).cells.get(
                 (filters.family, filters.condition, filters.model))
+        matching = index.matching(filters)
+        start = max(0, min(start, len(matching) - 1))
         return page("trials.html", index=index, filters=filters, cell=cell,
-                    behaviour=index.chosen_behaviour(filters),
-                    trials=index.matching(filters))
+                    behaviour=index.chosen_behaviour(filters), total=len(matching),
+                    start=start, page_size=LIST_PAGE, trials=matching[start:start + LIST_PAGE])
 
     @app.get("/trials/{trial_id}", response_class=HTMLResponse)
     def trial(trial_id: int, request: Request, store: StoreDep,
               level: Annotated[list[str], Query()] = []) -> HTMLResponse:  # noqa: B006
-        loaded = _load_trial(store, trial_id)
+        loaded = _load_trial(store, indexes, trial_id)
         if loaded is None:
             return not_found(f"trial {trial_id}")
         summary, index, view = loaded
@@ -161,7 +158,7 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare(store: StoreDep, a: int, b: int) -> HTMLResponse:
-        pair = [_load_trial(store, a), _load_trial(store, b)]
+        pair = [_load_trial(store, indexes, a), _load_trial(store, indexes, b)]
         missing = [str(i) for i, loaded in zip((a, b), pair, strict=True) if loaded is None]
         if missing:
             return not_found(f"trial {' and '.join(missing)}")
@@ -172,12 +169,12 @@ def create_app(db_path: Path | str) -> FastAPI:
     return app
 
 
-def _load_trial(store: Store, trial_id: int
+def _load_trial(store: Store, indexes: IndexCache, trial_id: int
                 ) -> tuple[TrialSummary, ExperimentIndex, TranscriptView] | None:
     row = store.trial(trial_id)
     if row is None:
         return None
-    index = load_experiment(store, row["experiment"])
+    index = indexes.get(store, row["experiment"])
     if index is None:
         return None
     summary = next(t for t in index.trials if t.id == trial_id)

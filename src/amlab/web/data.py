@@ -6,8 +6,10 @@ Each request reads the store afresh, so a page of a live run shows the trials fi
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -146,13 +148,50 @@ def load_experiment(store: Store, name: str) -> ExperimentIndex | None:
     verdicts: dict[int, dict[str, bool]] = {}
     for row in store.verdict_values(name):
         verdicts.setdefault(row["trial_id"], {})[row["behavior"]] = bool(row["value"])
-    trials = [TrialSummary(
-        id=row["id"], experiment=row["experiment"], family=row["family"],
-        condition=row["condition"], factors=json.loads(row["factors"]), model=row["model"],
-        sample=row["sample"], status=row["status"], stop_reason=row["stop_reason"] or "",
-        error=row["error"] or "", turns=row["turns"], verdicts=verdicts.get(row["id"], {}),
-    ) for row in store.trial_index(name)]
+    factors_of: dict[str, dict[str, str]] = {}  # parsed once per distinct condition
+    trials = []
+    for row in store.trial_index(name):
+        if row["factors"] not in factors_of:
+            factors_of[row["factors"]] = json.loads(row["factors"])
+        trials.append(TrialSummary(
+            id=row["id"], experiment=row["experiment"], family=row["family"],
+            condition=row["condition"], factors=factors_of[row["factors"]], model=row["model"],
+            sample=row["sample"], status=row["status"], stop_reason=row["stop_reason"] or "",
+            error=row["error"] or "", turns=row["turns"], verdicts=verdicts.get(row["id"], {})))
     return ExperimentIndex(name, spec, trials)
+
+
+class IndexCache:
+    """Experiment indexes kept between requests until the database changes.
+
+    The version is the size and modification time of the database file and its WAL: every
+    commit changes one of them, so a reload during a run sees new trials, and browsing a
+    finished run (or pressing j through its trials) does not reread every trial each time.
+    """
+
+    def __init__(self, path: Path, size: int = 16) -> None:
+        self.path = path
+        self.size = size
+        self._entries: dict[str, tuple[tuple[int, ...], ExperimentIndex | None]] = {}
+        self._lock = threading.Lock()
+
+    def version(self) -> tuple[int, ...]:
+        stats = [p.stat() for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                 if p.exists()]
+        return tuple(n for st in stats for n in (st.st_mtime_ns, st.st_size))
+
+    def get(self, store: Store, name: str) -> ExperimentIndex | None:
+        version = self.version()
+        with self._lock:
+            cached = self._entries.get(name)
+        if cached and cached[0] == version:
+            return cached[1]
+        index = load_experiment(store, name)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[name] = (version, index)
+        return index
 
 
 @dataclass(frozen=True)
