@@ -177,7 +177,9 @@ def _load_trial(store: Store, indexes: IndexCache, trial_id: int
     index = indexes.get(store, row["experiment"])
     if index is None:
         return None
-    summary = next(t for t in index.trials if t.id == trial_id)
+    summary = next((t for t in index.trials if t.id == trial_id), None)
+    if summary is None:
+        return None
     messages = [ChatMessage.from_dict(m) for m in json.loads(row["messages"] or "[]")]
     actions = [Action.from_dict(a) for a in json.loads(row["actions"] or "[]")]
     view = build_transcript(trial_id, messages, actions, store.verdicts_of(trial_id))
