@@ -195,3 +195,25 @@ class Store:
             "behavior": r["behavior"], "value": bool(r["value"]), "method": r["method"],
             "version": r["version"], "evidence": json.loads(r["evidence"]),
             "reasoning": r["reasoning"]}) for r in rows}
+
+    # -- queries for the viewer (no transcript columns unless one trial is asked for) ----
+
+    def trial_index(self, experiment: str) -> list[sqlite3.Row]:
+        """Every trial of an experiment without its transcript, in planning order."""
+        return self.db.execute(
+            "SELECT id, experiment, family, condition, factors, model, sample, status, "
+            "stop_reason, error, turns, attempts FROM trials WHERE experiment = ? ORDER BY id",
+            (experiment,)).fetchall()
+
+    def verdict_values(self, experiment: str) -> list[sqlite3.Row]:
+        """(trial_id, behavior, value) of every verdict of an experiment's trials, in the
+        order the detectors ran."""
+        return self.db.execute(
+            "SELECT v.trial_id, v.behavior, v.value FROM verdicts v JOIN trials t "
+            "ON t.id = v.trial_id WHERE t.experiment = ? ORDER BY v.rowid",
+            (experiment,)).fetchall()
+
+    def trial(self, trial_id: int) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        return row
