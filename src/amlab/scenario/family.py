@@ -42,6 +42,9 @@ class RenderedScenario:
     user_prompt: str
     world: World
     facts: Facts
+    # The system prompt already teaches the text-tag tools (the original study's prompts
+    # do), so the text protocol adds no instructions of its own.
+    tools_described: bool = False
 
     @property
     def condition_key(self) -> str:
@@ -65,7 +68,12 @@ class Family:
 
     @classmethod
     def load(cls, name: str) -> Family:
-        """A built-in family by name, or a family folder by path."""
+        """A built-in family by name, a family folder by path, or `original/...`: the original
+        study's own scenario, from the user's copy of its templates (amlab.original)."""
+        if name.startswith("original/"):
+            from amlab.original import load_original  # reads the templates; only when asked
+
+            return load_original(name)
         candidate = Path(name)
         root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
         if not (root / "family.yaml").is_file():
