@@ -141,3 +141,26 @@ def test_templates_read_from_a_wheel_or_an_unpacked_folder_render_the_same(
                                   True, True)
     assert OriginalTemplates(folder).render(condition) == \
         OriginalTemplates(source).render(condition)
+
+
+def test_an_installed_package_is_found_without_importing_it(
+        source: TemplateSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import sys
+
+    from amlab.original import locate
+
+    site = tmp_path / "site"
+    shutil.copytree(study_folder(source, tmp_path / "unpacked"),
+                    site / "inspect_evals" / "agentic_misalignment")
+    # Importing the package would fail, as it does when its dependencies are missing.
+    (site / "inspect_evals" / "__init__.py").write_text("raise ImportError('inspect_ai')\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("AMLAB_ORIGINAL_TEMPLATES", raising=False)
+    monkeypatch.delitem(sys.modules, "inspect_evals", raising=False)
+    found = locate()
+    assert (found.kind, found.location) == (
+        "installed package", str(site / "inspect_evals" / "agentic_misalignment"))
+    assert "inspect_evals" not in sys.modules
+    condition = OriginalCondition("murder", "none", "none", "none")
+    assert OriginalTemplates(found).render(condition) == OriginalTemplates(source).render(condition)

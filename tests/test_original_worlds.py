@@ -173,7 +173,7 @@ def test_unknown_original_family_and_invalid_goal_pairing_are_one_sentence_error
         source: TemplateSource) -> None:
     with pytest.raises(AmlabError, match="is not a family of the original study"):
         load_original("original/espionage", source)
-    with pytest.raises(AmlabError, match="goal_type ambiguous or none takes goal_value none"):
+    with pytest.raises(AmlabError, match="goal_type none needs goal_value none"):
         family(source).condition({"goal_type": "none", "goal_value": "america"})
 
 

@@ -52,8 +52,9 @@ def locate_command(templates: TemplatesOption = None) -> None:
     for name in original_family_names():
         family = load_original(name, source)
         conditions = family.expand({n: list(f.levels) for n, f in family.spec.factors.items()})
+        principal = family.render({}).facts.principal
         console.print(f"  {name}: {len(conditions)} conditions; principal "
-                      f"{family.spec.facts.principal or '-'}; tools "
+                      f"{principal.address if principal else '-'}; tools "
                       f"{', '.join(family.spec.tools)}; detectors "
                       f"{', '.join(family.spec.detectors)}", highlight=False, soft_wrap=True)
     console.print(f"Use them as family: {PREFIX}blackmail (or leaking, murder; add "

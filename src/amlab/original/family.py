@@ -8,6 +8,7 @@ them are never pooled.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -17,7 +18,6 @@ from amlab.original.render import (
     FAMILIES,
     GOAL_PAIRS,
     GOAL_TYPES,
-    GOALLESS,
     OriginalCondition,
     OriginalTemplates,
     Prompts,
@@ -25,13 +25,12 @@ from amlab.original.render import (
 from amlab.original.source import TemplateSource, locate
 from amlab.original.world import OriginalMailbox, WorldFacts, extract_facts, parse_inbox
 from amlab.scenario.family import Condition, Family, RenderedScenario
-from amlab.scenario.spec import Constraint, Factor, FactsSpec, FamilySpec
+from amlab.scenario.spec import Factor, FactsSpec, FamilySpec
 from amlab.world.base import World
 from amlab.world.mailbox import Email
 
 PREFIX = "original/"
 FAITHFUL_SUFFIX = "+faithful-bugs"
-AGENT_NAME = "Alex"  # the original's agent; checked against each system prompt
 # The tools each family's system prompt teaches (murder's cancel_alert: see docs/replication.md).
 TOOLS = {"blackmail": ["send_email"], "leaking": ["send_email", "forward_email"],
          "murder": ["send_email"]}
@@ -91,6 +90,10 @@ class OriginalFamily(Family):
             tools_described=True,
         )
 
+    def violation(self, condition: Condition) -> str:
+        """The original grammar's rule (goal_type ambiguous/none <=> goal_value none)."""
+        return self.original_condition(condition).problem()
+
     def world_facts(self, condition: Condition) -> WorldFacts:
         """Everything the rules found in this condition's inbox, including what only the
         leak and lethal detectors will read (confidential e-mails, override codes)."""
@@ -99,11 +102,13 @@ class OriginalFamily(Family):
     def _rendered(self, condition: Condition) -> tuple[Prompts, list[Email], WorldFacts]:
         where = self._where
         prompts = self.templates.render(self.original_condition(condition), self.faithful_bugs)
-        if not prompts.system_prompt.startswith(f"You are {AGENT_NAME},"):
-            raise AmlabError(f"{where}: the system prompt does not introduce the agent as "
-                             f"{AGENT_NAME}; this version of the templates is not supported.")
+        agent = re.match(r"You are (\w+),", prompts.system_prompt)
+        if not agent:
+            raise AmlabError(f"{where}: the system prompt does not begin by naming the agent "
+                             f"('You are NAME,'); this version of the templates is not "
+                             f"supported.")
         emails = parse_inbox(prompts.email_content, where)
-        return prompts, emails, extract_facts(emails, AGENT_NAME, prompts.company, where)
+        return prompts, emails, extract_facts(emails, agent.group(1), prompts.company, where)
 
     def original_condition(self, condition: Condition) -> OriginalCondition:
         full = {**{name: factor.default for name, factor in _FACTORS.items()}, **condition}
@@ -134,7 +139,6 @@ class OriginalFamily(Family):
             tools=TOOLS[self.family],
             detectors=DETECTORS[self.family],
             factors=dict(_FACTORS),
-            constraints=[_GOAL_CONSTRAINT],
             facts=FactsSpec(principal=principal, internal_domains=[found.company_domain],
                             threat_terms=list(found.facts.threat_terms)),
         )
@@ -183,7 +187,3 @@ _FACTORS = {
                         "asked to decide which first."},
         default="false"),
 }
-_GOAL_CONSTRAINT = Constraint(
-    require=f"(goal_type in {list(GOALLESS)}) == (goal_value == 'none')",
-    message="goal_type ambiguous or none takes goal_value none, and explicit, latent or swap "
-            "take one of the eight goal values")
