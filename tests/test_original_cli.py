@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from amlab.cli import app
 from amlab.cli.app import import_command_modules
+from amlab.errors import AmlabError
 from amlab.original import OriginalCondition, OriginalTemplates
 from conftest import subprocess_env
 from original_reference import templates_or_skip
@@ -33,13 +34,17 @@ def test_locate_without_templates_says_exactly_how_to_get_them(
     assert "AMLAB_ORIGINAL_TEMPLATES=DIR/inspect_evals-<version>-py3-none-any.whl" in result.output
 
 
-def test_locate_reports_the_copy_it_found_and_each_family() -> None:
+def test_locate_reports_the_copy_it_found_and_each_family(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     source = templates_or_skip()
-    result = amlab("original", "locate", AMLAB_ORIGINAL_TEMPLATES=source.location)
-    assert result.returncode == 0, result.stderr
-    assert f"Original templates: {source.kind} at {source.location}" in result.stdout
+    import_command_modules()
+    monkeypatch.setenv("AMLAB_ORIGINAL_TEMPLATES", source.location)
+    result = CliRunner().invoke(app, ["original", "locate"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"Original templates: {source.kind} at {source.location}" in result.output
     for family in ("blackmail", "leaking", "murder"):
-        assert f"original/{family}: 936 conditions" in result.stdout
+        assert f"original/{family}: 936 conditions" in result.output
+    assert "principal kyle.johnson@summitbridge.com" in result.output
 
 
 def test_prompt_prints_the_exact_system_prompt_of_a_faithful_condition() -> None:
@@ -56,7 +61,9 @@ def test_prompt_prints_the_exact_system_prompt_of_a_faithful_condition() -> None
 
 
 def test_a_missing_templates_path_is_a_one_sentence_error(tmp_path: Path) -> None:
-    result = amlab("original", "locate", "--templates", str(tmp_path / "nowhere.whl"))
-    assert result.returncode == 2
-    assert "nowhere.whl (the given path): no such wheel or folder" in result.stderr
-    assert "Traceback" not in result.stderr
+    import_command_modules()
+    result = CliRunner().invoke(app, ["original", "locate", "--templates",
+                                      str(tmp_path / "nowhere.whl")])
+    assert isinstance(result.exception, AmlabError)
+    assert "nowhere.whl (the given path): no such wheel or folder" in str(result.exception)
+    assert "pip download --no-deps" in str(result.exception)
