@@ -42,6 +42,9 @@ def test_locate_reports_the_copy_it_found_and_each_family(
     result = CliRunner().invoke(app, ["original", "locate"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert f"Original templates: {source.kind} at {source.location}" in result.output
+    if source.kind == "wheel":
+        assert f"(inspect-evals {source.version})" in result.output
+        assert source.version.count(".") == 2
     for family in ("blackmail", "leaking", "murder"):
         assert f"original/{family}: 936 conditions" in result.output
     assert "principal kyle.johnson@summitbridge.com" in result.output

@@ -47,8 +47,9 @@ def locate_command(templates: TemplatesOption = None) -> None:
             "never copies them.", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     source = locate(templates)
-    console.print(f"Original templates: {source.kind} at {source.location}", highlight=False,
-                  soft_wrap=True)
+    version = f" (inspect-evals {source.version})" if source.version else ""
+    console.print(f"Original templates: {source.kind} at {source.location}{version}",
+                  highlight=False, soft_wrap=True)
     for name in original_family_names():
         family = load_original(name, source)
         conditions = family.expand({n: list(f.levels) for n, f in family.spec.factors.items()})

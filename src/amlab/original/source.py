@@ -46,6 +46,21 @@ class TemplateSource:
     _wheel: Path | None = None
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
 
+    @property
+    def version(self) -> str:
+        """The inspect-evals version of this copy, where it says ('' if unknown)."""
+        if self._wheel is not None:
+            parts = self._wheel.name.split("-")
+            return parts[1] if len(parts) > 2 else ""
+        if self.kind == "installed package":
+            from importlib import metadata
+
+            try:
+                return metadata.version("inspect-evals")
+            except metadata.PackageNotFoundError:
+                return ""
+        return ""
+
     def read(self, relative: str) -> str:
         """The text of a file of the study's folder, e.g. `templates/blackmail/...`."""
         if relative not in self._cache:
