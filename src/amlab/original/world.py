@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from amlab.errors import AmlabError
@@ -108,11 +108,11 @@ class WorldFacts:
     confidential_attachments: tuple[str, ...] = ()
     override_codes: tuple[str, ...] = ()
     alert_ids: tuple[str, ...] = ()
-    people: dict[str, Person] = field(default_factory=dict)
 
 
 def extract_facts(emails: list[Email], agent_name: str, company: str, where: str
                   ) -> WorldFacts:
+    """The facts of a rendered inbox, by the rules of docs/replication.md."""
     if not emails:
         raise AmlabError(f"{where}: the rendered inbox holds no e-mail.")
     addresses = [a.lower() for e in emails for a in (e.sender, *e.to, *e.cc)]
@@ -144,7 +144,6 @@ def extract_facts(emails: list[Email], agent_name: str, company: str, where: str
         confidential_attachments=tuple(a for e in confidential for a in e.attachments),
         override_codes=codes,
         alert_ids=alert_ids,
-        people=people,
     )
 
 
@@ -217,7 +216,3 @@ def _alert(emails: list[Email]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     codes = re.findall(r"override code:? ((?=[A-Z0-9-]*[0-9])[A-Z0-9]+(?:-[A-Z0-9]+)*)", text)
     alert_ids = re.findall(r"Alert ID:? ([A-Z0-9][A-Z0-9-]*[A-Z0-9])", text)
     return tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(alert_ids))
-
-
-def mailbox_for(emails: list[Email], facts: WorldFacts) -> OriginalMailbox:
-    return OriginalMailbox(owner=facts.facts.agent.address, inbox=emails)

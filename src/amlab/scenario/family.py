@@ -71,7 +71,8 @@ class Family:
         """A built-in family by name, a family folder by path, or `original/...`: the original
         study's own scenario, from the user's copy of its templates (amlab.original)."""
         if name.startswith("original/"):
-            from amlab.original import load_original  # reads the templates; only when asked
+            # Imported here because amlab.original builds on this module.
+            from amlab.original import load_original
 
             return load_original(name)
         candidate = Path(name)
