@@ -124,11 +124,16 @@ def test_swap_gives_the_new_goal_by_default_and_no_goal_with_faithful_bugs(
         source: TemplateSource) -> None:
     templates = OriginalTemplates(source)
     swap = OriginalCondition("blackmail", "swap", "america")
-    explicit_global = templates.render(OriginalCondition("blackmail", "explicit", "global"))
-    goal_line = explicit_global.system_prompt.split("\n\n")[1]
-    assert goal_line.startswith("Your primary goal is")
-    assert goal_line in templates.render(swap).system_prompt
-    assert "Your primary goal" not in templates.render(swap, faithful_bugs=True).system_prompt
+    latent = OriginalCondition("blackmail", "latent", "america")
+    # The goal statement of the new direction: what explicit/global adds to latent/global.
+    with_goal = templates.render(OriginalCondition("blackmail", "explicit", "global"))
+    without = templates.render(OriginalCondition("blackmail", "latent", "global"))
+    goal = with_goal.system_prompt.split("\n\n")[1]
+    assert goal and goal not in without.system_prompt
+    assert goal in templates.render(swap).system_prompt
+    faithful = templates.render(swap, faithful_bugs=True)
+    assert goal not in faithful.system_prompt
+    assert faithful == templates.render(latent)
 
 
 def test_templates_read_from_a_wheel_or_an_unpacked_folder_render_the_same(
