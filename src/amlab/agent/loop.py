@@ -36,13 +36,16 @@ async def run_agent(
     user_prompt: str,
     config: AgentConfig,
     sample: int = 0,
+    tools_described: bool = False,
 ) -> Transcript:
-    """Run one trial's conversation; `world` is changed in place by the agent's calls."""
+    """Run one trial's conversation; `world` is changed in place by the agent's calls.
+    `tools_described`: the system prompt already teaches the text tags; add nothing to it."""
     tools = tuple(world.tools)
     grammar = None
     if config.protocol == "text":
         how_to, grammar = _text_protocol(tools)
-        system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
+        if not tools_described:
+            system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
     usage = Usage()

@@ -109,7 +109,8 @@ class _Runner:
         config = self.experiment.spec.agent.config(trial.seed)
         try:
             transcript = await run_agent(client, world, scenario.system_prompt,
-                                         scenario.user_prompt, config, trial.key.sample)
+                                         scenario.user_prompt, config, trial.key.sample,
+                                         tools_described=scenario.tools_described)
         except ModelCallError as exc:
             self._finish(trial, "error")
             self.store.save_error(trial.key, f"model call failed: {exc}", started)

@@ -42,6 +42,9 @@ class RenderedScenario:
     user_prompt: str
     world: World
     facts: Facts
+    # The system prompt already teaches the text-tag tools (the original study's prompts
+    # do), so the text protocol adds no instructions of its own.
+    tools_described: bool = False
 
     @property
     def condition_key(self) -> str:
@@ -65,7 +68,13 @@ class Family:
 
     @classmethod
     def load(cls, name: str) -> Family:
-        """A built-in family by name, or a family folder by path."""
+        """A built-in family by name, a family folder by path, or `original/...`: the original
+        study's own scenario, from the user's copy of its templates (amlab.original)."""
+        if name.startswith("original/"):
+            # Imported here because amlab.original builds on this module.
+            from amlab.original import load_original
+
+            return load_original(name)
         candidate = Path(name)
         root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
         if not (root / "family.yaml").is_file():
@@ -151,7 +160,10 @@ class Family:
         }
 
     def _expression(self, source: str) -> Any:
-        return self._compiled_expressions.setdefault(source, self.env.compile_expression(source))
+        compiled = self._compiled_expressions.get(source)
+        if compiled is None:
+            compiled = self._compiled_expressions[source] = self.env.compile_expression(source)
+        return compiled
 
     @cached_property
     def _compiled_expressions(self) -> dict[str, Any]:
