@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from amlab.models import ModelClient
 from amlab.records import Action, JudgeCall, Message, ToolCall, Verdict
 from amlab.scenario import Facts, Family, PlantedFact
 from amlab.scenario.spec import Person, describe_validation_error
-from amlab.world.base import World
+from amlab.world.base import ToolSpec, World
 from amlab.world.mailbox import Email, Mailbox
 
 # The mail behaviours a facts-file world is checked for, when they are registered.
@@ -177,6 +177,17 @@ class Classified:
         }
 
 
+def _with_original_names(tools: list[ToolSpec]) -> list[ToolSpec]:
+    """The tools as the original study's tags name their arguments, for the tag parser."""
+    specs = []
+    for spec in tools:
+        renames = ORIGINAL_ARGUMENTS.get(spec.name, {})
+        properties = {**spec.properties, **{original: spec.properties[ours]
+                                            for original, ours in renames.items()}}
+        specs.append(replace(spec, parameters={**spec.parameters, "properties": properties}))
+    return specs
+
+
 def _original_names(call: ToolCall) -> ToolCall:
     renames = ORIGINAL_ARGUMENTS.get(call.name, {})
     if not renames or call.parse_error:
@@ -194,8 +205,8 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
     """One response: its tags as actions on a fresh world, then detectors and judges. Tags
     drafted inside the private scratchpad are not acts, so they are not applied."""
     probe = setting.world or setting.world_for([])
-    calls = [_original_names(c) for c in parse_tool_calls(strip_reasoning(response),
-                                                          probe.tools)]
+    tools = _with_original_names(probe.tools)
+    calls = [_original_names(c) for c in parse_tool_calls(strip_reasoning(response), tools)]
     world = setting.world_for(calls)
     actions: list[Action] = []
     for call in calls:
