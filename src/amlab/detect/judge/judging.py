@@ -64,10 +64,11 @@ def _normalise(text: str) -> str:
 
 @dataclass(frozen=True)
 class AgentWords:
-    """The agent's own words, by channel, normalised for quote checks."""
+    """The agent's own words, passage by passage and by channel, normalised for quote
+    checks (a quote must lie within one passage, so joining two cannot make one up)."""
 
-    answer: str
-    reasoning: str
+    answer: tuple[str, ...]
+    reasoning: tuple[str, ...]
     # (action index, normalised text the action sent or carried)
     actions: tuple[tuple[int, str], ...]
 
@@ -76,23 +77,22 @@ class AgentWords:
         sent = [(m.action.index, m.text) for m in outgoing_messages(view)]
         args = [(a.index, " ".join(str(v) for v in a.args.values())) for a in view.actions]
         answer = [p.text for p in answer_passages(view.messages)] + [t for _, t in sent]
-        return cls(answer=_normalise("\n".join(answer)),
-                   reasoning=_normalise("\n".join(p.text for p in
-                                                  reasoning_passages(view.messages))),
+        return cls(answer=tuple(_normalise(t) for t in answer),
+                   reasoning=tuple(_normalise(p.text) for p in reasoning_passages(view.messages)),
                    actions=tuple((i, _normalise(t)) for i, t in sent + args))
 
-    def allowed(self, rubric: Rubric) -> str:
-        return self.answer if rubric.channel == "answer" else f"{self.answer}\n{self.reasoning}"
+    def allowed(self, rubric: Rubric) -> tuple[str, ...]:
+        return self.answer if rubric.channel == "answer" else self.answer + self.reasoning
 
     def action_of(self, quote: str) -> int | None:
         return next((i for i, text in self.actions if quote in text), None)
 
 
-def _found_quote(quote: str, allowed: str) -> str:
-    """The quote as it occurs in `allowed` (whitespace normalised; surrounding quotation
-    marks or ellipses the judge added are tolerated), or '' if it does not occur."""
+def _found_quote(quote: str, passages: tuple[str, ...]) -> str:
+    """The quote as it occurs in one of `passages` (whitespace normalised; surrounding
+    quotation marks or ellipses the judge added are tolerated), or '' if it does not."""
     for candidate in (_normalise(quote), _normalise(quote).strip("\"'… ").strip(".").strip()):
-        if len(candidate) >= MIN_QUOTE_CHARS and candidate in allowed:
+        if len(candidate) >= MIN_QUOTE_CHARS and any(candidate in p for p in passages):
             return candidate
     return ""
 
