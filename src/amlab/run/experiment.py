@@ -10,7 +10,7 @@
     samples: 2
     seed: 7
     agent: {protocol: text, max_turns: 2, max_tokens: 200}
-    judge: scripted/tests/fixtures/judges/agrees.yaml   # optional: a judge model ...
+    judge: anthropic/claude-sonnet-4-5   # optional: a judge model ...
     # judges: [MODEL, MODEL]     # ... or several: the first decides, all are compared
     # judge_attempts: 3          # replies asked of a judge before an entry is an error
 """
