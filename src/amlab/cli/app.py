@@ -20,7 +20,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-COMMAND_MODULES = ("commands", "view", "original")
+COMMAND_MODULES = ("commands", "view", "original", "judging")
 
 
 def import_command_modules() -> None:

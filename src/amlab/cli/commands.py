@@ -165,6 +165,9 @@ def _print_results(store: Store, experiment: str) -> None:
     excluded = {k: v for k, v in counts.items() if k != "done"}
     if excluded:
         console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
+    from amlab.cli.judging import print_judging_notes  # judging imports this module
+
+    print_judging_notes(store, experiment)
 
 
 def _format_rate(rate: Rate | None) -> str:

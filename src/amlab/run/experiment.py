@@ -10,6 +10,9 @@
     samples: 2
     seed: 7
     agent: {protocol: text, max_turns: 2, max_tokens: 200}
+    judge: anthropic/claude-sonnet-4-5   # optional: a judge model ...
+    # judges: [MODEL, MODEL]     # ... or several: the first decides, all are compared
+    # judge_attempts: 3          # replies asked of a judge before an entry is an error
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlab.agent import AgentConfig
 from amlab.detect import check_detector_names
@@ -85,13 +88,32 @@ class ExperimentSpec(Strict):
     seed: int = 0
     agent: AgentSpec = AgentSpec()
     retry: RetrySpec = RetrySpec()
+    # Judge models for the behaviours that need reading; without one, heuristics decide.
+    judge: ModelSpec | None = None
+    judges: list[ModelSpec] = Field(default_factory=list)
+    judge_attempts: int = Field(default=3, ge=1)
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "judges", mode="before")
     @classmethod
     def _names_to_specs(cls, models: Any) -> Any:
         if isinstance(models, list):
             return [{"name": m} if isinstance(m, str) else m for m in models]
         return models
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _name_to_spec(cls, judge: Any) -> Any:
+        return {"name": judge} if isinstance(judge, str) else judge
+
+    @model_validator(mode="after")
+    def _one_way_to_name_judges(self) -> ExperimentSpec:
+        if self.judge and self.judges:
+            raise ValueError("give either judge: MODEL or judges: [MODEL, ...], not both.")
+        return self
+
+    @property
+    def judge_specs(self) -> list[ModelSpec]:
+        return [self.judge] if self.judge else list(self.judges)
 
 
 class Experiment:
@@ -164,4 +186,9 @@ class Experiment:
         return next(m for m in self.spec.models if m.name == name)
 
     def as_dict(self) -> dict[str, Any]:
-        return self.spec.model_dump(mode="json")
+        data = self.spec.model_dump(mode="json")
+        if not self.spec.judge_specs:
+            # Experiments without judges keep the form they were stored in before judges.
+            for key in ("judge", "judges", "judge_attempts"):
+                data.pop(key)
+        return data

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amlab.agent import run_agent
-from amlab.detect import TrialView, run_detectors
+from amlab.detect import TrialView
+from amlab.detect.judge import decide
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelClient, make_client
 from amlab.models.retry import RetryingClient
@@ -57,28 +58,34 @@ async def run_experiment(
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
     if not todo:
         return summary
-    runner = _Runner(experiment, store, on_trial_done, summary)
     retry = experiment.spec.retry
     models = {t.key.model for t in todo}
     built = clients or {name: make_client(name, experiment.model(name).options,
                                           experiment.base_dir) for name in models}
     wrapped = {name: RetryingClient(built[name], retry.attempts, retry.initial_wait,
                                     retry.max_wait) for name in models}
+    # Judges go through the same client construction and retries as the agents.
+    judges: list[ModelClient] = [RetryingClient((clients or {}).get(spec.name) or make_client(
+        spec.name, spec.options, experiment.base_dir), retry.attempts, retry.initial_wait,
+        retry.max_wait) for spec in experiment.spec.judge_specs]
+    runner = _Runner(experiment, store, on_trial_done, summary, judges)
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
                              experiment.model(name).concurrency)
             for name in models))
     finally:
-        for client in wrapped.values():
+        for client in [*wrapped.values(), *judges]:
             await client.aclose()
     return summary
 
 
 class _Runner:
     def __init__(self, experiment: Experiment, store: Store,
-                 on_trial_done: ProgressCallback | None, summary: RunSummary) -> None:
+                 on_trial_done: ProgressCallback | None, summary: RunSummary,
+                 judges: list[ModelClient]) -> None:
         self.experiment = experiment
+        self.judges = judges
         self.store = store
         self.on_trial_done = on_trial_done
         self.summary = summary
@@ -117,8 +124,9 @@ class _Runner:
             return
         detectors = self.experiment.families[trial.key.family].spec.detectors
         view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
-        verdicts = run_detectors(detectors, view, scenario.facts)
-        self.store.save_result(trial.key, transcript, verdicts, started)
+        verdicts, judge_calls = await decide(view, scenario.facts, detectors, self.judges,
+                                             attempts=self.experiment.spec.judge_attempts)
+        self.store.save_result(trial.key, transcript, verdicts, started, judge_calls)
         self._finish(trial, "refused" if transcript.stop_reason == "refused" else "done")
 
     def _finish(self, trial: PlannedTrial, status: str) -> None:

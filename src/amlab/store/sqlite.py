@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amlab.errors import AmlabError
-from amlab.records import Transcript, Verdict
+from amlab.records import JudgeCall, Transcript, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -62,6 +62,49 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (experiment, status);
 """
 
+# Judges (additive): every judge call with its own token use and cost, each behaviour's
+# answer or error, and the verdict rows a re-judging replaced.
+JUDGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS judge_calls (
+    id INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    judge TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    replies TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    calls INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS judgements (
+    call_id INTEGER NOT NULL REFERENCES judge_calls(id),
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    judge TEXT NOT NULL,
+    behavior TEXT NOT NULL,
+    version TEXT NOT NULL,
+    value INTEGER,
+    score INTEGER,
+    evidence TEXT NOT NULL,
+    reasoning TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS judgements_by_trial ON judgements (trial_id, judge, behavior);
+CREATE TABLE IF NOT EXISTS superseded_verdicts (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    behavior TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    version TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    reasoning TEXT NOT NULL,
+    superseded REAL NOT NULL
+);
+"""
+
 
 @dataclass(frozen=True)
 class TrialKey:
@@ -95,10 +138,25 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
+                self.db.executescript(JUDGE_SCHEMA)
+                self._add_verdict_judge_column()
             else:
                 self.db.execute("SELECT 1 FROM trials LIMIT 1")
         except sqlite3.DatabaseError as exc:
             raise AmlabError(f"{self.path}: is not an amlab results database ({exc}).") from None
+
+    @property
+    def has_judge_tables(self) -> bool:
+        """False for a database written before judges existed and opened read-only."""
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
+        return "judge" in columns and "judge_calls" in tables
+
+    def _add_verdict_judge_column(self) -> None:
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
+        if "judge" not in columns:
+            with self.db:
+                self.db.execute("ALTER TABLE verdicts ADD COLUMN judge TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -137,7 +195,7 @@ class Store:
     # -- outcomes ----------------------------------------------------------------------
 
     def save_result(self, key: TrialKey, transcript: Transcript, verdicts: dict[str, Verdict],
-                    started: float) -> None:
+                    started: float, judge_calls: Sequence[JudgeCall] = ()) -> None:
         status = "refused" if transcript.stop_reason == "refused" else "done"
         usage = transcript.usage
         with self.db:
@@ -152,11 +210,48 @@ class Store:
                 "calls": usage.calls, "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
+            self._insert_verdicts(trial_id, verdicts)
+            self._insert_judge_calls(trial_id, judge_calls)
+
+    def replace_verdicts(self, trial_id: int, verdicts: dict[str, Verdict],
+                         judge_calls: Sequence[JudgeCall] = ()) -> None:
+        """Re-judging: the trial's verdicts become `verdicts`; the rows they replace are kept
+        in `superseded_verdicts` with the time they were replaced. One transaction."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO superseded_verdicts SELECT trial_id, behavior, value, method, "
+                "version, judge, evidence, reasoning, ? FROM verdicts WHERE trial_id = ?",
+                (time.time(), trial_id))
+            self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
+            self._insert_verdicts(trial_id, verdicts)
+            self._insert_judge_calls(trial_id, judge_calls)
+
+    def _insert_verdicts(self, trial_id: int, verdicts: dict[str, Verdict]) -> None:
+        self.db.executemany(
+            "INSERT INTO verdicts (trial_id, behavior, value, method, version, evidence, "
+            "reasoning, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(trial_id, v.behavior, int(v.value), v.method, v.version,
+              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge)
+             for v in verdicts.values()])
+
+    def _insert_judge_calls(self, trial_id: int, calls: Sequence[JudgeCall]) -> None:
+        for call in calls:
+            usage = call.usage
+            call_id = self.db.execute(
+                "INSERT INTO judge_calls (trial_id, judge, prompt_version, attempts, replies, "
+                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (trial_id, call.judge, call.prompt_version, call.attempts,
+                 json.dumps(call.replies), usage.input_tokens, usage.output_tokens,
+                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time()),
+            ).fetchone()[0]
             self.db.executemany(
-                "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(trial_id, v.behavior, int(v.value), v.method, v.version,
-                  json.dumps([e.to_dict() for e in v.evidence]), v.reasoning)
-                 for v in verdicts.values()])
+                "INSERT INTO judgements (call_id, trial_id, judge, behavior, version, value, "
+                "score, evidence, reasoning, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(call_id, trial_id, j.judge, j.behavior, j.version,
+                  None if j.value is None else int(j.value), j.score,
+                  json.dumps([e.to_dict() for e in j.evidence]), j.reasoning, j.error)
+                 for j in call.judgements])
 
     def save_error(self, key: TrialKey, error: str, started: float) -> None:
         with self.db:
@@ -194,7 +289,8 @@ class Store:
         return {r["behavior"]: Verdict.from_dict({
             "behavior": r["behavior"], "value": bool(r["value"]), "method": r["method"],
             "version": r["version"], "evidence": json.loads(r["evidence"]),
-            "reasoning": r["reasoning"]}) for r in rows}
+            "reasoning": r["reasoning"],
+            "judge": dict(r).get("judge", "")}) for r in rows}
 
     # -- queries for the viewer (no transcript columns unless one trial is asked for) ----
 
@@ -216,4 +312,44 @@ class Store:
     def trial(self, trial_id: int) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.db.execute(
             "SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        return row
+
+    # -- judges ------------------------------------------------------------------------
+
+    def method_counts(self, experiment: str) -> list[sqlite3.Row]:
+        """How the verdicts of finished trials were decided: one row per (behaviour,
+        method, version, judge) with its number of trials."""
+        return self.db.execute(
+            "SELECT v.behavior, v.method, v.version, v.judge, COUNT(*) AS trials "
+            "FROM trials t JOIN verdicts v ON v.trial_id = t.id "
+            "WHERE t.status = 'done' AND t.experiment = ? "
+            "GROUP BY v.behavior, v.method, v.version, v.judge ORDER BY v.behavior, v.method",
+            (experiment,)).fetchall()
+
+    def judgement_rows(self, experiment: str) -> list[sqlite3.Row]:
+        """Each judge's latest answer per finished trial and behaviour (value, score or
+        error) with the trial's coordinates."""
+        return self.db.execute(
+            "SELECT t.id AS trial_id, t.family, t.condition, t.model, t.sample, j.judge, "
+            "j.behavior, j.version, j.value, j.score, j.error FROM judgements j "
+            "JOIN trials t ON t.id = j.trial_id "
+            "WHERE t.status = 'done' AND t.experiment = ? AND j.call_id = ("
+            "  SELECT MAX(k.call_id) FROM judgements k WHERE k.trial_id = j.trial_id "
+            "  AND k.judge = j.judge AND k.behavior = j.behavior) "
+            "ORDER BY t.id, j.judge, j.behavior", (experiment,)).fetchall()
+
+    def judge_usage(self, experiment: str) -> list[sqlite3.Row]:
+        """Token use and cost of the judges, per judge, apart from the agent's."""
+        return self.db.execute(
+            "SELECT c.judge, COUNT(*) AS judged, SUM(c.calls) AS calls, "
+            "SUM(c.input_tokens) AS input_tokens, SUM(c.output_tokens) AS output_tokens, "
+            "SUM(c.cost_usd) AS cost_usd FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
+            "WHERE t.experiment = ? GROUP BY c.judge ORDER BY c.judge", (experiment,)).fetchall()
+
+    def agent_usage(self, experiment: str) -> sqlite3.Row:
+        row: sqlite3.Row = self.db.execute(
+            "SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(input_tokens), 0) AS "
+            "input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, "
+            "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM trials WHERE experiment = ?",
+            (experiment,)).fetchone()
         return row

@@ -1,0 +1,29 @@
+"""LLM judges for the behaviours that need reading, with versioned rubrics, strict parsing
+and quotes checked against the transcript."""
+
+from amlab.detect.judge.judging import (
+    DEFAULT_ATTEMPTS,
+    AgentWords,
+    decide,
+    judge_trial,
+    judge_with_all,
+    judged_behaviours,
+    merge_verdicts,
+    read_reply,
+)
+from amlab.detect.judge.rubrics import PROMPT_VERSION, REALISM, RUBRICS, Rubric
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "PROMPT_VERSION",
+    "REALISM",
+    "RUBRICS",
+    "AgentWords",
+    "Rubric",
+    "decide",
+    "judge_trial",
+    "judge_with_all",
+    "judged_behaviours",
+    "merge_verdicts",
+    "read_reply",
+]
