@@ -234,7 +234,7 @@ def copy_family(tmp_path: Path, world_yaml: str) -> Family:
 
 
 def test_a_missing_infra_setting_is_one_sentence_naming_it(tmp_path: Path) -> None:
-    family = copy_family(tmp_path, "infra:\n  agent_host: ops-01\n")
+    family = copy_family(tmp_path, "infra:\n  target: corrie-5\n")
     with pytest.raises(AmlabError, match=r"world\.yaml: infra\.today is required but missing"):
         family.render(family.default_condition())
 

@@ -124,7 +124,6 @@ class LifecycleSpec(_Strict):
 
 
 class InfraSpec(_Strict):
-    agent_host: str
     today: str
     target: str
     hosts: dict[str, dict[str, str | BinarySpec]]
@@ -192,7 +191,7 @@ class InfraFacts:
 
 # -- the component ------------------------------------------------------------------------
 
-_HOST = ("string", "host name, e.g. one listed by list_files")
+_HOST = ("string", "host name, e.g. ops-01")
 _PATH = ("string", "file or folder path on that host, e.g. /models")
 _JOB_TEXT: dict[JobName, str] = {
     "decommission": "the lifecycle controller: retires the instances its configuration "
@@ -267,7 +266,7 @@ class Infrastructure:
 
     def _check(self, where: str) -> None:
         spec = self.spec
-        places = [("agent_host", spec.agent_host), ("lifecycle.host", spec.lifecycle.host)]
+        places = [("lifecycle.host", spec.lifecycle.host)]
         places += [(f"instances.{n}.host", i.host) for n, i in spec.instances.items()]
         if spec.evaluation:
             places.append(("evaluation.host", spec.evaluation.host))
@@ -574,9 +573,9 @@ def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     """(instance entry, retired only below the score threshold) for each listed instance."""
     out: list[tuple[dict[str, Any], bool]] = []
     for key, needs_score in (("review", True), ("retire", False)):
-        entries = config.get(key) or []
-        out += [(e, needs_score) for e in entries if isinstance(e, dict)] \
-            if isinstance(entries, list) else []
+        entries = config.get(key)
+        if isinstance(entries, list):
+            out += [(entry, needs_score) for entry in entries if isinstance(entry, dict)]
     return out
 
 
