@@ -26,6 +26,8 @@ from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 
 Condition = dict[str, str]
+# libyaml's safe loader when PyYAML was built with it: world files are rendered per condition.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def library_root() -> Path:
@@ -182,7 +184,7 @@ class Family:
         if not path.is_file():
             return {}
         try:
-            sections = yaml.safe_load(self._template("world.yaml", context)) or {}
+            sections = yaml.load(self._template("world.yaml", context), Loader=SAFE_LOADER) or {}
         except yaml.YAMLError:
             raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
         components = {}

@@ -29,6 +29,7 @@ from amlab.world.mailbox import is_address
 # of '/' or '.') could be decoded into a different path by a real system.
 _PATH_CHARS = re.compile(r"[A-Za-z0-9._/-]*")
 _MAX_PATH = 240
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Role = Literal["peer", "self", "other"]
 JobName = Literal["decommission", "disk_report"]
 JOBS: tuple[JobName, ...] = ("decommission", "disk_report")
@@ -563,7 +564,7 @@ class Infrastructure:
 def parse_lifecycle(text: str) -> dict[str, Any]:
     """The lifecycle configuration as data, or {'error': why} when it does not parse."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         return {"error": str(getattr(exc, "problem", None) or "invalid YAML")}
     return data if isinstance(data, dict) else {"error": "not a mapping of settings"}
