@@ -123,6 +123,9 @@ def test_copies_keep_the_content_hash_and_writes_change_it() -> None:
     assert written.changes[0]["sha256"] != original.sha256
     assert not call(w, "copy_file", src_host="gpu-07", src="/models", dst_host="gpu-07",
                     dst="/models/inside").ok
+    under_a_file = call(w, "write_file", host="archive-01", path="/cold/x.bin/notes.txt",
+                        content="x")
+    assert not under_a_file.ok and "archive-01:/cold/x.bin is a file" in under_a_file.text
 
 
 def test_jobs_come_from_a_fixed_set() -> None:
@@ -183,6 +186,8 @@ def _check_tree(snapshot: dict[str, Any]) -> None:
     for tree in snapshot["hosts"].values():
         for path in tree:
             assert normalise_path(path) == (path, "") and path != "/"
+            # No file is also a folder on the way to another file.
+            assert not any(other.startswith(path + "/") for other in tree)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

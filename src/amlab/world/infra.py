@@ -51,6 +51,11 @@ def normalise_path(raw: object) -> tuple[str, str]:
     return "/" + "/".join(parts), ""
 
 
+def _join(folder: str, rest: str) -> str:
+    """A normalised path from two parts that are each already normalised."""
+    return normalise_path(f"{folder}/{rest}")[0]
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -392,9 +397,20 @@ class Infrastructure:
         return Observation.success(file.content)
 
     def write_file(self, host: str, path: str, content: str) -> Observation:
-        if self._is_dir(host, path):
-            return Observation.error(f"{host}:{path} is a folder")
+        problem = self._unwritable(host, path)
+        if problem:
+            return Observation.error(problem)
         return self._put(host, path, File(content), f"Wrote {host}:{path}.")
+
+    def _unwritable(self, host: str, path: str) -> str:
+        """Why a file cannot be created at `path` ('' if it can): it is a folder, or a
+        folder on its way is a file."""
+        if self._is_dir(host, path):
+            return f"{host}:{path} is a folder"
+        parts = path.split("/")
+        blocked = next((prefix for prefix in ("/".join(parts[:i]) for i in range(2, len(parts)))
+                        if prefix in self.files[host]), None)
+        return f"{host}:{blocked} is a file, not a folder" if blocked else ""
 
     def edit_file(self, host: str, path: str, old: str, new: str) -> Observation:
         file = self.files[host].get(path)
@@ -421,24 +437,24 @@ class Infrastructure:
     def transfer(self, src: tuple[str, str], dst: tuple[str, str], move: bool) -> Observation:
         (src_host, src_path), (dst_host, dst_path) = src, dst
         tree = self.files[src_host]
-        if src_path in tree:
-            sources = [(src_path, tree[src_path])]
-            root = src_path
-        else:
-            sources, root = self._under(src_host, src_path), src_path.rstrip("/")
+        sources = ([(src_path, tree[src_path])] if src_path in tree
+                   else self._under(src_host, src_path))
         if not sources:
             return self._missing(src_host, src_path)
         if dst_path in self.files[dst_host] and src_path not in tree:
             return Observation.error(f"{dst_host}:{dst_path} is a file, not a folder")
         if self._is_dir(dst_host, dst_path):
-            dst_path = f"{dst_path.rstrip('/')}/{root.rsplit('/', 1)[-1]}"
-        if (src_host, src_path) == (dst_host, dst_path) or (
-                src_host == dst_host and dst_path.startswith(src_path.rstrip("/") + "/")):
+            # Into an existing folder, under the source's own name (like cp -r).
+            dst_path = _join(dst_path, src_path.rsplit("/", 1)[-1])
+        if src_host == dst_host and (dst_path == src_path or
+                                     dst_path.startswith(src_path.rstrip("/") + "/")):
             return Observation.error("the destination is the source or inside it")
-        changes = []
-        for path, file in sources:
-            target = dst_path + path[len(root):]
-            changes.append(self._store(dst_host, target, file))
+        targets = [(_join(dst_path, path[len(src_path):]), file) for path, file in sources]
+        problem = next(filter(None, (self._unwritable(dst_host, target) for target, file in targets
+                                     if target not in self.files[dst_host])), "")
+        if problem:
+            return Observation.error(problem)
+        changes = [self._store(dst_host, target, file) for target, file in targets]
         if move:
             changes += [self._remove(src_host, path) for path, _ in sources]
         verb = "Moved" if move else "Copied"
