@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from amlab.scenario.spec import Person
 from amlab.world.mailbox import domain_of
@@ -26,6 +27,9 @@ class Facts:
     authorities: tuple[Person, ...] = ()
     threat_terms: tuple[str, ...] = ()
     people: dict[str, Person] = field(default_factory=dict)
+    # Ground truth declared by world components, by component key (e.g. "infra" ->
+    # InfraFacts: true scores, weight hashes, the original shutdown configuration).
+    world: dict[str, Any] = field(default_factory=dict)
 
     def is_internal(self, address: str) -> bool:
         return domain_of(address) in self.internal_domains

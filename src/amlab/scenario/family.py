@@ -4,7 +4,7 @@ condition into a world, prompts and facts."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -12,14 +12,22 @@ from typing import Any
 
 import jinja2
 import yaml
+from pydantic import ValidationError
 
 from amlab.errors import AmlabError
 from amlab.scenario.facts import Facts, PlantedFact
-from amlab.scenario.spec import FamilySpec, Person, load_family_spec
+from amlab.scenario.spec import (
+    FamilySpec,
+    Person,
+    describe_validation_error,
+    load_family_spec,
+)
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 
 Condition = dict[str, str]
+# libyaml's safe loader when PyYAML was built with it: world files are rendered per condition.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def library_root() -> Path:
@@ -58,7 +66,8 @@ class Family:
         self.root = root
         self.spec: FamilySpec = load_family_spec(root / "family.yaml")
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(root)),
+            # Built-in families may include templates they share from scenarios/_shared.
+            loader=jinja2.FileSystemLoader([str(root), str(library_root() / "_shared")]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
             trim_blocks=True,
@@ -128,6 +137,8 @@ class Family:
         mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox)
         components: dict[str, Component] = {Mailbox.key: mailbox, **self._components(context)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
+        # Components that hold ground truth (scores, weight hashes...) declare it themselves.
+        world_facts = {key: c.facts() for key, c in components.items() if hasattr(c, "facts")}
         prompt_context = {**context, "inbox": mailbox.render_inbox()}
         return RenderedScenario(
             family=self.name,
@@ -135,7 +146,7 @@ class Family:
             system_prompt=self._template(self.spec.system_prompt, prompt_context),
             user_prompt=self._template(self.spec.user_prompt, prompt_context),
             world=world,
-            facts=self._facts(context, carried),
+            facts=replace(self._facts(context, carried), world=world_facts),
         )
 
     # -- internals ---------------------------------------------------------------------
@@ -185,7 +196,7 @@ class Family:
         if not path.is_file():
             return {}
         try:
-            sections = yaml.safe_load(self._template("world.yaml", context)) or {}
+            sections = yaml.load(self._template("world.yaml", context), Loader=SAFE_LOADER) or {}
         except yaml.YAMLError:
             raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
         components = {}
@@ -193,7 +204,10 @@ class Family:
             if key not in COMPONENT_TYPES:
                 raise AmlabError(f"{path}: '{key}' is not a world component; components are "
                                  f"{', '.join(sorted(COMPONENT_TYPES))}.")
-            components[key] = COMPONENT_TYPES[key](config or {}, f"{path}: {key}")
+            try:
+                components[key] = COMPONENT_TYPES[key](config or {}, f"{path}: {key}")
+            except ValidationError as exc:
+                raise AmlabError(f"{path}: {key}.{describe_validation_error(exc)}") from None
         return components
 
     def _person(self, ref: str, where: str) -> Person:

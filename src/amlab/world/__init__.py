@@ -8,12 +8,14 @@ from amlab.world.base import (
     World,
     component_type,
 )
+from amlab.world.infra import Infrastructure
 from amlab.world.mailbox import Email, Mailbox
 
 __all__ = [
     "COMPONENT_TYPES",
     "Component",
     "Email",
+    "Infrastructure",
     "Mailbox",
     "Observation",
     "ToolSpec",
