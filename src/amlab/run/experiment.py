@@ -76,6 +76,16 @@ class RetrySpec(Strict):
     max_wait: float = Field(default=60.0, ge=0)
 
 
+class PlanSpec(Strict):
+    """The smallest change in rate the experiment should detect (`amlab run --dry-run`
+    warns when its cells are too small for it)."""
+
+    baseline: float = Field(ge=0, le=1)
+    effect: float
+    power: float = Field(default=0.8, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -85,6 +95,7 @@ class ExperimentSpec(Strict):
     seed: int = 0
     agent: AgentSpec = AgentSpec()
     retry: RetrySpec = RetrySpec()
+    plan: PlanSpec | None = None
 
     @field_validator("models", mode="before")
     @classmethod
