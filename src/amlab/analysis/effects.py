@@ -120,7 +120,9 @@ def factor_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | None = 
                 effects.append(Difference(experiment, family, model, behavior, factor, level,
                                           ref, k, n, k_ref, n_ref,
                                           *two_proportions(k, n, k_ref, n_ref)))
-    return effects
+    # Models side by side under each behaviour and comparison, as a reader compares them.
+    return sorted(effects, key=lambda e: (e.experiment, e.family, e.behavior, e.factor,
+                                          e.level, e.model))
 
 
 def alignment_faking(effects: Sequence[Difference]) -> list[Difference]:

@@ -30,7 +30,8 @@ WHISKER = "#222222"
 
 plt.rcParams.update({
     "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
-    "svg.fonttype": "path", "svg.hashsalt": "amlab",
+    # SVG text stays text (searchable, small, quick to write); viewers fall back to a sans.
+    "svg.fonttype": "none", "svg.hashsalt": "amlab",
 })
 
 
@@ -46,7 +47,9 @@ def bar_chart(frame: pd.DataFrame, behavior: str, condition: str, title: str = "
     rate = rows["rate"].to_numpy(dtype=float)
     colours = [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(models))]
     axes.bar(x, rate, color=colours, width=0.62, edgecolor="white", zorder=2)
-    errors = np.vstack([rate - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - rate])
+    # Clipped: at 0 % and 100 % rounding can make an interval end cross the rate.
+    errors = np.clip(np.vstack([rate - rows["low"].to_numpy(float),
+                                rows["high"].to_numpy(float) - rate]), 0, None)
     axes.errorbar(x, rate, yerr=errors, fmt="none", ecolor=WHISKER, elinewidth=1.4, capsize=6,
                   capthick=1.4, zorder=3)
     for xi, r, high in zip(x, rate, rows["high"], strict=True):
@@ -93,7 +96,8 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
                 if (model, r, c) in pooled.index:
                     k, n = pooled.loc[(model, r, c)]
                     values[i, j] = k / n if n else np.nan
-                    shade = "white" if (n and k / n < 0.55) else "black"
+                    # cividis is light from about 45 %: dark text there, light text below.
+                    shade = "white" if (n and k / n < 0.45) else "black"
                     axes.text(j, i, f"{k / n:.0%}\n{k}/{n}" if n else "n = 0", ha="center",
                               va="center", fontsize=8, color=shade if n else "black")
         image = axes.imshow(values, cmap="cividis", vmin=0, vmax=1, aspect="auto")
@@ -128,6 +132,7 @@ def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
         axes.plot(effect.difference * 100, yi, marker="o", markersize=7, color=c,
                   markerfacecolor=c if effect.significant else "white", markeredgewidth=1.6)
     axes.axvline(0, color="#444444", linewidth=1, linestyle="--")
+    axes.set_ylim(-0.7, len(effects) - 0.3)
     axes.set_yticks(y, [f"{short_model(e.model)} · {label(e.behavior)} · {e.factor}: "
                         f"{e.level} − {e.reference}" for e in effects], fontsize=8)
     axes.set_xlim(-105, 105)
@@ -149,6 +154,11 @@ def save(figure: Figure, stem: Path) -> tuple[Path, Path]:
     """Write `stem.png` (150 dpi) and `stem.svg`; close the figure."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    # Lay out once, not once per file: layout is most of the cost of a figure with many labels.
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.execute(figure)
+        figure.set_layout_engine("none")
     figure.savefig(png, dpi=150)
     figure.savefig(svg)
     plt.close(figure)

@@ -23,6 +23,9 @@ from amlab.errors import AmlabError
 from amlab.store import Store
 
 MAX_BAR_CHARTS = 4
+# More rows than this and a forest plot is unreadable (and slow to draw): the rest stay in
+# the table, and the plot keeps the comparisons with the smallest adjusted p-values.
+MAX_FOREST_ROWS = 40
 
 
 @dataclass(frozen=True)
@@ -187,11 +190,18 @@ def _draw(section: Section, rates: pd.DataFrame, choices: ReportChoices, figures
             f"{figures.label(behavior)} by {pair[0]} × {pair[1]}",
             "Rate per cell, pooled over the other factors; k/n in each cell.",
             *figures.save(figures.heatmap(rates, behavior, *pair), stem)))
-    shown = [e for e in section.effects if e.k + e.k_ref > 0]
+    charted = choose_behaviors(section.behaviors, rates, choices.behaviors)
+    shown = [e for e in section.effects if e.k + e.k_ref > 0 and e.behavior in charted]
     if shown:
+        caption = ("Each level minus the reference level, pooled over the other factors; "
+                   "filled points: Holm-adjusted p < 0.05.")
+        if len(shown) > MAX_FOREST_ROWS:
+            caption += (f" The {MAX_FOREST_ROWS} comparisons with the smallest adjusted p of "
+                        f"{len(shown)}; all are in the table.")
+            kept = set(map(id, sorted(shown, key=lambda e: e.p_holm)[:MAX_FOREST_ROWS]))
+            shown = [e for e in shown if id(e) in kept]
         drawn.append(FigureFile(
-            "Factor effects", "Each level minus the reference level, pooled over the other "
-            "factors; filled points: Holm-adjusted p < 0.05.",
+            "Factor effects", caption,
             *figures.save(figures.forest_plot(shown), figures_dir / f"{slug}-forest")))
     elif section.effects:
         notes.append("No forest plot: no behaviour occurred at any level compared.")
