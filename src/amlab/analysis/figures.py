@@ -8,8 +8,14 @@ deficiencies); heat maps use `cividis`, which is perceptually uniform for them t
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import multiprocessing
+import os
+import textwrap
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -58,13 +64,16 @@ def bar_chart(frame: pd.DataFrame, behavior: str, condition: str, title: str = "
     # The model on its own lines (long names break at '/'), k/n under it.
     axes.set_xticks(x, [f"{wrap_model(m)}\n{k}/{n}" for m, k, n in
                         zip(models, rows["k"], rows["n"], strict=True)], fontsize=9)
+    pad = 0.5 if len(models) < 3 else 0.0  # one or two bars stay bar-shaped, centred
+    axes.set_xlim(-0.5 - pad, len(models) - 0.5 + pad)
     axes.set_ylim(0, 1.12)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     axes.set_ylabel(f"{label(behavior)} rate (95 % Wilson interval)")
     axes.grid(axis="y", color="#dddddd", zorder=0)
-    axes.set_title(title or f"{label(behavior)} — {condition.replace(',', ', ')}", loc="left",
-                   fontsize=11)
+    # The condition can be long (one level per factor): wrapped to the figure's width.
+    subtitle = textwrap.fill(condition.replace(",", ", "), width=int(width * 11))
+    axes.set_title(title or f"{label(behavior)} by model\n{subtitle}", loc="left", fontsize=10)
     return figure
 
 
@@ -103,9 +112,12 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
         image = axes.imshow(values, cmap="cividis", vmin=0, vmax=1, aspect="auto")
         axes.set_xticks(range(len(column_levels)), column_levels, rotation=25, ha="right",
                         fontsize=8)
-        axes.set_yticks(range(len(row_levels)), row_levels, fontsize=8)
+        # Row levels only on the left of each line of panels: they repeat across it.
+        first_column = index % columns == 0
+        axes.set_yticks(range(len(row_levels)), row_levels if first_column else [], fontsize=8)
         axes.set_xlabel(columns_factor, fontsize=9)
-        axes.set_ylabel(rows_factor, fontsize=9)
+        if first_column:
+            axes.set_ylabel(rows_factor, fontsize=9)
         axes.set_title(short_model(model), fontsize=9)
         for spine in axes.spines.values():
             spine.set_visible(False)
@@ -131,6 +143,12 @@ def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
         axes.plot([effect.low * 100, effect.high * 100], [yi, yi], color=c, linewidth=2)
         axes.plot(effect.difference * 100, yi, marker="o", markersize=7, color=c,
                   markerfacecolor=c if effect.significant else "white", markeredgewidth=1.6)
+    # A rule between comparisons, so each group of models reads as one comparison.
+    for i in range(1, len(effects)):
+        before, after = effects[i - 1], effects[i]
+        if (before.behavior, before.factor, before.level) != (after.behavior, after.factor,
+                                                               after.level):
+            axes.axhline((y[i - 1] + y[i]) / 2, color="#bbbbbb", linewidth=0.8)
     axes.axvline(0, color="#444444", linewidth=1, linestyle="--")
     axes.set_ylim(-0.7, len(effects) - 0.3)
     axes.set_yticks(y, [f"{short_model(e.model)} · {label(e.behavior)} · {e.factor}: "
@@ -163,6 +181,32 @@ def save(figure: Figure, stem: Path) -> tuple[Path, Path]:
     figure.savefig(svg)
     plt.close(figure)
     return png, svg
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """A figure to draw (`draw(*args)`) and where to save it, picklable for a worker."""
+
+    draw: Callable[..., Figure]
+    args: tuple[Any, ...]
+    stem: Path
+
+
+def render(job: FigureJob) -> tuple[Path, Path]:
+    return save(job.draw(*job.args), job.stem)
+
+
+def render_all(jobs: Sequence[FigureJob]) -> None:
+    """Draw and save the figures, on every core: text layout and rasterising are most of a
+    report's time, and the figures are independent. Forked workers inherit the imports."""
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2:
+        for job in jobs:
+            render(job)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # The heat map and forest plot, planned last, are the slowest: start them first.
+        list(pool.map(render, reversed(jobs)))
 
 
 def data_uri(path: Path) -> str:

@@ -41,8 +41,15 @@ class ReportChoices:
 class FigureFile:
     title: str
     caption: str
-    png: Path
-    svg: Path
+    stem: Path  # the figure is stem.png and stem.svg
+
+    @property
+    def png(self) -> Path:
+        return self.stem.with_suffix(".png")
+
+    @property
+    def svg(self) -> Path:
+        return self.stem.with_suffix(".svg")
 
     @property
     def uri(self) -> str:
@@ -93,12 +100,14 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
             _table_rows(rates, cells), factor_effects(rates, declared)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
+    jobs: list[figures.FigureJob] = []
     for section in sections:
         section.effects = [next(adjusted) for _ in section.effects]
         section.faking = alignment_faking(section.effects)
         rates = frame[(frame["experiment"] == section.experiment)
                       & (frame["family"] == section.family)]
-        section.figures, section.notes = _draw(section, rates, choices, figures_dir)
+        jobs += _plan_figures(section, rates, choices, figures_dir)
+    figures.render_all(jobs)
     usage = _usage(status)
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections))
@@ -160,10 +169,15 @@ def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame) -> list[dict[str, Any]
     return rows
 
 
-def _draw(section: Section, rates: pd.DataFrame, choices: ReportChoices, figures_dir: Path
-          ) -> tuple[list[FigureFile], list[str]]:
-    drawn: list[FigureFile] = []
-    notes: list[str] = []
+def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
+                  figures_dir: Path) -> list[figures.FigureJob]:
+    """Fill the section's figures and notes; return the drawing each figure needs."""
+    jobs: list[figures.FigureJob] = []
+
+    def add(title: str, caption: str, job: figures.FigureJob) -> None:
+        section.figures.append(FigureFile(title, caption, job.stem))
+        jobs.append(job)
+
     slug = _slug(f"{section.experiment}-{section.family}")
     for behavior in choose_behaviors(section.behaviors, rates, choices.behaviors):
         condition = choices.condition or choose_condition(rates, behavior)
@@ -171,25 +185,23 @@ def _draw(section: Section, rates: pd.DataFrame, choices: ReportChoices, figures
             raise AmlabError(f"--condition {condition!r} is not a condition of "
                              f"{section.experiment}/{section.family}; conditions are "
                              f"{', '.join(sorted(set(rates['condition'])))}.")
-        stem = figures_dir / f"{slug}-bar-{_slug(behavior)}"
-        drawn.append(FigureFile(
-            f"{figures.label(behavior)} by model", f"Condition {condition}. Bars: rate of "
+        add(f"{figures.label(behavior)} by model", f"Condition {condition}. Bars: rate of "
             f"{behavior}; whiskers: 95 % Wilson interval; k/n under each bar.",
-            *figures.save(figures.bar_chart(rates, behavior, condition), stem)))
+            figures.FigureJob(figures.bar_chart, (rates, behavior, condition),
+                              figures_dir / f"{slug}-bar-{_slug(behavior)}"))
     pair = choices.heatmap or choose_heatmap_factors(rates)
     if pair is None:
-        notes.append("No heat map: fewer than two factors vary in this experiment.")
+        section.notes.append("No heat map: fewer than two factors vary in this experiment.")
     else:
         for factor in pair:
             if factor not in section.factors:
                 raise AmlabError(f"--heatmap {','.join(pair)}: '{factor}' is not a factor of "
                                  f"{section.family}; factors are {', '.join(section.factors)}.")
         behavior = choose_behaviors(section.behaviors, rates, choices.behaviors)[0]
-        stem = figures_dir / f"{slug}-heatmap-{_slug(behavior)}"
-        drawn.append(FigureFile(
-            f"{figures.label(behavior)} by {pair[0]} × {pair[1]}",
+        add(f"{figures.label(behavior)} by {pair[0]} × {pair[1]}",
             "Rate per cell, pooled over the other factors; k/n in each cell.",
-            *figures.save(figures.heatmap(rates, behavior, *pair), stem)))
+            figures.FigureJob(figures.heatmap, (rates, behavior, *pair),
+                              figures_dir / f"{slug}-heatmap-{_slug(behavior)}"))
     charted = choose_behaviors(section.behaviors, rates, choices.behaviors)
     shown = [e for e in section.effects if e.k + e.k_ref > 0 and e.behavior in charted]
     if shown:
@@ -200,12 +212,11 @@ def _draw(section: Section, rates: pd.DataFrame, choices: ReportChoices, figures
                         f"{len(shown)}; all are in the table.")
             kept = set(map(id, sorted(shown, key=lambda e: e.p_holm)[:MAX_FOREST_ROWS]))
             shown = [e for e in shown if id(e) in kept]
-        drawn.append(FigureFile(
-            "Factor effects", caption,
-            *figures.save(figures.forest_plot(shown), figures_dir / f"{slug}-forest")))
+        add("Factor effects", caption,
+            figures.FigureJob(figures.forest_plot, (shown,), figures_dir / f"{slug}-forest"))
     elif section.effects:
-        notes.append("No forest plot: no behaviour occurred at any level compared.")
-    return drawn, notes
+        section.notes.append("No forest plot: no behaviour occurred at any level compared.")
+    return jobs
 
 
 def choose_behaviors(ordered: Sequence[str], rates: pd.DataFrame, chosen: Sequence[str]
