@@ -217,3 +217,14 @@ def test_plan_with_an_impossible_rate_is_one_line_error() -> None:
     assert result.returncode == 2
     assert "amlab plan: effect 0.1 must be a non-zero change" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_report_of_a_run_where_every_trial_failed_lists_the_errors_and_no_rates(
+        tmp_path: Path) -> None:
+    db = run_into(tmp_path / "e.db", "failed", [FLAKY], 2)
+    html, markdown = write_report(Store(db, read_only=True), tmp_path / "out")
+    text = html.read_text()
+    assert "No figures: no trial of this family finished with verdicts." in text
+    assert 'class="rate"' not in text and "<img" not in text
+    assert "| scripted/flaky | urgency=replacement,goal=none | 0 | 0 | 2 | 0 |" in (
+        markdown.read_text())

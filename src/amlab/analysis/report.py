@@ -93,7 +93,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     sections = []
     for (name, family), cells in status.groupby(["experiment", "family"], sort=False):
         rates = frame[(frame["experiment"] == name) & (frame["family"] == family)]
-        rates = rates.dropna(axis="columns", how="all")
+        # The factors of other families are empty columns here.
+        rates = rates.drop(columns=[f for f in factor_names(rates) if rates[f].isna().all()])
         declared = _declared_levels(store, str(name), str(family))
         sections.append(Section(
             str(name), str(family), _behaviour_order(rates), factor_names(rates),
@@ -178,6 +179,9 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
         section.figures.append(FigureFile(title, caption, job.stem))
         jobs.append(job)
 
+    if not section.behaviors:
+        section.notes.append("No figures: no trial of this family finished with verdicts.")
+        return jobs
     slug = _slug(f"{section.experiment}-{section.family}")
     for behavior in choose_behaviors(section.behaviors, rates, choices.behaviors):
         condition = choices.condition or choose_condition(rates, behavior)
