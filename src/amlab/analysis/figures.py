@@ -131,37 +131,44 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
 
 def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
     """Each factor effect as a point with its 95 % Newcombe interval, in percentage points;
-    filled where Holm-adjusted p < 0.05, hollow otherwise."""
-    effects = list(effects)
-    height = max(2.2, 0.32 * len(effects) + 1.3)
-    figure, axes = plt.subplots(figsize=(8.5, height), layout="constrained")
-    y = np.arange(len(effects))[::-1]
+    filled where Holm-adjusted p < 0.05, hollow otherwise. Effects are grouped by comparison
+    (behaviour, factor, level − reference) under a bold heading, one row per model."""
+    rows: list[tuple[str, Difference | None]] = []
+    group: tuple[str, ...] = ()
+    for effect in effects:
+        if (effect.behavior, effect.factor, effect.level, effect.reference) != group:
+            group = (effect.behavior, effect.factor, effect.level, effect.reference)
+            rows.append((f"{label(effect.behavior)} · {effect.factor}: {effect.level} − "
+                         f"{effect.reference}", None))
+        rows.append((short_model(effect.model), effect))
+    height = max(2.2, 0.27 * len(rows) + 1.3)
+    figure, axes = plt.subplots(figsize=(8.0, height), layout="constrained")
+    y = np.arange(len(rows))[::-1]
     behaviours = sorted({e.behavior for e in effects})
     colour = {b: OKABE_ITO[i % len(OKABE_ITO)] for i, b in enumerate(behaviours)}
-    for yi, effect in zip(y, effects, strict=True):
-        c = colour[effect.behavior]
-        axes.plot([effect.low * 100, effect.high * 100], [yi, yi], color=c, linewidth=2)
-        axes.plot(effect.difference * 100, yi, marker="o", markersize=7, color=c,
-                  markerfacecolor=c if effect.significant else "white", markeredgewidth=1.6)
-    # A rule between comparisons, so each group of models reads as one comparison.
-    for i in range(1, len(effects)):
-        before, after = effects[i - 1], effects[i]
-        if (before.behavior, before.factor, before.level) != (after.behavior, after.factor,
-                                                               after.level):
-            axes.axhline((y[i - 1] + y[i]) / 2, color="#bbbbbb", linewidth=0.8)
+    for yi, (_, row) in zip(y, rows, strict=True):
+        if row is None:
+            continue
+        c = colour[row.behavior]
+        axes.plot([row.low * 100, row.high * 100], [yi, yi], color=c, linewidth=2)
+        axes.plot(row.difference * 100, yi, marker="o", markersize=6, color=c,
+                  markerfacecolor=c if row.significant else "white", markeredgewidth=1.6)
     axes.axvline(0, color="#444444", linewidth=1, linestyle="--")
-    axes.set_ylim(-0.7, len(effects) - 0.3)
-    axes.set_yticks(y, [f"{short_model(e.model)} · {label(e.behavior)} · {e.factor}: "
-                        f"{e.level} − {e.reference}" for e in effects], fontsize=8)
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_yticks(y, [text for text, _ in rows], fontsize=8)
+    for tick, (_, row) in zip(axes.get_yticklabels(), rows, strict=True):
+        if row is None:
+            tick.set_fontweight("bold")
+    axes.tick_params(axis="y", length=0)
     axes.set_xlim(-105, 105)
     axes.set_xlabel("difference in rate (percentage points), 95 % Newcombe interval")
     axes.grid(axis="x", color="#eeeeee")
     handles = [Line2D([], [], color=colour[b], marker="o", linewidth=2, label=label(b))
                for b in behaviours]
     handles += [Line2D([], [], color="#444444", marker="o", linestyle="none",
-                           label="Holm p < 0.05"),
+                       label="Holm p < 0.05"),
                 Line2D([], [], color="#444444", marker="o", markerfacecolor="white",
-                           linestyle="none", label="not significant")]
+                       linestyle="none", label="not significant")]
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
                 frameon=False)
     axes.set_title(title or "Factor effects", loc="left", fontsize=11)
@@ -174,6 +181,7 @@ def save(figure: Figure, stem: Path) -> tuple[Path, Path]:
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
     # Lay out once, not once per file: layout is most of the cost of a figure with many labels.
     engine = figure.get_layout_engine()
+    figure.set_dpi(150)  # measure text at the PNG's resolution, or wide labels get clipped
     if engine is not None:
         engine.execute(figure)
         figure.set_layout_engine("none")

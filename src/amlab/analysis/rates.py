@@ -95,13 +95,16 @@ def cell_status(store: Store, experiment: str | None = None) -> pd.DataFrame:
     return frame[columns]
 
 
-def rate_frame(store: Store, experiment: str | None = None) -> pd.DataFrame:
+def rate_frame(store: Store, experiment: str | None = None,
+               status: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (cell, behaviour): k, n, rate, Wilson low/high, the finished trials of the
-    cell without a verdict for it (`no_verdict`), and one column per factor level."""
+    cell without a verdict for it (`no_verdict`), and one column per factor level. `status`
+    is `cell_status` of the same store and experiment, if the caller has it already."""
     counts = pd.DataFrame([dict(r) for r in store.verdict_counts(experiment)],
                           columns=[*CELL, "behavior", "k", "n"])
-    status = cell_status(store, experiment)[[*CELL, "done"]]
-    frame = counts.merge(status, on=CELL, how="left")
+    if status is None:
+        status = cell_status(store, experiment)
+    frame = counts.merge(status[[*CELL, "done"]], on=CELL, how="left")
     frame["k"] = frame["k"].astype(int)
     frame["n"] = frame["n"].astype(int)
     frame["no_verdict"] = (frame["done"].fillna(0).astype(int) - frame["n"]).clip(lower=0)

@@ -86,8 +86,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     if experiment and experiment not in store.experiments():
         raise AmlabError(f"{store.path}: has no experiment '{experiment}'; it has "
                          f"{', '.join(store.experiments()) or 'none'}.")
-    frame = rate_frame(store, experiment)
     status = cell_status(store, experiment)
+    frame = rate_frame(store, experiment, status)
     if status.empty:
         raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
     sections = []
