@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from amlab.analysis.report import write_report
 from amlab.cli.app import app, console, import_command_modules
+from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
@@ -208,6 +209,9 @@ def test_plan_prints_samples_per_cell_and_dry_run_warns_about_small_cells(
     assert dry.exit_code == 0, dry.output
     assert "cells of 20 trials are too small to detect a change from 5.0% to 15.0%" in dry.output
     assert "needs 133 trials per cell" in dry.output
+    # A plan that cannot be reached stops the experiment file at load, naming the field.
+    with pytest.raises(AmlabError, match=r"p.yaml: plan.effect 0.1 must be a non-zero change"):
+        Experiment.from_dict({**spec, "plan": {"baseline": 0.95, "effect": 0.10}}, "p.yaml")
 
 
 def test_plan_with_an_impossible_rate_is_one_line_error() -> None:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from amlab.agent import AgentConfig
 from amlab.detect import check_detector_names
@@ -84,6 +91,13 @@ class PlanSpec(Strict):
     effect: float
     power: float = Field(default=0.8, gt=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> PlanSpec:
+        if self.effect == 0 or not 0 <= self.baseline + self.effect <= 1:
+            raise ValueError(f"plan.effect {self.effect} must be a non-zero change that keeps "
+                             f"baseline + effect between 0 and 1 (baseline is {self.baseline}).")
+        return self
 
 
 class ExperimentSpec(Strict):
