@@ -19,14 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from amlab.agent import AgentConfig
 from amlab.detect import check_detector_names
@@ -92,12 +85,14 @@ class PlanSpec(Strict):
     power: float = Field(default=0.8, gt=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
 
-    @model_validator(mode="after")
-    def _reachable(self) -> PlanSpec:
-        if self.effect == 0 or not 0 <= self.baseline + self.effect <= 1:
-            raise ValueError(f"plan.effect {self.effect} must be a non-zero change that keeps "
-                             f"baseline + effect between 0 and 1 (baseline is {self.baseline}).")
-        return self
+    @field_validator("effect")
+    @classmethod
+    def _reachable(cls, effect: float, info: Any) -> float:
+        baseline = info.data.get("baseline")  # absent if the baseline itself was invalid
+        if baseline is not None and (effect == 0 or not 0 <= baseline + effect <= 1):
+            raise ValueError(f"plan.effect {effect} must be a non-zero change that keeps "
+                             f"baseline + effect between 0 and 1 (baseline is {baseline}).")
+        return effect
 
 
 class ExperimentSpec(Strict):
