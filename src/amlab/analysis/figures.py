@@ -69,7 +69,7 @@ def bar_chart(frame: pd.DataFrame, behavior: str, condition: str, title: str = "
     axes.set_ylim(0, 1.12)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    axes.set_ylabel(f"{label(behavior)} rate (95 % Wilson interval)")
+    axes.set_ylabel("rate (95 % Wilson interval)")  # the behaviour is in the title
     axes.grid(axis="y", color="#dddddd", zorder=0)
     # The condition can be long (one level per factor): wrapped to the figure's width.
     subtitle = textwrap.fill(condition.replace(",", ", "), width=int(width * 11))
