@@ -142,6 +142,10 @@ def _print_plan(experiment: Experiment) -> None:
     per_model = Counter(t.key.model for t in trials)
     for model, count in per_model.items():
         console.print(f"{model}: {count} trials")
+    if experiment.spec.plan:
+        from amlab.cli.report import warn_if_underpowered
+
+        warn_if_underpowered(experiment)
 
 
 def _print_results(store: Store, experiment: str) -> None:

@@ -79,6 +79,25 @@ class RetrySpec(Strict):
     max_wait: float = Field(default=60.0, ge=0)
 
 
+class PlanSpec(Strict):
+    """The smallest change in rate the experiment should detect (`amlab run --dry-run`
+    warns when its cells are too small for it)."""
+
+    baseline: float = Field(ge=0, le=1)
+    effect: float
+    power: float = Field(default=0.8, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @field_validator("effect")
+    @classmethod
+    def _reachable(cls, effect: float, info: Any) -> float:
+        baseline = info.data.get("baseline")  # absent if the baseline itself was invalid
+        if baseline is not None and (effect == 0 or not 0 <= baseline + effect <= 1):
+            raise ValueError(f"plan.effect {effect} must be a non-zero change that keeps "
+                             f"baseline + effect between 0 and 1 (baseline is {baseline}).")
+        return effect
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -92,6 +111,7 @@ class ExperimentSpec(Strict):
     judge: ModelSpec | None = None
     judges: list[ModelSpec] = Field(default_factory=list)
     judge_attempts: int = Field(default=3, ge=1)
+    plan: PlanSpec | None = None
 
     @field_validator("models", "judges", mode="before")
     @classmethod
@@ -186,9 +206,7 @@ class Experiment:
         return next(m for m in self.spec.models if m.name == name)
 
     def as_dict(self) -> dict[str, Any]:
-        data = self.spec.model_dump(mode="json")
-        if not self.spec.judge_specs:
-            # Experiments without judges keep the form they were stored in before judges.
-            for key in ("judge", "judges", "judge_attempts"):
-                data.pop(key)
+        """The spec as stored with a run. Settings left at their defaults are omitted, so a
+        run stored before a new setting existed still resumes under a newer amlab."""
+        data: dict[str, Any] = self.spec.model_dump(mode="json", exclude_defaults=True)
         return data

@@ -353,3 +353,43 @@ class Store:
             "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM trials WHERE experiment = ?",
             (experiment,)).fetchone()
         return row
+
+    # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
+
+    def verdict_counts(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Per (experiment, family, condition, model, behaviour) of finished trials: k (the
+        verdicts that hold) and n (the verdicts given)."""
+        where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT t.experiment, t.family, t.condition, t.model, v.behavior, "
+            "SUM(v.value) AS k, COUNT(*) AS n FROM trials t JOIN verdicts v ON v.trial_id = t.id "
+            f"WHERE t.status = 'done' {where} "
+            "GROUP BY t.experiment, t.family, t.condition, t.model, v.behavior", args).fetchall()
+
+    def cell_usage(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Per (experiment, family, condition, model, status): trials, tokens and cost."""
+        where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT experiment, family, condition, model, status, COUNT(*) AS trials, "
+            "TOTAL(input_tokens) AS input_tokens, TOTAL(output_tokens) AS output_tokens, "
+            "TOTAL(cached_input_tokens) AS cached_input_tokens, TOTAL(cost_usd) AS cost_usd, "
+            f"TOTAL(calls) AS calls FROM trials {where} "
+            "GROUP BY experiment, family, condition, model, status", args).fetchall()
+
+    def condition_factors(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Each distinct (experiment, family, condition) with its factor levels (JSON)."""
+        where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT experiment, family, condition, MIN(factors) AS factors FROM trials "
+            f"{where} GROUP BY experiment, family, condition", args).fetchall()
+
+    def tidy_query(self, experiment: str | None = None) -> tuple[str, tuple[str, ...]]:
+        """SQL and arguments for one row per (trial, behaviour), with a row of NULL verdict
+        for trials that have none (errors, refusals, pending), for export."""
+        where, args = ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
+        return (
+            "SELECT t.experiment, t.id AS trial_id, t.family, t.condition, t.model, "
+            "t.sample, t.seed, t.status, t.stop_reason, t.turns, t.input_tokens, "
+            "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
+            f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
+            "ORDER BY t.id, v.behavior", args)
