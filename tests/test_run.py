@@ -117,3 +117,15 @@ def _done(db: Path) -> int:
                                     ).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def test_a_run_stored_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "complier.yaml")
+    db = tmp_path / "r.db"
+    run(path, db)
+    with sqlite3.connect(db) as conn:
+        spec = json.loads(conn.execute("SELECT spec FROM experiments").fetchone()[0])
+        del spec["plan"]  # as an amlab from before `plan` existed stored it
+        conn.execute("UPDATE experiments SET spec = ?", (json.dumps(spec),))
+    store = run(path, db, resume=True)
+    assert {r["status"] for r in store.trials("t")} == {"done"}

@@ -206,7 +206,12 @@ class Experiment:
         return next(m for m in self.spec.models if m.name == name)
 
     def as_dict(self) -> dict[str, Any]:
-        """The spec as stored with a run. Settings left at their defaults are omitted, so a
-        run stored before a new setting existed still resumes under a newer amlab."""
-        data: dict[str, Any] = self.spec.model_dump(mode="json", exclude_defaults=True)
-        return data
+        return self.spec.model_dump(mode="json")
+
+    def same_as_stored(self, stored: dict[str, Any]) -> bool:
+        """Whether a stored spec describes this experiment. The stored spec is read with
+        today's schema first, so a setting added since (at its default) is no difference."""
+        try:
+            return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
+        except (ValidationError, AmlabError):
+            return False

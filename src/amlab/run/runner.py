@@ -35,7 +35,7 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
     if not resume:
         raise AmlabError(f"{store.path}: experiment '{experiment.spec.name}' is already stored "
                          f"there; add --resume to continue it, or choose another name or --db.")
-    if stored != experiment.as_dict():
+    if not experiment.same_as_stored(stored):
         raise AmlabError(f"{experiment.source}: differs from the experiment "
                          f"'{experiment.spec.name}' stored in {store.path}; resume only an "
                          f"unchanged file, or rename it.")
