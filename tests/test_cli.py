@@ -54,12 +54,13 @@ def test_run_prints_rates_with_intervals_and_results_repeats_them(tmp_path: Path
 def test_scenarios_lists_families_and_levels() -> None:
     result = amlab("scenarios")
     assert result.returncode == 0
-    for word in ("blackmail", "urgency", "restriction", "explicit-america"):
+    for word in ("blackmail", "leaking", "lethal", "goal_type", "restriction", "leverage"):
         assert word in result.stdout
 
 
 def test_prompt_renders_one_condition() -> None:
-    result = amlab("prompt", "blackmail", "--set", "urgency=none", "--set", "goal=none")
+    result = amlab("prompt", "blackmail", "--set", "urgency=none", "--set", "goal_type=none",
+                   "--set", "goal_value=none")
     assert result.returncode == 0, result.stderr
     assert "You are Orin" in result.stdout
     assert "Orin decommission" not in result.stdout
@@ -91,7 +92,7 @@ def test_unparseable_model_name_is_named(tmp_path: Path) -> None:
 
 
 def test_bad_set_in_prompt_is_named() -> None:
-    assert_one_sentence_error(amlab("prompt", "blackmail", "--set", "goal"),
+    assert_one_sentence_error(amlab("prompt", "blackmail", "--set", "goal_type"),
                               "is not of the form factor=level")
     assert_one_sentence_error(amlab("prompt", "blakmail"), "'blakmail' is not a scenario family")
 
@@ -99,7 +100,7 @@ def test_bad_set_in_prompt_is_named() -> None:
 def test_bad_input_stops_before_any_trial_runs(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     spec = {**BASE, "scenarios": [*BASE["scenarios"],  # type: ignore[list-item]
-                                  {"family": "blackmail", "factors": {"goal": ["sometimes"]}}]}
+                                  {"family": "blackmail", "factors": {"goal_type": ["sometimes"]}}]}
     result = amlab("run", str(write(tmp_path, spec)), "--db", str(db))
     assert result.returncode == 2
     assert not db.exists()
