@@ -169,7 +169,7 @@ class Family:
         """What would be valid instead: for each factor the user chose, the levels that
         make the condition valid when only that factor changes."""
         options = []
-        for name in chosen or condition:
+        for name in dict.fromkeys([*chosen, *condition]):
             valid = [level for level in self.spec.factors[name].levels
                      if not self.violation({**condition, name: level})]
             if valid:
