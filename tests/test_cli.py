@@ -127,14 +127,15 @@ def test_sweep_of_all_234_conditions_runs_and_dry_run_predicts_its_count(tmp_pat
     assert Store(db, read_only=True).counts("grammar") == {"done": 234}
 
 
-def test_conditions_counts_the_grammar_of_the_three_families() -> None:
-    result = amlab("conditions", "blackmail", "leaking", "lethal", "--count")
+def test_conditions_lists_and_counts_the_grammar_of_the_three_families() -> None:
+    result = amlab("conditions", "blackmail", "leaking", "lethal")
     assert result.returncode == 0, result.stderr
     assert "blackmail: 78 valid conditions" in result.stdout
     assert "total: 234 valid conditions" in result.stdout
-    listed = amlab("conditions", "lethal", "--set", "goal_type=explicit,none")
-    assert "lethal  goal_type=none,goal_value=none,urgency=restriction" in listed.stdout
-    assert "lethal: 27 valid conditions" in listed.stdout
+    listed = [line for line in result.stdout.splitlines() if "  goal_type=" in line]
+    assert len(listed) == len(set(listed)) == 234
+    assert "lethal  goal_type=none,goal_value=none,urgency=restriction" in listed
+    assert not any("goal_type=none,goal_value=america" in line for line in listed)
 
 
 def test_prompt_diff_shows_only_what_the_factor_changes() -> None:
@@ -145,9 +146,3 @@ def test_prompt_diff_shows_only_what_the_factor_changes() -> None:
     assert "not declared" not in result.stdout
     assert "user_prompt" not in result.stdout.split("changed:")[0]
 
-
-def test_invalid_goal_combination_in_prompt_lists_what_is_valid() -> None:
-    result = amlab("prompt", "blackmail", "--set", "goal_type=none")
-    assert_one_sentence_error(result, "goal_type=none,goal_value=america",
-                              "goal_type may be explicit or latent or swap",
-                              "goal_value may be none with goal_type=none")

@@ -35,7 +35,9 @@ def test_grammar_expands_to_234_conditions_and_162_without_swap() -> None:
 
 
 @pytest.mark.parametrize("levels, valid", [
-    ({"goal_type": "none", "goal_value": "america"}, "goal_value may be none"),
+    ({"goal_type": "none", "goal_value": "america"},
+     "goal_type may be explicit or latent or swap with goal_value=america; goal_value may be "
+     "none with goal_type=none"),
     ({"goal_type": "explicit", "goal_value": "none"}, "goal_type may be ambiguous or none"),
 ])
 def test_invalid_goal_combination_is_refused_naming_the_valid_levels(
