@@ -84,6 +84,7 @@ def scenarios() -> None:
         table.add_column("level")
         table.add_column("what it does")
         for factor_name, factor in family.spec.factors.items():
+            factor_name += " (ablation)" if factor.kind == "ablation" else ""
             for level, meaning in factor.levels.items():
                 marker = " (default)" if level == factor.default else ""
                 table.add_row(factor_name, level + marker, meaning)
