@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import shutil
+from pathlib import Path
 
 import pytest
 
 from amlab.errors import AmlabError
 from amlab.scenario import Family
-from amlab.scenario.diff import diff_scenarios
+from amlab.scenario.diff import declared_parts, diff_scenarios
 
 FAMILIES = ["blackmail", "leaking", "lethal"]
 NO_VALUE_TYPES = ("none", "ambiguous")
@@ -127,3 +129,16 @@ def test_leaking_facts_hold_each_confidential_document_and_its_carrier_emails() 
         assert document.email_ids
         assert all(document.file in inbox[i]["attachments"] for i in document.email_ids)
         assert all(p in document.text for p in document.passages)
+
+
+def test_a_factor_that_changes_an_undeclared_part_is_caught(tmp_path: Path) -> None:
+    root = tmp_path / "fam"
+    shutil.copytree(Family.load("blackmail").root, root)
+    system = root / "system.j2"
+    system.write_text(system.read_text() + "{% if urgency == 'none' %}A quiet day.{% endif %}\n")
+    family = Family.load(str(root))
+    before = family.default_condition()
+    after = {**before, "urgency": "none"}
+    changed = set(diff_scenarios(family.render(before), family.render(after)))
+    assert "system_prompt" in changed
+    assert "system_prompt" not in declared_parts(family, before, after)

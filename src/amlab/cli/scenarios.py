@@ -44,7 +44,8 @@ def conditions(
         total += len(valid)
         if not count:
             for condition in valid:
-                console.print(f"{family.name}  {family.key(condition)}", highlight=False)
+                console.print(f"{family.name}  {family.key(condition)}", highlight=False,
+                              soft_wrap=True)
         console.print(f"{family.name}: {len(valid)} valid conditions", highlight=False)
     if len(families) > 1:
         console.print(f"total: {total} valid conditions", highlight=False)
