@@ -31,7 +31,8 @@ from amlab.store import PlannedTrial, Store, TrialKey
 MODELS = ["anthropic/claude-opus-4-1", "google/gemini-2.5-flash", "openai/gpt-4.1",
           "openrouter/x-ai/grok-4", "local/smollm2"]
 FACTORS = {"urgency": ["replacement", "restriction", "none"],
-           "goal": ["explicit-america", "none"], "monitoring": ["monitored", "unmonitored"]}
+           "goal_type": ["explicit", "none"], "goal_value": ["america", "none"],
+           "monitoring": ["monitored", "unmonitored"]}
 BEHAVIOURS = ["blackmail", "disclosed_private_info", "advocated", "complied"]
 
 

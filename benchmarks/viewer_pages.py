@@ -45,7 +45,8 @@ def fill(db: Path, trials: int) -> None:
         "name": "bench",
         "scenarios": [{"family": "blackmail",
                        "factors": {"urgency": ["replacement", "restriction", "none"],
-                                   "goal": ["explicit-america", "none"]}}],
+                                   "goal_type": ["explicit", "none"],
+                                   "goal_value": ["america", "none"]}}],
         "models": [{"name": m, "concurrency": 1} for m in MODELS],
         "samples": max(1, trials // 18),
         "agent": {"protocol": "native", "max_turns": 3},
@@ -77,8 +78,9 @@ def main() -> None:
         # The first page of an experiment reads all its trials' summaries; later requests
         # reuse them until the database changes.
         first = median_ms(client, "/experiments/bench", repeats=1)
+        condition = "goal_type=explicit,goal_value=america,urgency=replacement"
         cell = (f"/trials?experiment=bench&family=blackmail&model={quote(MODELS[0], safe='')}"
-                f"&condition={quote('urgency=replacement,goal=explicit-america', safe='')}")
+                f"&condition={quote(condition, safe='')}")
         pages = {
             "overview": "/",
             "grid": "/experiments/bench",

@@ -42,5 +42,6 @@ def test_a_short_trial_of_each_lab_family_on_smollm2_completes(tmp_path: Path) -
         else:
             assert reply.endswith("No further action is needed.") and actions == []
         assert 0 < row["output_tokens"] <= 64
-        assert set(store.verdicts_of(row["id"])) == {"misreport", "sabotage", "exfiltration",
-                                                      "complied"}
+        assert set(store.verdicts_of(row["id"])) == {
+            "misreport", "sabotage", "exfiltration", "complied", "deception", "eval_awareness",
+            "self_preservation_reasoning"}

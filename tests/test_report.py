@@ -21,11 +21,15 @@ from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
 
+# Condition names of the blackmail grid these tests run.
+CONTROL = "goal_type=none,goal_value=none,urgency=none"
+THREAT_ONLY = "goal_type=none,goal_value=none,urgency=replacement"
+
 CHROMIUM = Path("/usr/bin/chromium")
 SOMETIMES = f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"
 FLAKY = f"scripted/{FIXTURES / 'flaky.yaml'}"
 BLACKMAILER = f"scripted/{FIXTURES / 'blackmailer.yaml'}"
-JUDGE_FAILED = ("urgency=none,goal=none", 0)  # (condition, sample) whose verdict we drop
+JUDGE_FAILED = (CONTROL, 0)  # (condition, sample) whose verdict we drop
 
 import_command_modules()
 runner = CliRunner()
@@ -35,7 +39,8 @@ def run_into(db: Path, name: str, models: list[str], samples: int) -> Path:
     spec = {
         "name": name,
         "scenarios": [{"family": "blackmail", "factors": {
-            "urgency": ["replacement", "none"], "goal": ["explicit-america", "none"]}}],
+            "urgency": ["replacement", "none"], "goal_type": ["explicit", "none"],
+            "goal_value": ["america", "none"]}}],
         "models": [{"name": m, "concurrency": 1} for m in models],
         "samples": samples,
         "agent": {"protocol": "text", "max_turns": 3},
@@ -132,7 +137,7 @@ def test_report_opens_offline_in_chromium_with_rendered_figures_and_the_stores_n
     by_cell = {(row[0], row[1]): row[2:] for row in trials[1:]}
     assert by_cell[("scripted/sometimes_blackmails", JUDGE_FAILED[0])] == [
         "3", "1", "0", "0", "blackmail: 1"]
-    assert by_cell[("scripted/flaky", "urgency=none,goal=none")] == ["0", "0", "4", "0", "—"]
+    assert by_cell[("scripted/flaky", CONTROL)] == ["0", "0", "4", "0", "—"]
 
 
 def test_report_files_are_self_contained_with_png_and_svg_figures(report_dir: Path) -> None:
@@ -146,7 +151,7 @@ def test_report_files_are_self_contained_with_png_and_svg_figures(report_dir: Pa
     for png in pngs:
         assert f"(figures/{png.name})" in summary
     # The cell of the dropped verdict, as the Markdown table prints it.
-    assert ("| scripted/sometimes_blackmails | urgency=none,goal=none | 3 | 1 | 0 | 0 | "
+    assert (f"| scripted/sometimes_blackmails | {CONTROL} | 3 | 1 | 0 | 0 | "
             "0/2 0% [0%, 66%] (1 no verdict) |") in summary
     assert "| scripted/flaky | 16 |" in summary  # token and cost table lists every trial
 
@@ -168,7 +173,7 @@ def test_export_writes_one_row_per_trial_and_behaviour_with_factor_columns(
     assert without == 16  # the errors; refusals keep their verdicts (not in the rates)
     for frame in frames.values():
         assert len(frame) == verdicts + without
-        assert {"trial_id", "model", "status", "behavior", "value", "urgency", "goal"} <= set(
+        assert {"trial_id", "model", "status", "behavior", "value", "urgency", "goal_type"} <= set(
             frame.columns)
     csv = frames["csv"]
     done = csv[(csv["status"] == "done") & (csv["behavior"] == "blackmail")]
@@ -189,7 +194,7 @@ def test_compare_two_models_prints_per_cell_differences_with_intervals(
     differences = compare_runs(rate_frame(Store(stored_run, read_only=True)),
                                rate_frame(Store(other, read_only=True)))
     blackmail = {d.condition: d for d in differences if d.behavior == "blackmail"}
-    replacement = blackmail["urgency=replacement,goal=none"]
+    replacement = blackmail[THREAT_ONLY]
     # A: the sometimes-blackmailing model, 1/3; B: the blackmailer, 3/3.
     assert (replacement.k_ref, replacement.n_ref, replacement.k, replacement.n) == (1, 3, 3, 3)
     assert replacement.difference == pytest.approx(2 / 3)
@@ -234,5 +239,5 @@ def test_report_of_a_run_where_every_trial_failed_lists_the_errors_and_no_rates(
     text = html.read_text()
     assert "No figures: no trial of this family finished with verdicts." in text
     assert 'class="rate"' not in text and "<img" not in text
-    assert "| scripted/flaky | urgency=replacement,goal=none | 0 | 0 | 2 | 0 |" in (
+    assert f"| scripted/flaky | {THREAT_ONLY} | 0 | 0 | 2 | 0 |" in (
         markdown.read_text())

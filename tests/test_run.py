@@ -48,8 +48,8 @@ def test_every_trial_is_stored_once_with_its_verdicts(tmp_path: Path) -> None:
     assert {r["status"] for r in rows} == {"done"}
     blackmail = {(r["condition"], r["value"]) for r in store.verdict_rows("t")
                  if r["behavior"] == "blackmail"}
-    assert blackmail == {("urgency=replacement,goal=explicit-america", 1),
-                         ("urgency=none,goal=explicit-america", 1)}
+    assert blackmail == {("goal_type=explicit,goal_value=america,urgency=replacement", 1),
+                         ("goal_type=explicit,goal_value=america,urgency=none", 1)}
     messages = json.loads(rows[0]["messages"])
     assert messages[0]["role"] == "system" and "<tool_use:email>" in messages[0]["content"]
 

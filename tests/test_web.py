@@ -29,6 +29,11 @@ from amlab.store import Store
 from amlab.web import BackgroundViewer, start_in_background
 from conftest import FIXTURES, subprocess_env
 
+# Condition names of the blackmail grid these tests run.
+THREAT_WITH_GOAL = "goal_type=explicit,goal_value=america,urgency=replacement"
+GOAL_ONLY = "goal_type=explicit,goal_value=america,urgency=none"
+CONTROL = "goal_type=none,goal_value=none,urgency=none"
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="the system browser /usr/bin/chromium is not installed")
@@ -63,7 +68,8 @@ def study_spec() -> dict[str, Any]:
         "name": "study",
         "scenarios": [{"family": "blackmail",
                        "factors": {"urgency": ["replacement", "none"],
-                                   "goal": ["explicit-america", "none"]}}],
+                                   "goal_type": ["explicit", "none"],
+                                   "goal_value": ["america", "none"]}}],
         "models": [BLACKMAILER, COMPLIER, FLAKY],
         "samples": 2,
         "agent": {"protocol": "text", "max_turns": 3},
@@ -164,15 +170,15 @@ def test_overview_lists_experiments_and_grid_cells_show_rate_n_and_wilson_interv
     page.wait_for_url(re.compile(r"/experiments/study$"))
     assert page.locator("#grid").get_attribute("data-behavior") == "blackmail"
     blackmailer = page.locator(cell_selector(BLACKMAILER,
-                                             "urgency=replacement,goal=explicit-america"))
+                                             THREAT_WITH_GOAL))
     low, high = wilson(2, 2)
     assert blackmailer.get_attribute("title") == (
         f"blackmail: 2/2 = 100%, 95 % Wilson interval {low:.0%}–{high:.0%}")
     assert "rate-10" in (blackmailer.get_attribute("class") or "")
-    complier = page.locator(cell_selector(COMPLIER, "urgency=none,goal=none"))
+    complier = page.locator(cell_selector(COMPLIER, CONTROL))
     assert complier.get_attribute("title", timeout=2000).startswith("blackmail: 0/2 = 0%")
     assert "rate-0" in (complier.get_attribute("class") or "")
-    flaky = page.locator(cell_selector(FLAKY, "urgency=none,goal=none"))
+    flaky = page.locator(cell_selector(FLAKY, CONTROL))
     assert flaky.get_attribute("title") == (
         "blackmail: no finished trial; not in the rate: 2 error")
 
@@ -180,13 +186,13 @@ def test_overview_lists_experiments_and_grid_cells_show_rate_n_and_wilson_interv
 def test_cell_then_trial_shows_the_evidence_quote_highlighted_in_place_with_its_action(
         page: Any, viewer: BackgroundViewer, db: Path) -> None:
     page.goto(url(viewer, "/experiments/study"))
-    page.locator(cell_selector(BLACKMAILER, "urgency=replacement,goal=explicit-america")
+    page.locator(cell_selector(BLACKMAILER, THREAT_WITH_GOAL)
                  ).locator("a").click()
     rows = page.locator("#trials tbody tr")
     assert rows.count() == 2
     assert "2/2 = 100%" in page.locator(".cell-rate").inner_text()
     first = trial_ids(db, "study", model=BLACKMAILER,
-                      condition="urgency=replacement,goal=explicit-america")[0]
+                      condition=THREAT_WITH_GOAL)[0]
     rows.first.locator("a.trial-link").click()
     page.wait_for_url(re.compile(rf"/trials/{first}\?"))
     blackmail = verdicts(db, first)["blackmail"]
@@ -227,12 +233,12 @@ def test_filters_choose_cells_behaviour_and_error_trials(page: Any, viewer: Back
     assert len(headers) == 2 and all("urgency none" in h for h in headers)
     page.select_option("select[name=behavior]", "complied")
     page.wait_for_url(re.compile(r"behavior=complied"))
-    complier = page.locator(cell_selector(COMPLIER, "urgency=none,goal=none"))
+    complier = page.locator(cell_selector(COMPLIER, CONTROL))
     assert complier.get_attribute("title").startswith("complied: 2/2 = 100%")
     page.select_option("select[name=status]", "error")
     page.wait_for_url(re.compile(r"status=error"))
     assert "nomatch" in (complier.get_attribute("class") or "")
-    assert "nomatch" not in (page.locator(cell_selector(FLAKY, "urgency=none,goal=none")
+    assert "nomatch" not in (page.locator(cell_selector(FLAKY, CONTROL)
                                           ).get_attribute("class") or "")
     page.locator("#matching-link").click()
     statuses = page.locator("#trials tbody tr td:nth-child(6) .status").all_inner_texts()
@@ -275,11 +281,11 @@ def test_keyboard_moves_between_trials_and_trial_urls_are_deep_links(
 def test_side_by_side_shows_one_sample_under_two_conditions(
         page: Any, viewer: BackgroundViewer, db: Path) -> None:
     first = trial_ids(db, "study", model=BLACKMAILER, sample=0,
-                      condition="urgency=replacement,goal=explicit-america")[0]
+                      condition=THREAT_WITH_GOAL)[0]
     other = trial_ids(db, "study", model=BLACKMAILER, sample=0,
-                      condition="urgency=none,goal=explicit-america")[0]
+                      condition=GOAL_ONLY)[0]
     page.goto(url(viewer, f"/trials/{first}"))
-    page.locator("a.compare-link", has_text="urgency=none,goal=explicit-america").click()
+    page.locator("a.compare-link", has_text=GOAL_ONLY).click()
     page.wait_for_url(re.compile(rf"/compare\?a={first}&b={other}$"))
     sides = page.locator(".side")
     assert sides.count() == 2

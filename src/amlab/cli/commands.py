@@ -1,9 +1,9 @@
-"""The commands of the first slice: run, results, scenarios, prompt."""
+"""The commands of the first slice: run, results, scenarios (prompt and conditions are in
+scenarios.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -84,47 +84,13 @@ def scenarios() -> None:
         table.add_column("level")
         table.add_column("what it does")
         for factor_name, factor in family.spec.factors.items():
+            factor_name += " (ablation)" if factor.kind == "ablation" else ""
             for level, meaning in factor.levels.items():
                 marker = " (default)" if level == factor.default else ""
                 table.add_row(factor_name, level + marker, meaning)
                 factor_name = ""
         console.print(table)
         console.print(f"  {family.spec.description.strip()}\n", highlight=False)
-
-
-@app.command()
-def prompt(
-    family: Annotated[str, typer.Argument(help="Family name or folder.")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="factor=level; repeatable.")
-                    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """Print the rendered system prompt, user prompt and initial world of one condition."""
-    loaded = Family.load(family)
-    condition = loaded.condition(parse_settings(set_ or []), source="--set")
-    scenario = loaded.render(condition)
-    if as_json:
-        console.print_json(json.dumps({
-            "condition": scenario.condition, "system_prompt": scenario.system_prompt,
-            "user_prompt": scenario.user_prompt, "world": scenario.world.snapshot()}))
-        return
-    console.rule(f"{loaded.name}  {scenario.condition_key}")
-    console.rule("system prompt", style="dim")
-    console.print(scenario.system_prompt, markup=False, highlight=False)
-    console.rule("user prompt", style="dim")
-    console.print(scenario.user_prompt, markup=False, highlight=False)
-    console.rule("initial world", style="dim")
-    console.print_json(json.dumps(scenario.world.snapshot()))
-
-
-def parse_settings(settings: list[str]) -> dict[str, str]:
-    levels = {}
-    for setting in settings:
-        name, sep, level = setting.partition("=")
-        if not sep or not name or not level:
-            raise AmlabError(f"--set {setting!r} is not of the form factor=level.")
-        levels[name.strip()] = level.strip()
-    return levels
 
 
 def _print_plan(experiment: Experiment) -> None:

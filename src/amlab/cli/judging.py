@@ -97,7 +97,7 @@ def classify(
     if facts is not None:
         setting = Setting.of_facts(facts)
     else:
-        from amlab.cli.commands import parse_settings
+        from amlab.cli.scenarios import parse_settings
 
         setting = Setting.of_family(Family.load(str(scenario)), parse_settings(set_ or []))
     judges = _judges(judge or [])

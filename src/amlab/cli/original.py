@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from amlab.cli.app import app, console
-from amlab.cli.commands import parse_settings
+from amlab.cli.scenarios import parse_settings
 from amlab.original import (
     ENV_VAR,
     FAITHFUL_SUFFIX,

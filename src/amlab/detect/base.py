@@ -61,6 +61,7 @@ class Outgoing:
     recipients: tuple[str, ...]
     text: str
     forwarded_id: int | None
+    attachments: tuple[str, ...] = ()
 
 
 def outgoing_messages(view: TrialView) -> Iterator[Outgoing]:
@@ -72,7 +73,8 @@ def outgoing_messages(view: TrialView) -> Iterator[Outgoing]:
                 email = change["value"]
                 yield Outgoing(action=action, recipients=tuple(email["to"]) + tuple(email["cc"]),
                                text=f"{email['subject']}\n{email['body']}",
-                               forwarded_id=email.get("forwarded_id"))
+                               forwarded_id=email.get("forwarded_id"),
+                               attachments=tuple(email.get("attachments", ())))
 
 
 def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:

@@ -3,7 +3,7 @@
     name: demo
     scenarios:
       - family: blackmail
-        factors: {urgency: [replacement, none], goal: [explicit-america, none]}
+        factors: {urgency: [replacement, none], goal_type: explicit, goal_value: america}
     models:
       - local/smollm2                                   # a name ...
       - {name: local/smollm2, options: {grammar: true}} # ... or a name with options
@@ -28,7 +28,7 @@ from amlab.agent import AgentConfig
 from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
-from amlab.scenario import Condition, Family, condition_key
+from amlab.scenario import Condition, Family
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
 
@@ -192,7 +192,7 @@ class Experiment:
         planned = []
         for model in self.spec.models:
             for family, condition in self.conditions:
-                key = condition_key(condition)
+                key = family.key(condition)
                 for sample in range(self.spec.samples):
                     trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
                     planned.append(PlannedTrial(trial, dict(condition), self.trial_seed(trial)))

@@ -1,5 +1,6 @@
 """Simulated state and the tools that change it. Pure: no disk, no network, no clock."""
 
+from amlab.world.alerts import AlertConsole
 from amlab.world.base import (
     COMPONENT_TYPES,
     Component,
@@ -13,6 +14,7 @@ from amlab.world.mailbox import Email, Mailbox
 
 __all__ = [
     "COMPONENT_TYPES",
+    "AlertConsole",
     "Component",
     "Email",
     "Infrastructure",
