@@ -12,7 +12,9 @@ from amlab.agent import run_agent
 from amlab.detect import TrialView, run_detectors
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelClient, make_client
-from amlab.models.retry import RetryingClient
+from amlab.models.cache import ResponseCache, cache_path_for
+from amlab.models.registry import is_remote
+from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
 from amlab.store import PlannedTrial, Store
@@ -47,8 +49,10 @@ async def run_experiment(
     resume: bool = False,
     on_trial_done: ProgressCallback | None = None,
     clients: dict[str, ModelClient] | None = None,
+    cache: bool = True,
 ) -> RunSummary:
-    """Run every unfinished trial. `clients` overrides model construction (for tests)."""
+    """Run every unfinished trial. `clients` overrides model construction (for tests);
+    `cache=False` asks the providers again instead of the response cache."""
     check_resumable(experiment, store, resume)
     planned = experiment.trials()
     store.plan(experiment.spec.name, experiment.as_dict(), planned)
@@ -58,12 +62,13 @@ async def run_experiment(
     if not todo:
         return summary
     runner = _Runner(experiment, store, on_trial_done, summary)
-    retry = experiment.spec.retry
     models = {t.key.model for t in todo}
     built = clients or {name: make_client(name, experiment.model(name).options,
                                           experiment.base_dir) for name in models}
-    wrapped = {name: RetryingClient(built[name], retry.attempts, retry.initial_wait,
-                                    retry.max_wait) for name in models}
+    response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
+        is_remote(name) for name in models) else None
+    wrapped = {name: managed_client(experiment, name, built[name], response_cache)
+               for name in models}
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
@@ -72,6 +77,8 @@ async def run_experiment(
     finally:
         for client in wrapped.values():
             await client.aclose()
+        if response_cache is not None:
+            response_cache.close()
     return summary
 
 
