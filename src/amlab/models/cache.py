@@ -3,8 +3,9 @@
 A request's key is the SHA-256 of everything that shapes the answer: the model's name and
 options, the messages, the tools offered, the generation settings (seed included), the
 grammar and the sample index (so the samples of a cell stay independent draws). The cache
-is an SQLite file next to the results database (`runs/amlab.db` → `runs/amlab.cache.db`);
-delete it, or run with `--no-cache`, to ask the provider again.
+is an SQLite file next to the results database (`runs/amlab.db` → `runs/amlab-cache.db`),
+shared by every database of that directory; delete it, or run with `--no-cache`, to ask
+the provider again.
 
 A cached answer keeps its token counts but costs nothing: the cost of a trial is what this
 run paid.
@@ -23,6 +24,7 @@ from typing import Any
 from amlab.models.base import ModelClient, ModelRequest, ModelResponse
 from amlab.records import ToolCall, Usage
 
+CACHE_FILE = "amlab-cache.db"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 def cache_path_for(results_db: Path) -> Path:
-    return results_db.with_name(results_db.stem + ".cache.db")
+    """One cache per directory, so that every results database there shares it."""
+    return results_db.parent / CACHE_FILE
 
 
 def request_key(identity: str, request: ModelRequest) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 _DROPPED = (ConnectionError, httpx.TransportError, httpx2.TransportError)
 _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, KeyError, IndexError, TypeError)
 _MESSAGE_LIMIT = 300
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
 
 
 def is_retryable_status(status: int) -> bool:
@@ -83,7 +85,7 @@ def classify_failure(name: str, exc: BaseException, secret: str | None = None
     if status is not None:
         response = getattr(exc, "response", None)
         headers = getattr(response, "headers", None) or {}
-        detail = str(getattr(exc, "message", "") or exc)
+        detail = _SDK_PREFIX.sub("", str(getattr(exc, "message", "") or exc))
         return ModelCallError(
             redact(f"{name}: HTTP {status}: {_shorten(detail)}", secret),
             retryable=is_retryable_status(status), retry_after=retry_after_seconds(headers))
