@@ -168,3 +168,46 @@ def test_missing_key_is_one_sentence_naming_the_variable(monkeypatch: pytest.Mon
         make_client("openai/gpt-4.1")
     with pytest.raises(AmlabError, match=r"options of model openai/gpt-4\.1: .*temprature"):
         make_client("openai/gpt-4.1", {"temprature": 0.2})
+
+
+def amlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "amlab", *args], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_results_show_tokens_and_cost_per_model_and_per_trial(tmp_path: Path,
+                                                              stub: StubServer) -> None:
+    model = {"name": f"openai-compatible/good@{stub.base_url}",
+             "price": {"input": 1.0, "output": 2.0}}
+    db = tmp_path / "r.db"
+    run(write_experiment(tmp_path, [model], samples=2, protocol="text"), db)
+    result = amlab("results", str(db), "--trials")
+    assert result.returncode == 0, result.stderr
+    per_model = next([cell.strip() for cell in line.split("│")[2:-1]]
+                     for line in result.stdout.splitlines() if "9,600" in line)
+    # 4 trials × 2 calls × (1200 in, 40 out): 9,600 in, 320 out, $0.01024 at $1/$2 per M.
+    assert per_model == ["4", "8", "9,600", "0", "320", "0.0102", "0.0026"]
+    per_trial = [line for line in result.stdout.splitlines() if "2,400" in line]
+    assert len(per_trial) == 4 and all("0.0026" in line for line in per_trial)
+
+
+def test_dry_run_estimates_tokens_and_cost_per_model_without_keys(tmp_path: Path) -> None:
+    from amlab.run.estimate import estimate
+    models = ["openai/gpt-4.1", "openai-compatible/unpriced@http://127.0.0.1:9/v1"]
+    path = write_experiment(tmp_path, models, samples=5)
+    result = subprocess.run([sys.executable, "-m", "amlab", "run", str(path), "--dry-run"],
+                            env={**subprocess_env(), "OPENAI_API_KEY": ""},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    priced, unpriced = estimate(Experiment.load(path))
+    # 10 trials of at most 3 turns of 300 tokens; gpt-4.1 is $2 in, $8 out per million.
+    assert priced.trials == 10 and priced.output_tokens == 10 * 3 * 300
+    assert priced.input_tokens == 10 * (3 * priced.prompt_tokens + 300 * 3)
+    assert priced.prompt_tokens > 1000
+    cost = (priced.input_tokens * 2 + priced.output_tokens * 8) / 1e6
+    assert priced.cost_usd == pytest.approx(cost) and unpriced.cost_usd is None
+    line = next(li for li in result.stdout.splitlines() if "openai/gpt-4.1" in li
+                and f"{priced.input_tokens:,}" in li)
+    assert f"{priced.output_tokens:,}" in line and f"{cost:,.4f}" in line
+    assert "unknown" in next(li for li in result.stdout.splitlines() if "unpriced" in li
+                             and f"{unpriced.output_tokens:,}" in li)
