@@ -53,6 +53,13 @@ def test_anthropic_thinking_drops_temperature_and_seed_and_adds_its_budget() -> 
     assert (thinking.temperature, thinking.max_tokens) == (None, 2500)
 
 
+def test_gemini_before_2_5_gets_no_thinking_configuration() -> None:
+    config = GenerationConfig()
+    assert not sampling("google/gemini-2.0-flash", config, ApiOptions(thinking_budget=99)).thinking
+    flash = sampling("google/gemini-2.5-flash", config, ApiOptions(thinking_budget=0))
+    assert flash.thinking and flash.thinking_budget == 0
+
+
 def test_longest_price_pattern_wins_and_the_override_beats_the_table() -> None:
     lite = price_of("google/gemini-2.5-flash-lite")
     flash = price_of("google/gemini-2.5-flash")

@@ -211,3 +211,13 @@ def test_dry_run_estimates_tokens_and_cost_per_model_without_keys(tmp_path: Path
     assert f"{priced.output_tokens:,}" in line and f"{cost:,.4f}" in line
     assert "unknown" in next(li for li in result.stdout.splitlines() if "unpriced" in li
                              and f"{unpriced.output_tokens:,}" in li)
+
+
+def test_a_missing_key_stops_the_run_before_the_store_is_touched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    path = write_experiment(tmp_path, ["anthropic/claude-sonnet-4-5"])
+    store = Store(tmp_path / "r.db")
+    with pytest.raises(AmlabError, match="ANTHROPIC_API_KEY"):
+        asyncio.run(run_experiment(Experiment.load(path), store))
+    assert store.experiments() == []

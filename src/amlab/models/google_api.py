@@ -54,7 +54,8 @@ class GoogleModel:
                                           parameters_json_schema=t.parameters)
                 for t in request.tools])]
         thinking = types.ThinkingConfig(include_thoughts=params.thinking_budget != 0,
-                                        thinking_budget=params.thinking_budget)
+                                        thinking_budget=params.thinking_budget
+                                        ) if params.thinking else None
         return types.GenerateContentConfig(
             system_instruction=system or None,
             max_output_tokens=params.max_tokens,

@@ -22,6 +22,8 @@ class Quirks:
     stop: bool = True
     # OpenAI's own API wants `max_completion_tokens`; compatible servers read `max_tokens`.
     max_tokens_field: str = "max_tokens"
+    # Accepts a thinking configuration (Gemini models before 2.5 reject one).
+    thinking: bool = True
 
 
 RULES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -32,6 +34,8 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("*/deepseek-reasoner", {"temperature": False}),
     # The Messages API has no seed.
     ("anthropic/*", {"seed": False}),
+    ("google/gemini-1*", {"thinking": False}),
+    ("google/gemini-2.0*", {"thinking": False}),
 )
 
 
@@ -43,6 +47,8 @@ class Sampling:
     stop: tuple[str, ...]
     max_tokens_field: str
     thinking_budget: int | None
+    # Whether to send a thinking configuration at all.
+    thinking: bool
 
 
 def quirks_for(model: str, *, thinking: bool = False) -> Quirks:
@@ -72,5 +78,6 @@ def sampling(model: str, config: GenerationConfig, options: ApiOptions) -> Sampl
         seed=config.seed if quirks.seed else None,
         stop=config.stop if quirks.stop else (),
         max_tokens_field=quirks.max_tokens_field,
-        thinking_budget=budget,
+        thinking_budget=budget if quirks.thinking else None,
+        thinking=quirks.thinking,
     )

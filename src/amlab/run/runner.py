@@ -54,17 +54,20 @@ async def run_experiment(
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache."""
     check_resumable(experiment, store, resume)
+    # Clients first: a missing key or a bad option stops the run before the store is touched.
+    built = clients or {m.name: make_client(m.name, m.options, experiment.base_dir)
+                        for m in experiment.spec.models}
     planned = experiment.trials()
     store.plan(experiment.spec.name, experiment.as_dict(), planned)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
+    models = {t.key.model for t in todo}
+    for name in set(built) - models:
+        await built[name].aclose()
     if not todo:
         return summary
     runner = _Runner(experiment, store, on_trial_done, summary)
-    models = {t.key.model for t in todo}
-    built = clients or {name: make_client(name, experiment.model(name).options,
-                                          experiment.base_dir) for name in models}
     response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
         is_remote(name) for name in models) else None
     wrapped = {name: managed_client(experiment, name, built[name], response_cache)
