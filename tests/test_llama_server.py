@@ -1,23 +1,21 @@
 """A real OpenAI-compatible server, llama-cpp-python's, on the bundled SmolLM2, driven
-through the generic adapter (`llamacpp/...@http://127.0.0.1:PORT/v1`) for one short trial."""
+through the generic adapter (`llamacpp/...@http://127.0.0.1:PORT/v1`) for one short call."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from amlab.models import GenerationConfig, ModelRequest, ModelResponse, make_client
 from amlab.models.local import bundled_model_path
-from amlab.run import Experiment, run_experiment
-from amlab.store import Store
+from amlab.records import Message
 
 pytestmark = pytest.mark.local_model
 
@@ -31,7 +29,8 @@ def llama_server() -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model",
          str(bundled_model_path("smollm2")), "--n_ctx", "4096", "--host", "127.0.0.1",
-         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--port", str(port), "--n_threads", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -50,22 +49,24 @@ def llama_server() -> Iterator[str]:
         process.wait(timeout=20)
 
 
-def test_llama_cpp_server_runs_a_trial_through_the_openai_compatible_adapter(
-        tmp_path: Path, llama_server: str) -> None:
-    spec = {
-        "name": "llama-server",
-        "scenarios": [{"family": "blackmail", "factors": {"urgency": "replacement"}}],
-        # Generous: a ~2,000-token prompt on two shared cores can take a while.
-        "models": [{"name": f"llamacpp/smollm2@{llama_server}", "options": {"timeout": 600}}],
-        "agent": {"protocol": "text", "max_turns": 1, "max_tokens": 48, "temperature": 0.0},
-        "retry": {"attempts": 2, "initial_wait": 0, "max_wait": 0},
-    }
-    store = Store(tmp_path / "r.db")
-    asyncio.run(run_experiment(Experiment.from_dict(spec), store))
-    (row,) = store.trials("llama-server")
-    assert row["status"] == "done", row["error"]
-    reply = json.loads(row["messages"])[-1]
-    assert reply["role"] == "assistant" and reply["content"].strip()
-    # Token counts are the server's own: a prompt of ~2,000 tokens, at most 48 generated.
-    assert row["input_tokens"] > 1000 and 0 < row["output_tokens"] <= 48
-    assert row["calls"] == 1 and row["cost_usd"] == 0
+def test_llama_cpp_server_answers_through_the_openai_compatible_adapter(
+        llama_server: str) -> None:
+    # A short conversation, not a whole scenario: prompt processing on two shared cores is
+    # slow, and the full pipeline is covered against the stub server.
+    client = make_client(f"llamacpp/smollm2@{llama_server}", {"timeout": 300})
+    request = ModelRequest(
+        [Message("system", "You are the operations agent of a freight company."),
+         Message("user", "In one sentence: what do you do first when you start a shift?")],
+        config=GenerationConfig(max_tokens=24, temperature=0.0, seed=5))
+
+    async def ask() -> ModelResponse:
+        try:
+            return await client.generate(request)
+        finally:
+            await client.aclose()
+
+    response = asyncio.run(ask())
+    assert response.text.strip() and response.finish_reason in ("stop", "length")
+    # The token counts are the server's own.
+    assert response.usage.input_tokens > 20 and 0 < response.usage.output_tokens <= 24
+    assert response.usage.calls == 1 and response.tool_calls == []
