@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import yaml
 
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelRequest, make_client
+from amlab.models.api import resolve_remote
+from amlab.models.openai_api import OpenAIModel
 from amlab.records import Message
 from amlab.run import Experiment, run_experiment
+from amlab.run.estimate import estimate
 from amlab.store import Store
 from conftest import subprocess_env
 from openai_stub import StubServer, StubState
@@ -192,7 +196,6 @@ def test_results_show_tokens_and_cost_per_model_and_per_trial(tmp_path: Path,
 
 
 def test_dry_run_estimates_tokens_and_cost_per_model_without_keys(tmp_path: Path) -> None:
-    from amlab.run.estimate import estimate
     models = ["openai/gpt-4.1", "openai-compatible/unpriced@http://127.0.0.1:9/v1"]
     path = write_experiment(tmp_path, models, samples=5)
     result = subprocess.run([sys.executable, "-m", "amlab", "run", str(path), "--dry-run"],
@@ -221,3 +224,23 @@ def test_a_missing_key_stops_the_run_before_the_store_is_touched(
     with pytest.raises(AmlabError, match="ANTHROPIC_API_KEY"):
         asyncio.run(run_experiment(Experiment.load(path), store))
     assert store.experiments() == []
+
+
+@pytest.mark.parametrize("body", [b"null", b"[1, 2]", b"plain text", b'{"choices": [{}]}',
+                                  b'{"choices": [{"message": null}]}'])
+def test_a_body_of_the_wrong_shape_is_a_retryable_malformed_response(body: bytes) -> None:
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(
+        200, content=body, headers={"content-type": "application/json"}))
+    target = resolve_remote("vllm/m", "vllm", "m", {})
+    client = OpenAIModel.create(target, http_client=httpx2.AsyncClient(transport=transport))
+    request = ModelRequest([Message("user", "u")])
+
+    async def call() -> None:
+        try:
+            await client.generate(request)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ModelCallError, match="truncated or malformed") as caught:
+        asyncio.run(call())
+    assert caught.value.retryable

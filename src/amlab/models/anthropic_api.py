@@ -17,7 +17,7 @@ import httpx2
 from amlab.models.api import RemoteTarget
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import classify_failure
+from amlab.models.retry import READ_ERRORS, classify_failure, malformed
 from amlab.records import Message, ToolCall, Usage
 
 _FINISH: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls",
@@ -69,12 +69,15 @@ class AnthropicModel:
         body = self.request_body(request)
         try:
             message = await self.client.messages.create(**body)
-            return self.read(message)
         except Exception as exc:
             failure = classify_failure(self.name, exc, self.target.api_key)
             if failure is None:
                 raise
             raise failure from None
+        try:
+            return self.read(message)
+        except READ_ERRORS as exc:
+            raise malformed(self.name, exc) from None
 
     def read(self, message: Any) -> ModelResponse:
         texts, thoughts, calls = [], [], []

@@ -19,7 +19,7 @@ from google.genai import types
 from amlab.models.api import RemoteTarget
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import classify_failure
+from amlab.models.retry import READ_ERRORS, classify_failure, malformed
 from amlab.records import Message, ToolCall, Usage
 
 # Gemini may leave function calls without an id; ours are marked so they are never sent back.
@@ -74,14 +74,15 @@ class GoogleModel:
         try:
             response = await self.client.aio.models.generate_content(
                 model=self.target.model, contents=_contents(request.messages), config=config)
-            return self.read(response)
-        except ModelCallError:
-            raise
         except Exception as exc:
             failure = classify_failure(self.name, exc, self.target.api_key)
             if failure is None:
                 raise
             raise failure from None
+        try:
+            return self.read(response)
+        except READ_ERRORS as exc:
+            raise malformed(self.name, exc) from None
 
     def read(self, response: types.GenerateContentResponse) -> ModelResponse:
         usage = _usage(response.usage_metadata)

@@ -19,7 +19,7 @@ import openai
 from amlab.models.api import RemoteTarget, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import classify_failure
+from amlab.models.retry import READ_ERRORS, classify_failure, malformed
 from amlab.records import Message, ToolCall, Usage
 from amlab.world.base import ToolSpec
 
@@ -68,12 +68,15 @@ class OpenAIModel:
         try:
             completion = await self.client.chat.completions.create(
                 **body, extra_body=self.target.options.extra_body or None)
-            return self.read(completion)
         except Exception as exc:
             failure = classify_failure(self.name, exc, self.target.api_key)
             if failure is None:
                 raise
             raise failure from None
+        try:
+            return self.read(completion)
+        except READ_ERRORS as exc:
+            raise malformed(self.name, exc) from None
 
     def read(self, completion: Any) -> ModelResponse:
         choice = completion.choices[0]

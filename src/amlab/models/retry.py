@@ -98,9 +98,19 @@ def classify_failure(name: str, exc: BaseException, secret: str | None = None
         return ModelCallError(f"{name}: the connection failed or was dropped ({reason})",
                               retryable=True)
     if "ResponseValidation" in kind or isinstance(exc, _MALFORMED):
-        return ModelCallError(f"{name}: the response was truncated or malformed ({kind})",
-                              retryable=True)
+        return malformed(name, exc)
     return None
+
+
+def malformed(name: str, exc: BaseException) -> ModelCallError:
+    """A response the adapter could not read (wrong shape, missing fields): retryable, as a
+    body cut short or garbled by a proxy usually is."""
+    return ModelCallError(f"{name}: the response was truncated or malformed "
+                          f"({type(exc).__name__})", retryable=True)
+
+
+# What reading a response of the wrong shape raises.
+READ_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 
 def _shorten(text: str) -> str:
