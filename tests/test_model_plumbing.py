@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from amlab.models import GenerationConfig, ModelCallError, ModelRequest, ModelResponse
+from amlab.models import (
+    GenerationConfig,
+    ModelCallError,
+    ModelRequest,
+    ModelResponse,
+    make_client,
+)
 from amlab.models.api import ApiOptions, split_base_url, split_think
 from amlab.models.limits import LimitedClient
 from amlab.models.prices import Price, price_of
@@ -34,6 +40,12 @@ def test_a_base_url_is_only_what_follows_the_last_at_and_contains_a_scheme() -> 
     assert split_base_url("Qwen/Qwen3-32B@http://gpu:8000/v1") == (
         "Qwen/Qwen3-32B", "http://gpu:8000/v1")
     assert split_base_url("claude-3-5-sonnet@20240620") == ("claude-3-5-sonnet@20240620", None)
+
+
+def test_the_key_is_not_in_the_repr_of_a_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-repr-check-91b3f0c2")
+    client = make_client("openai/gpt-4.1")
+    assert "sk-repr-check" not in repr(client)
 
 
 def test_reasoning_models_get_no_temperature_and_openai_gets_max_completion_tokens() -> None:

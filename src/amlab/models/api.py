@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -81,7 +81,8 @@ class RemoteTarget:
     endpoint: Endpoint
     options: ApiOptions
     base_url: str | None
-    api_key: str | None
+    # Out of the repr, so that no traceback or debug print shows it.
+    api_key: str | None = field(repr=False)
 
     @property
     def key_or_placeholder(self) -> str:
