@@ -14,7 +14,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from amlab.models.api import RemoteTarget
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
 from amlab.models.retry import READ_ERRORS, classify_failure, malformed
@@ -34,6 +34,7 @@ class AnthropicModel:
     @classmethod
     def create(cls, target: RemoteTarget, http_client: httpx2.AsyncClient | None = None
                ) -> AnthropicModel:
+        http_client = http_client or anthropic.DefaultAsyncHttpxClient(limits=CONNECTION_LIMITS)
         client = anthropic.AsyncAnthropic(api_key=target.api_key, base_url=target.base_url,
                                           timeout=target.options.timeout, max_retries=0,
                                           http_client=http_client)

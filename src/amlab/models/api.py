@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amlab.errors import AmlabError
@@ -49,6 +50,9 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 # Servers that ignore the key still make the OpenAI SDK insist on one.
 UNUSED_KEY = "unused"
+# Every call in flight keeps its connection alive for the next one (the SDKs' default keeps
+# 100, so at higher concurrency the rest would reconnect each time).
+CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 class ApiOptions(BaseModel):

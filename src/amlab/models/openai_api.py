@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import openai
 
-from amlab.models.api import RemoteTarget, split_think
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
 from amlab.models.retry import READ_ERRORS, classify_failure, malformed
@@ -39,7 +39,8 @@ class OpenAIModel:
                ) -> OpenAIModel:
         client = openai.AsyncOpenAI(api_key=target.key_or_placeholder, base_url=target.base_url,
                                     timeout=target.options.timeout, max_retries=0,
-                                    http_client=http_client)
+                                    http_client=http_client or openai.DefaultAsyncHttpxClient(
+                                        limits=CONNECTION_LIMITS))
         return cls(name=target.name, target=target, client=client)
 
     def request_body(self, request: ModelRequest) -> dict[str, Any]:
