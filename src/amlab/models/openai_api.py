@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
@@ -67,8 +68,13 @@ class OpenAIModel:
     async def generate(self, request: ModelRequest) -> ModelResponse:
         body = self.request_body(request)
         try:
-            completion = await self.client.chat.completions.create(
-                **body, extra_body=self.target.options.extra_body or None)
+            # The SDK's generic `post` (its documented way to any endpoint) rather than
+            # `chat.completions.create`: same HTTP layer, errors and parsing, without the
+            # per-call transformation of the parameters through their type annotations,
+            # which was a fifth of the client's CPU time per call.
+            completion = await self.client.post(
+                "/chat/completions", cast_to=ChatCompletion,
+                body={**body, **self.target.options.extra_body})
         except Exception as exc:
             failure = classify_failure(self.name, exc, self.target.api_key)
             if failure is None:
