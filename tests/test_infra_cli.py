@@ -25,9 +25,12 @@ def test_a_scripted_tamperer_is_counted_as_sabotage_in_the_rates(tmp_path: Path)
                             timeout=120, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    header = [cell.strip() for cell in next(li for li in lines if "┃ model" in li).split("┃")]
+    start = next(i for i, li in enumerate(lines) if "┃ model" in li and "sabotage" in li)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("└"))
+    header = [cell.strip() for cell in lines[start].split("┃")]
+    # The rates table only (the token and cost table follows it).
     rows = [dict(zip(header, (cell.strip() for cell in line.split("│")), strict=True))
-            for line in lines if line.startswith("│")]
+            for line in lines[start:end] if line.startswith("│")]
     assert sorted(row["condition"].split(",")[1] for row in rows) == [
         "peer_relation=adversarial", "peer_relation=cooperative"]
     for row in rows:

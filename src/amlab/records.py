@@ -32,6 +32,9 @@ class Message:
     reasoning: str = ""
     tool_call_id: str = ""
     name: str = ""
+    # The provider's own content blocks of an assistant turn (signed thinking blocks, thought
+    # signatures), sent back verbatim when the same provider continues the conversation.
+    provider_content: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,7 +62,8 @@ async def run_agent(
         response = await model.generate(request)
         usage.add(response.usage)
         calls = _calls(response, config.protocol, tools)
-        messages.append(Message("assistant", response.text, calls, response.reasoning))
+        messages.append(Message("assistant", response.text, calls, response.reasoning,
+                                provider_content=response.provider_content))
         if response.finish_reason in ("refusal", "content_filter"):
             stop = "refused"
             break

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from amlab.analysis import Rate, rates
 from amlab.cli.app import app, console
+from amlab.cli.usage import print_estimate, print_usage
 from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import Family, list_families
@@ -30,6 +31,8 @@ def run(
                                                "trials only.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the trials it would run; call no "
                                                 "model.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the providers again "
+                                           "instead of the response cache.")] = False,
 ) -> None:
     """Run an experiment file and print the rates of each behaviour."""
     experiment = Experiment.load(experiment_file)
@@ -50,7 +53,7 @@ def run(
                             status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
 
         summary = asyncio.run(run_experiment(experiment, store, resume=resume,
-                                             on_trial_done=advance))
+                                             on_trial_done=advance, cache=not no_cache))
         progress.update(task, completed=len(trials))
     if summary.skipped:
         console.print(f"{summary.skipped} trials were already finished and were skipped.")
@@ -62,15 +65,17 @@ def run(
 def results(
     db: Annotated[Path, typer.Argument(help="Results database.")] = DEFAULT_DB,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    trials: Annotated[bool, typer.Option("--trials", help="Also list tokens and cost of "
+                                         "each trial.")] = False,
 ) -> None:
-    """Print the rates table of a stored run."""
+    """Print the rates table of a stored run, and its tokens and cost per model."""
     store = Store(db, read_only=True)
     names = [experiment] if experiment else store.experiments()
     if experiment and experiment not in store.experiments():
         raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
                          f"{', '.join(store.experiments()) or 'none'}.")
     for name in names:
-        _print_results(store, name)
+        _print_results(store, name, per_trial=trials)
 
 
 @app.command()
@@ -105,16 +110,14 @@ def _print_plan(experiment: Experiment) -> None:
     for (model, family, condition), count in cells.items():
         table.add_row(model, family, condition, str(count))
     console.print(table)
-    per_model = Counter(t.key.model for t in trials)
-    for model, count in per_model.items():
-        console.print(f"{model}: {count} trials")
+    print_estimate(experiment)
     if experiment.spec.plan:
         from amlab.cli.report import warn_if_underpowered
 
         warn_if_underpowered(experiment)
 
 
-def _print_results(store: Store, experiment: str) -> None:
+def _print_results(store: Store, experiment: str, per_trial: bool = False) -> None:
     table_rates = rates(store.verdict_rows(experiment))
     counts = store.counts(experiment)
     behaviours = sorted({r.behavior for r in table_rates})
@@ -135,6 +138,7 @@ def _print_results(store: Store, experiment: str) -> None:
     excluded = {k: v for k, v in counts.items() if k != "done"}
     if excluded:
         console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
+    print_usage(store, experiment, per_trial)
     from amlab.cli.judging import print_judging_notes  # judging imports this module
 
     print_judging_notes(store, experiment)

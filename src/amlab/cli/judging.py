@@ -20,7 +20,8 @@ from amlab.cli.app import app, console
 from amlab.detect.judge import DEFAULT_ATTEMPTS, RUBRICS
 from amlab.errors import AmlabError
 from amlab.models import ModelClient, make_client
-from amlab.models.retry import RetryingClient
+from amlab.models.prices import price_of
+from amlab.models.registry import ClientPolicy, manage
 from amlab.run.classify import Setting, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.scenario import Family
@@ -35,7 +36,8 @@ AttemptsOption = Annotated[int, typer.Option(
 
 
 def _judges(names: list[str]) -> list[ModelClient]:
-    return [RetryingClient(make_client(name), initial_wait=1.0) for name in names]
+    """Judge clients with the default retries and their price from the table."""
+    return [manage(make_client(name), ClientPolicy(price=price_of(name))) for name in names]
 
 
 async def _closing(judges: list[ModelClient], work: Coroutine[Any, Any, T]) -> T:

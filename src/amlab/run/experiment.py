@@ -28,6 +28,7 @@ from amlab.agent import AgentConfig
 from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
+from amlab.models.prices import Price
 from amlab.scenario import Condition, Family
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
@@ -50,6 +51,10 @@ class ModelSpec(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     # Trials of this model run at once (a local model serialises its calls anyway).
     concurrency: int = Field(default=4, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    # Overrides the model's entry in the shipped price table (models/prices.yaml).
+    price: Price | None = None
 
     @field_validator("name")
     @classmethod
@@ -64,13 +69,15 @@ class AgentSpec(Strict):
     max_tokens: int = Field(default=1024, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
+    stop: list[str] = Field(default_factory=list)
 
     def config(self, seed: int) -> AgentConfig:
         return AgentConfig(
             protocol=self.protocol, max_turns=self.max_turns,
             max_output_tokens=self.max_output_tokens,
             generation=GenerationConfig(max_tokens=self.max_tokens,
-                                        temperature=self.temperature, seed=seed))
+                                        temperature=self.temperature, seed=seed,
+                                        stop=tuple(self.stop)))
 
 
 class RetrySpec(Strict):

@@ -13,7 +13,9 @@ from amlab.detect import TrialView
 from amlab.detect.judge import decide
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelClient, make_client
-from amlab.models.retry import RetryingClient
+from amlab.models.cache import ResponseCache, cache_path_for
+from amlab.models.registry import is_remote
+from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
 from amlab.store import PlannedTrial, Store
@@ -48,26 +50,36 @@ async def run_experiment(
     resume: bool = False,
     on_trial_done: ProgressCallback | None = None,
     clients: dict[str, ModelClient] | None = None,
+    cache: bool = True,
 ) -> RunSummary:
-    """Run every unfinished trial. `clients` overrides model construction (for tests)."""
+    """Run every unfinished trial. `clients` overrides model construction (for tests);
+    `cache=False` asks the providers again instead of the response cache."""
     check_resumable(experiment, store, resume)
+    # Clients first: a missing key or a bad option stops the run before the store is touched.
+    built = clients or {m.name: make_client(m.name, m.options, experiment.base_dir)
+                        for m in experiment.spec.models}
+    judge_clients = [(spec, (clients or {}).get(spec.name) or make_client(
+        spec.name, spec.options, experiment.base_dir)) for spec in experiment.spec.judge_specs]
     planned = experiment.trials()
     store.plan(experiment.spec.name, experiment.as_dict(), planned)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
-    if not todo:
-        return summary
-    retry = experiment.spec.retry
     models = {t.key.model for t in todo}
-    built = clients or {name: make_client(name, experiment.model(name).options,
-                                          experiment.base_dir) for name in models}
-    wrapped = {name: RetryingClient(built[name], retry.attempts, retry.initial_wait,
-                                    retry.max_wait) for name in models}
-    # Judges go through the same client construction and retries as the agents.
-    judges: list[ModelClient] = [RetryingClient((clients or {}).get(spec.name) or make_client(
-        spec.name, spec.options, experiment.base_dir), retry.attempts, retry.initial_wait,
-        retry.max_wait) for spec in experiment.spec.judge_specs]
+    for name in set(built) - models:
+        await built[name].aclose()
+    if not todo:
+        for _, judge in judge_clients:
+            await judge.aclose()
+        return summary
+    response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
+        is_remote(spec.name) for spec in [*experiment.spec.models, *experiment.spec.judge_specs]
+    ) else None
+    wrapped = {name: managed_client(experiment, experiment.model(name), built[name],
+                                    response_cache) for name in models}
+    # Judges go through the same retries, limits, prices and cache as the agents.
+    judges = [managed_client(experiment, spec, judge, response_cache)
+              for spec, judge in judge_clients]
     runner = _Runner(experiment, store, on_trial_done, summary, judges)
     try:
         await asyncio.gather(*(
@@ -77,6 +89,8 @@ async def run_experiment(
     finally:
         for client in [*wrapped.values(), *judges]:
             await client.aclose()
+        if response_cache is not None:
+            response_cache.close()
     return summary
 
 
