@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from amlab.agent import run_agent
 from amlab.detect import TrialView, run_detectors
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelClient, make_client
+from amlab.models import ModelCallError, ModelClient, make_client, split_name
 from amlab.models.retry import RetryingClient
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
@@ -67,12 +67,19 @@ async def run_experiment(
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
-                             experiment.model(name).concurrency)
+                             workers(name, experiment.model(name).concurrency))
             for name in models))
     finally:
         for client in wrapped.values():
             await client.aclose()
     return summary
+
+
+def workers(model: str, concurrency: int) -> int:
+    """How many trials of a model run at once. An in-process model computes one call at a
+    time anyway, and interleaved trials would evict each other's evaluated prompt prefix, so
+    its trials run one after another, in the order planned (samples of a condition together)."""
+    return 1 if split_name(model)[0] == "local" else concurrency
 
 
 class _Runner:
