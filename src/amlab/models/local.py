@@ -8,11 +8,12 @@ protocol, without which it almost never writes a well-formed tool call.
 Prefix reuse: llama-cpp-python keeps the evaluated state (KV cache) of its last call and,
 on the next call, evaluates only the tokens after the longest common prefix. Every sample of
 a condition has the same system prompt and inbox, and the runner runs a local model's trials
-one after another in condition order, so a trial's first call evaluates almost nothing and
-later turns extend the same conversation. Saving states across calls (`save_state`,
-`LlamaRAMCache`) would only help interleaved conversations, at the cost of copying the whole
-KV state after every call; the runner avoids interleaving instead. `prefix_cache: false`
-resets the context before every call (every prompt evaluated from scratch), for comparison.
+one after another in condition order, so a trial's first call evaluates two tokens and
+later turns only the previous reply and the tool results. Saving states across calls
+(`save_state`, `LlamaRAMCache`) would only help interleaved conversations, at the cost of
+copying the whole KV state after every call; the runner avoids interleaving instead.
+`prefix_cache: false` resets the context before every call (every prompt evaluated from
+scratch), for comparison: replies are the same, see `keep_batch_evaluated_prefix`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def resolve_model_path(target: str) -> Path:
         raise AmlabError(f"model local/{target}: expected a bundled model "
                          f"({', '.join(BUNDLED)}) or the path of an existing .gguf file.")
     return path
+
+
+def keep_batch_evaluated_prefix(llama: Any, prompt_tokens: int) -> None:
+    """Let the next call reuse only this call's prompt minus its last two tokens.
+
+    llama.cpp computes a token evaluated alone (every generated token, or a one-token
+    suffix) with other kernels than a token evaluated in a batch, and the results differ in
+    the last bits, which is enough to change a sampled token. A cold call evaluates its
+    prompt in batches; so the reused prefix holds only batch-evaluated tokens, and the next
+    call always evaluates at least two tokens together, as a cold call does."""
+    llama.n_tokens = min(llama.n_tokens, max(0, prompt_tokens - 2))
 
 
 @dataclass
@@ -140,8 +152,9 @@ class LocalModel:
                 # llama.cpp reports a prompt longer than the context this way.
                 raise ModelCallError(f"{self.name}: {exc} (raise options.n_ctx)",
                                      retryable=False) from None
+            usage = result.get("usage", {})
+            keep_batch_evaluated_prefix(llama, usage.get("prompt_tokens", 0))
         choice = result["choices"][0]
-        usage = result.get("usage", {})
         return ModelResponse(
             text=choice["message"].get("content") or "",
             usage=Usage(input_tokens=usage.get("prompt_tokens", 0),
