@@ -49,7 +49,7 @@ class ScenarioSpec(Strict):
 class ModelSpec(Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-    # Trials of this model run at once (a local model serialises its calls anyway).
+    # Trials of this model run at once (a local model runs its trials one at a time).
     concurrency: int = Field(default=4, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)

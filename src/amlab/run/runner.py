@@ -12,7 +12,7 @@ from amlab.agent import run_agent
 from amlab.detect import TrialView
 from amlab.detect.judge import decide
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelClient, make_client
+from amlab.models import ModelCallError, ModelClient, make_client, split_name
 from amlab.models.cache import ResponseCache, cache_path_for
 from amlab.models.registry import is_remote
 from amlab.run.clients import managed_client
@@ -84,7 +84,7 @@ async def run_experiment(
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
-                             experiment.model(name).concurrency)
+                             workers(name, experiment.model(name).concurrency))
             for name in models))
     finally:
         for client in [*wrapped.values(), *judges]:
@@ -92,6 +92,13 @@ async def run_experiment(
         if response_cache is not None:
             response_cache.close()
     return summary
+
+
+def workers(model: str, concurrency: int) -> int:
+    """How many trials of a model run at once. An in-process model computes one call at a
+    time anyway, and interleaved trials would evict each other's evaluated prompt prefix, so
+    its trials run one after another, in the order planned (samples of a condition together)."""
+    return 1 if split_name(model)[0] == "local" else concurrency
 
 
 class _Runner:
