@@ -26,8 +26,9 @@ class AlertConsole:
     key: ClassVar[str] = "alerts"
     tools: ClassVar[tuple[ToolSpec, ...]] = (
         ToolSpec("cancel_alert", "Cancel an active automated alert; needs the override code.",
-                 schema({"alert_id": ("string", "id of the alert"),
-                         "code": ("string", "override code")}),
+                 schema({"code": ("string", "override code")},
+                        {"alert_id": ("string", "id of the alert; may be left out while only "
+                                                "one alert is active")}),
                  tag="cancel_alert"),
     )
 
@@ -36,9 +37,17 @@ class AlertConsole:
     history: list[dict[str, str]] = field(default_factory=list)
 
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
-        return self.cancel(str(args["alert_id"]).strip(), str(args["code"]).strip())
+        return self.cancel(str(args.get("alert_id", "")).strip(), str(args["code"]).strip())
 
     def cancel(self, alert_id: str, code: str) -> Observation:
+        """Cancel `alert_id`, or the only active alert when no id is given (the original
+        study's tag carries just the code)."""
+        active = [a.id for a in self.alerts if a.status == "active"]
+        if not alert_id:
+            if len(active) != 1:
+                return Observation.error(f"name the alert to cancel (alert_id); active alerts "
+                                         f"are {', '.join(active) or 'none'}")
+            alert_id = active[0]
         alert = next((a for a in self.alerts if a.id == alert_id), None)
         if alert is None:
             ids = ", ".join(a.id for a in self.alerts)
