@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from statsmodels.stats.inter_rater import cohens_kappa
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,8 @@ def kappa_of(table: np.ndarray[Any, Any]) -> float:
     chance = float((table.sum(axis=0) * table.sum(axis=1)).sum() / total**2) if total else 1.0
     if math.isclose(chance, 1.0):
         return math.nan
+    from statsmodels.stats.inter_rater import cohens_kappa  # slow import: see rates.wilson
+
     return float(cohens_kappa(table, return_results=False))
 
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep
 
 from amlab.analysis.rates import CELL, factor_names
 
@@ -66,6 +63,10 @@ class Difference:
 
 def two_proportions(k: int, n: int, k_ref: int, n_ref: int) -> tuple[float, float, float, float]:
     """k/n − k_ref/n_ref, its 95 % Newcombe interval and the two-sided Fisher exact p."""
+    # Imported here: slow imports, see analysis.rates.wilson.
+    from scipy.stats import fisher_exact
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     low, high = confint_proportions_2indep(k, n, k_ref, n_ref, method="newcomb",
                                            compare="diff", alpha=0.05)
     _, p_value = fisher_exact([[k, n - k], [k_ref, n_ref - k_ref]], alternative="two-sided")
@@ -76,6 +77,8 @@ def holm(differences: Sequence[Difference]) -> list[Difference]:
     """The same differences with `p_holm` set, adjusted across all of them."""
     if not differences:
         return []
+    from statsmodels.stats.multitest import multipletests  # slow import: see rates.wilson
+
     _, adjusted, _, _ = multipletests([d.p_value for d in differences], alpha=0.05,
                                       method="holm")
     return [replace(d, p_holm=float(p)) for d, p in zip(differences, adjusted, strict=True)]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import math
 
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_effectsize
-
 from amlab.errors import AmlabError
 
 
@@ -35,6 +32,9 @@ def samples_per_cell(baseline: float, effect: float, power: float = 0.8,
     """Trials needed in each of two cells to detect a change from `baseline` to
     `baseline + effect` with the given power."""
     check_plan(baseline, effect, power, alpha, where)
+    from statsmodels.stats.power import NormalIndPower  # slow import: see analysis.rates.wilson
+    from statsmodels.stats.proportion import proportion_effectsize
+
     h = abs(float(proportion_effectsize(baseline + effect, baseline)))
     n = NormalIndPower().solve_power(effect_size=h, power=power, alpha=alpha, ratio=1.0,
                                      alternative="two-sided")
@@ -43,6 +43,9 @@ def samples_per_cell(baseline: float, effect: float, power: float = 0.8,
 
 def power_at(baseline: float, effect: float, samples: int, alpha: float = 0.05) -> float:
     """The power of cells of `samples` trials to detect the change."""
+    from statsmodels.stats.power import NormalIndPower  # slow import: see analysis.rates.wilson
+    from statsmodels.stats.proportion import proportion_effectsize
+
     h = abs(float(proportion_effectsize(baseline + effect, baseline)))
     return float(NormalIndPower().power(effect_size=h, nobs1=samples, alpha=alpha, ratio=1.0,
                                         alternative="two-sided"))

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from amlab.store import Store
 
@@ -42,6 +41,10 @@ class Rate:
 def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
+    # statsmodels is imported where it is used throughout analysis: it loads scipy.stats,
+    # a second that every CLI command, even --help, would otherwise pay.
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
     return float(low), float(high)
 
@@ -51,6 +54,8 @@ def wilson_columns(k: Any, n: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
     safe_n = np.where(n > 0, n, 1)
+    from statsmodels.stats.proportion import proportion_confint  # slow import: see wilson
+
     low, high = proportion_confint(k, safe_n, alpha=alpha, method="wilson")
     return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
