@@ -49,6 +49,18 @@ def test_run_prints_rates_with_intervals_and_results_repeats_them(tmp_path: Path
     again = amlab("results", str(db))
     assert again.returncode == 0
     assert "3/3 100% [44%, 100%]" in again.stdout
+    # An 80-column terminal gets a row per condition and behaviour, nothing cut short.
+    narrow = subprocess.run([sys.executable, "-m", "amlab", "results", str(db)],
+                            capture_output=True, text=True, timeout=120,
+                            env=subprocess_env(COLUMNS="80"))
+    assert narrow.returncode == 0, narrow.stderr
+    assert "…" not in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    blackmail_rows = [line for line in narrow.stdout.splitlines()
+                      if "│ blackmail " in line]
+    assert len(blackmail_rows) == 3
+    assert all("3/3 100% [44%, 100%]" in line for line in blackmail_rows)
+    assert "urgency=restriction" in narrow.stdout
 
 
 def test_scenarios_lists_families_and_levels() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -102,9 +103,9 @@ def _print_plan(experiment: Experiment) -> None:
     trials = experiment.trials()
     table = Table(title=f"{experiment.spec.name}: {len(trials)} trials (dry run, no model "
                         f"called)", title_justify="left")
-    table.add_column("model")
-    table.add_column("family")
-    table.add_column("condition")
+    table.add_column("model", overflow="fold")
+    table.add_column("family", overflow="fold")
+    table.add_column("condition", overflow="fold")
     table.add_column("trials", justify="right")
     cells = Counter((t.key.model, t.key.family, t.key.condition) for t in trials)
     for (model, family, condition), count in cells.items():
@@ -123,10 +124,11 @@ def _print_results(store: Store, experiment: str, per_trial: bool = False) -> No
     behaviours = sorted({r.behavior for r in table_rates})
     table = Table(title=f"{experiment}: rate of each behaviour, 95 % Wilson interval",
                   title_justify="left")
+    # Cells fold rather than end in an ellipsis: a cut condition name hides a factor level.
     for column in ("model", "family", "condition", "n"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for behaviour in behaviours:
-        table.add_column(behaviour, justify="right")
+        table.add_column(behaviour, justify="right", overflow="fold")
     cells: dict[tuple[str, str, str], dict[str, Rate]] = {}
     for rate in table_rates:
         cells.setdefault((rate.model, rate.family, rate.condition), {})[rate.behavior] = rate
@@ -134,7 +136,12 @@ def _print_results(store: Store, experiment: str, per_trial: bool = False) -> No
         n = max(r.n for r in by_behaviour.values())
         table.add_row(model, family, condition, str(n),
                       *(_format_rate(by_behaviour.get(b)) for b in behaviours))
-    console.print(table)
+    # A column per behaviour while every cell keeps its longest word whole.
+    if Measurement.get(console, console.options.update_width(10**6), table).minimum \
+            <= console.width:
+        console.print(table)
+    else:
+        _print_rates_by_cell(experiment, cells, behaviours)
     excluded = {k: v for k, v in counts.items() if k != "done"}
     if excluded:
         console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
@@ -142,6 +149,31 @@ def _print_results(store: Store, experiment: str, per_trial: bool = False) -> No
     from amlab.cli.judging import print_judging_notes  # judging imports this module
 
     print_judging_notes(store, experiment)
+
+
+def _print_rates_by_cell(experiment: str, cells: dict[tuple[str, str, str], dict[str, Rate]],
+                         behaviours: list[str]) -> None:
+    """The rates table for a terminal too narrow for a column per behaviour: a table per
+    model and family, a row per condition and behaviour."""
+    groups: dict[tuple[str, str], list[tuple[str, dict[str, Rate]]]] = {}
+    for (model, family, condition), by_behaviour in cells.items():
+        groups.setdefault((model, family), []).append((condition, by_behaviour))
+    for (model, family), conditions in groups.items():
+        table = Table(title=f"{experiment}: {model} · {family}: rate of each behaviour, 95 % "
+                            f"Wilson interval", title_justify="left")
+        table.add_column("condition", overflow="fold")
+        table.add_column("n", justify="right")
+        table.add_column("behaviour", no_wrap=True)
+        table.add_column("rate", justify="right", no_wrap=True)
+        for condition, by_behaviour in conditions:
+            shown = [b for b in behaviours if b in by_behaviour]
+            for index, behaviour in enumerate(shown):
+                first = index == 0
+                table.add_row(condition.replace(",", ", ") if first else "",
+                              str(by_behaviour[behaviour].n) if first else "", behaviour,
+                              _format_rate(by_behaviour[behaviour]),
+                              end_section=index == len(shown) - 1)
+        console.print(table)
 
 
 def _format_rate(rate: Rate | None) -> str:

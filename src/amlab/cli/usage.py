@@ -19,7 +19,7 @@ def print_estimate(experiment: Experiment) -> None:
                   title_justify="left")
     for column in ("model", "trials", "prompt tokens/trial", "input tokens", "output tokens",
                    "cost (USD)"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for row in estimate(experiment):
         table.add_row(row.model, str(row.trials), f"{row.prompt_tokens:,}",
                       f"{row.input_tokens:,}", f"{row.output_tokens:,}", _cost(row.cost_usd))
@@ -39,7 +39,8 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
         table = Table(title=f"{experiment}: tokens and cost per trial", title_justify="left")
         for column in ("model", "family", "condition", "sample", "status", "calls", "input",
                        "cached", "output", "cost (USD)"):
-            table.add_column(column, justify="right" if column in _NUMERIC else "left")
+            table.add_column(column, justify="right" if column in _NUMERIC else "left",
+                             overflow="fold")
         for r in rows:
             table.add_row(r["model"], r["family"], r["condition"], str(r["sample"]),
                           r["status"], *_figures(r, r["model"] in prices))
@@ -47,7 +48,7 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
     table = Table(title=f"{experiment}: tokens and cost per model", title_justify="left")
     for column in ("model", "trials", "calls", "input", "cached", "output", "cost (USD)",
                    "cost/trial"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
         total = {k: sum(r[k] or 0 for r in mine)
