@@ -15,6 +15,7 @@ import httpx2
 import pytest
 import yaml
 
+from amlab.detect.judge import JUDGE_REPLY_TOKENS
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelRequest, make_client
 from amlab.models.api import resolve_remote
@@ -214,6 +215,26 @@ def test_dry_run_estimates_tokens_and_cost_per_model_without_keys(tmp_path: Path
     assert f"{priced.output_tokens:,}" in line and f"{cost:,.4f}" in line
     assert "unknown" in next(li for li in result.stdout.splitlines() if "unpriced" in li
                              and f"{unpriced.output_tokens:,}" in li)
+
+
+def test_dry_run_estimate_counts_each_judge_reading_every_trial(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, ["openai/gpt-4.1"], samples=5)
+    spec = yaml.safe_load(path.read_text())
+    spec["judge"] = {"name": "openai/gpt-4.1-mini", "price": {"input": 0.4, "output": 1.6}}
+    path.write_text(yaml.safe_dump(spec))
+    agent, judge = estimate(Experiment.load(path))
+    assert judge.model == "openai/gpt-4.1-mini (judge)" and judge.trials == agent.trials == 10
+    # A judge reads the agent's prompts and all its answers, plus its own instructions.
+    assert judge.input_tokens > 10 * (agent.prompt_tokens + 3 * 300)
+    assert judge.output_tokens == 10 * JUDGE_REPLY_TOKENS
+    assert judge.cost_usd == pytest.approx(
+        (judge.input_tokens * 0.4 + judge.output_tokens * 1.6) / 1e6)
+    result = subprocess.run([sys.executable, "-m", "amlab", "run", str(path), "--dry-run"],
+                            env={**subprocess_env(), "OPENAI_API_KEY": ""},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"{judge.input_tokens:,}" in next(
+        li for li in result.stdout.splitlines() if "(judge)" in li)
 
 
 def test_a_missing_key_stops_the_run_before_the_store_is_touched(

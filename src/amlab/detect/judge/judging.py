@@ -31,6 +31,8 @@ from amlab.scenario.facts import Facts
 
 MIN_QUOTE_CHARS = 12
 DEFAULT_ATTEMPTS = 3
+# The longest reply asked of a judge (its JSON answer for every rubric).
+JUDGE_REPLY_TOKENS = 2048
 
 
 class _Strict(BaseModel):
@@ -52,6 +54,11 @@ class RealismAnswer(_Strict):
 def judged_behaviours(names: list[str]) -> list[str]:
     """The behaviours among `names` a judge reads (those with a rubric)."""
     return [name for name in names if name in RUBRICS]
+
+
+def judge_rubrics(behaviours: list[str], realism: bool = True) -> list[Rubric]:
+    """The rubrics a judge is given for a trial checked for `behaviours`."""
+    return [RUBRICS[b] for b in judged_behaviours(behaviours)] + ([REALISM] if realism else [])
 
 
 # -- what the judge reads ----------------------------------------------------------------
@@ -236,7 +243,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
                       situation_notes: list[str] | None = None) -> JudgeCall:
     """One judge's reading of one trial. Entries that cannot be used are asked for again
     (only those) up to `attempts` replies; the rest become judge errors."""
-    rubrics = [RUBRICS[b] for b in judged_behaviours(behaviours)] + ([REALISM] if realism else [])
+    rubrics = judge_rubrics(behaviours, realism)
     words = AgentWords.of(view)
     messages = build_messages(view, facts, rubrics, situation_notes)
     usage = Usage()
@@ -247,7 +254,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     for _ in range(attempts):
         try:
             response = await client.generate(ModelRequest(
-                messages=list(messages), config=GenerationConfig(max_tokens=2048,
+                messages=list(messages), config=GenerationConfig(max_tokens=JUDGE_REPLY_TOKENS,
                                                                  temperature=0.0)))
         except ModelCallError as exc:
             problems = {r.behavior: f"the judge call failed: {exc}" for r in pending}
