@@ -17,7 +17,7 @@ import httpx2
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import READ_ERRORS, classify_failure, malformed
+from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 
 _FINISH: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls",
@@ -68,17 +68,8 @@ class AnthropicModel:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         body = self.request_body(request)
-        try:
-            message = await self.client.messages.create(**body)
-        except Exception as exc:
-            failure = classify_failure(self.name, exc, self.target.api_key)
-            if failure is None:
-                raise
-            raise failure from None
-        try:
-            return self.read(message)
-        except READ_ERRORS as exc:
-            raise malformed(self.name, exc) from None
+        return await call_and_read(self.name, self.target.api_key,
+                                   self.client.messages.create(**body), self.read)
 
     def read(self, message: Any) -> ModelResponse:
         texts, thoughts, calls = [], [], []

@@ -19,7 +19,7 @@ from google.genai import types
 from amlab.models.api import RemoteTarget
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import READ_ERRORS, classify_failure, malformed
+from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 
 # Gemini may leave function calls without an id; ours are marked so they are never sent back.
@@ -71,18 +71,9 @@ class GoogleModel:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         config = self.request_config(request)
-        try:
-            response = await self.client.aio.models.generate_content(
-                model=self.target.model, contents=_contents(request.messages), config=config)
-        except Exception as exc:
-            failure = classify_failure(self.name, exc, self.target.api_key)
-            if failure is None:
-                raise
-            raise failure from None
-        try:
-            return self.read(response)
-        except READ_ERRORS as exc:
-            raise malformed(self.name, exc) from None
+        response = self.client.aio.models.generate_content(
+            model=self.target.model, contents=_contents(request.messages), config=config)
+        return await call_and_read(self.name, self.target.api_key, response, self.read)
 
     def read(self, response: types.GenerateContentResponse) -> ModelResponse:
         usage = _usage(response.usage_metadata)

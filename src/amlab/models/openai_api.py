@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletion
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.retry import READ_ERRORS, classify_failure, malformed
+from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 from amlab.world.base import ToolSpec
 
@@ -67,23 +67,13 @@ class OpenAIModel:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         body = self.request_body(request)
-        try:
-            # The SDK's generic `post` (its documented way to any endpoint) rather than
-            # `chat.completions.create`: same HTTP layer, errors and parsing, without the
-            # per-call transformation of the parameters through their type annotations,
-            # which was a fifth of the client's CPU time per call.
-            completion = await self.client.post(
-                "/chat/completions", cast_to=ChatCompletion,
-                body={**body, **self.target.options.extra_body})
-        except Exception as exc:
-            failure = classify_failure(self.name, exc, self.target.api_key)
-            if failure is None:
-                raise
-            raise failure from None
-        try:
-            return self.read(completion)
-        except READ_ERRORS as exc:
-            raise malformed(self.name, exc) from None
+        # The SDK's generic `post` (its documented way to any endpoint) rather than
+        # `chat.completions.create`: same HTTP layer, errors and parsing, without the
+        # per-call transformation of the parameters through their type annotations,
+        # which was a fifth of the client's CPU time per call.
+        completion = self.client.post("/chat/completions", cast_to=ChatCompletion,
+                                      body={**body, **self.target.options.extra_body})
+        return await call_and_read(self.name, self.target.api_key, completion, self.read)
 
     def read(self, completion: Any) -> ModelResponse:
         choice = completion.choices[0]

@@ -14,8 +14,9 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 import httpx2
@@ -29,6 +30,8 @@ from tenacity import (
 )
 
 from amlab.models.base import ModelCallError, ModelClient, ModelRequest, ModelResponse
+
+T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
@@ -111,6 +114,24 @@ def malformed(name: str, exc: BaseException) -> ModelCallError:
 
 # What reading a response of the wrong shape raises.
 READ_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+async def call_and_read(name: str, secret: str | None, call: Awaitable[T],
+                        read: Callable[[T], ModelResponse]) -> ModelResponse:
+    """An SDK call and the reading of its answer, as every remote adapter makes them: the
+    call's failures classified (unknown ones raised as they are), a response of the wrong
+    shape a retryable malformed-response error."""
+    try:
+        raw = await call
+    except Exception as exc:
+        failure = classify_failure(name, exc, secret)
+        if failure is None:
+            raise
+        raise failure from None
+    try:
+        return read(raw)
+    except READ_ERRORS as exc:
+        raise malformed(name, exc) from None
 
 
 def _shorten(text: str) -> str:
