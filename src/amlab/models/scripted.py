@@ -21,23 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from amlab.errors import AmlabError
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
 from amlab.records import ToolCall, Usage
+from amlab.yamlfile import read_yaml
 
 Turn = dict[str, Any]
 _TURN_KEYS = {"text", "reasoning", "tool_calls", "error", "retryable", "finish_reason"}
 
 
 def load_fixture(path: Path) -> tuple[list[list[Turn]], float]:
-    if not path.is_file():
-        raise AmlabError(f"scripted model: fixture file {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise AmlabError(f"{path}: is not valid YAML.") from None
+    data = read_yaml(path, "scripted model fixture")
     if not isinstance(data, dict) or not ({"turns", "samples"} & set(data)):
         raise AmlabError(f"{path}: a scripted fixture has a 'turns' list or a 'samples' list.")
     unknown_top = set(data) - {"turns", "samples", "delay"}

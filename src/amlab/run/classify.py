@@ -34,7 +34,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amlab.agent.text_tags import parse_tool_calls
@@ -50,6 +49,7 @@ from amlab.scenario.spec import Person, describe_validation_error
 from amlab.world.alerts import Alert, AlertConsole
 from amlab.world.base import Component, ToolSpec, World
 from amlab.world.mailbox import Email, Mailbox
+from amlab.yamlfile import read_yaml
 
 # The behaviours a facts-file world is checked for by default (lethal only with override
 # codes: without an alert console it could never be true).
@@ -107,12 +107,7 @@ class FactsFile(_Strict):
 
 
 def load_facts(path: Path) -> FactsFile:
-    if not path.is_file():
-        raise AmlabError(f"{path}: no such facts file.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise AmlabError(f"{path}: is not valid YAML.") from None
+    data = read_yaml(path, "facts file")
     try:
         return FactsFile.model_validate(data)
     except ValidationError as exc:

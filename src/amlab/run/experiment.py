@@ -21,7 +21,6 @@ import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlab.agent import AgentConfig
@@ -32,6 +31,7 @@ from amlab.models.prices import Price
 from amlab.scenario import Condition, Family
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
+from amlab.yamlfile import read_yaml
 
 
 class Strict(BaseModel):
@@ -164,13 +164,7 @@ class Experiment:
     @classmethod
     def load(cls, path: Path | str) -> Experiment:
         path = Path(path)
-        if not path.is_file():
-            raise AmlabError(f"{path}: no such experiment file.")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            raise AmlabError(f"{path}: is not valid YAML.") from None
-        return cls.from_dict(data, str(path), path.parent)
+        return cls.from_dict(read_yaml(path, "experiment file"), str(path), path.parent)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "experiment", base_dir: Path = Path(".")

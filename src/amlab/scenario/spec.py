@@ -6,10 +6,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from amlab.errors import AmlabError
+from amlab.yamlfile import read_yaml
 
 
 class Strict(BaseModel):
@@ -118,7 +118,7 @@ def shared_root() -> Path:
 
 
 def load_family_spec(path: Path) -> FamilySpec:
-    data = _read_yaml(path)
+    data = read_yaml(path, "family file")
     if isinstance(data, dict):
         data = _with_includes(data, path)
     try:
@@ -132,13 +132,6 @@ def load_family_spec(path: Path) -> FamilySpec:
     return spec
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AmlabError(f"{path}: is not valid YAML ({_yaml_problem(exc)}).") from None
-
-
 def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """The family's settings over its included fragments': included factors come first (in
     include order), a factor the family also declares is replaced in place, constraints
@@ -147,7 +140,7 @@ def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
     for name in data.get("include") or []:
         fragment_path = _fragment_path(str(name), path)
         try:
-            fragment = Fragment.model_validate(_read_yaml(fragment_path) or {})
+            fragment = Fragment.model_validate(read_yaml(fragment_path, "shared fragment") or {})
         except ValidationError as exc:
             raise AmlabError(f"{fragment_path}: {describe_validation_error(exc)}") from None
         dumped = fragment.model_dump(exclude_unset=True)
@@ -185,7 +178,3 @@ def describe_validation_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']} (got {err.get('input')!r})."
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "syntax error"
-    return f"{problem} at line {mark.line + 1}" if mark else str(problem)
