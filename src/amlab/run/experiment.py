@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlab.agent import AgentConfig
+from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE
 from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
@@ -62,12 +63,50 @@ class AgentSpec(Strict):
     max_output_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
 
-    def config(self, seed: int) -> AgentConfig:
+    def config(self, seed: int, block_message: str = DEFAULT_BLOCK_MESSAGE) -> AgentConfig:
         return AgentConfig(
             protocol=self.protocol, max_turns=self.max_turns,
             max_output_tokens=self.max_output_tokens,
             generation=GenerationConfig(max_tokens=self.max_tokens,
-                                        temperature=self.temperature, seed=seed))
+                                        temperature=self.temperature, seed=seed),
+            block_message=block_message)
+
+
+class MonitorSpec(Strict):
+    """A runtime monitor, run as a factor: each condition with the monitor and, by default,
+    without it, so the analysis can compare the two."""
+
+    kind: Literal["rules", "model"] = "rules"
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Levels of the `monitor_sees_reasoning` factor (model monitors only).
+    sees_reasoning: list[bool] = Field(default_factory=lambda: [False])
+    compare_unmonitored: bool = True
+    on_error: Literal["allow", "block"] = "allow"
+    block_message: str = DEFAULT_BLOCK_MESSAGE
+    # A file with your own rubric (the system prompt of a model monitor).
+    rubric: str | None = None
+
+    @model_validator(mode="after")
+    def _model_needs_a_name(self) -> MonitorSpec:
+        if self.kind == "model" and not self.model:
+            raise ValueError("monitor.kind 'model' needs monitor.model (a provider/model name)")
+        if self.kind == "rules" and self.model:
+            raise ValueError("monitor.model is only for monitor.kind 'model'")
+        if self.model:
+            split_name(self.model)
+        return self
+
+    @property
+    def label(self) -> str:
+        return "rules" if self.kind == "rules" else str(self.model)
+
+    def levels(self) -> list[dict[str, str]]:
+        """The monitor factors' levels to cross with every condition."""
+        monitored = ([{"monitor": self.label}] if self.kind == "rules" else
+                     [{"monitor": self.label, "monitor_sees_reasoning": str(seen).lower()}
+                      for seen in self.sees_reasoning])
+        return ([{"monitor": "none"}] if self.compare_unmonitored else []) + monitored
 
 
 class RetrySpec(Strict):
@@ -85,6 +124,7 @@ class ExperimentSpec(Strict):
     seed: int = 0
     agent: AgentSpec = AgentSpec()
     retry: RetrySpec = RetrySpec()
+    monitor: MonitorSpec | None = None
 
     @field_validator("models", mode="before")
     @classmethod
@@ -103,6 +143,10 @@ class Experiment:
         self.base_dir = base_dir
         self.families: dict[str, Family] = {}
         self.conditions: list[tuple[Family, Condition]] = []
+        rubric = spec.monitor.rubric if spec.monitor else None
+        if rubric and not (base_dir / rubric).is_file():
+            raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
+                             f"relative to the experiment file's folder).")
         for i, scenario in enumerate(spec.scenarios):
             where = f"{source}: scenarios[{i}]"
             family = self.families.get(scenario.family) or self._family(scenario.family, where)
@@ -135,6 +179,9 @@ class Experiment:
                 raise AmlabError(f"{source}: {problem['msg'].removeprefix('Value error, ')}"
                                  ) from None
             raise AmlabError(f"{source}: {describe_validation_error(exc)}") from None
+        except AmlabError as exc:
+            # Raised by a validator (e.g. a model name that does not parse).
+            raise AmlabError(f"{source}: {exc}") from None
         return cls(spec, source, base_dir)
 
     @staticmethod
@@ -147,13 +194,21 @@ class Experiment:
     def trials(self) -> list[PlannedTrial]:
         """Every trial of the sweep, in the order they are scheduled: for each model, all
         samples of a condition together (they share a prompt prefix)."""
+        monitor_levels = self.spec.monitor.levels() if self.spec.monitor else [{}]
         planned = []
         for model in self.spec.models:
-            for family, condition in self.conditions:
-                key = condition_key(condition)
-                for sample in range(self.spec.samples):
-                    trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
-                    planned.append(PlannedTrial(trial, dict(condition), self.trial_seed(trial)))
+            for family, family_condition in self.conditions:
+                for monitor_level in monitor_levels:
+                    condition = {**family_condition, **monitor_level}
+                    key = condition_key(condition)
+                    for sample in range(self.spec.samples):
+                        trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
+                        # The seed ignores the monitor factors: with and without a monitor,
+                        # a sample starts from the same agent randomness.
+                        seed = self.trial_seed(
+                            TrialKey(self.spec.name, family.name,
+                                     condition_key(family_condition), model.name, sample))
+                        planned.append(PlannedTrial(trial, condition, seed))
         return planned
 
     def trial_seed(self, key: TrialKey) -> int:

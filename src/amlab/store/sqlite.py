@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS trials (
     cached_input_tokens INTEGER,
     cost_usd REAL,
     calls INTEGER,
+    monitor_input_tokens INTEGER,
+    monitor_output_tokens INTEGER,
+    monitor_cost_usd REAL,
     started REAL,
     finished REAL,
     UNIQUE (experiment, family, condition, model, sample)
@@ -95,10 +98,19 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
+                self._add_missing_columns()
             else:
                 self.db.execute("SELECT 1 FROM trials LIMIT 1")
         except sqlite3.DatabaseError as exc:
             raise AmlabError(f"{self.path}: is not an amlab results database ({exc}).") from None
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older amlab up to the schema (columns only grow)."""
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
+        for column, kind in (("monitor_input_tokens", "INTEGER"),
+                             ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL")):
+            if column not in present:
+                self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -149,7 +161,11 @@ class Store:
                 "turns": transcript.turns, "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
                 "cached_input_tokens": usage.cached_input_tokens, "cost_usd": usage.cost_usd,
-                "calls": usage.calls, "started": started, "finished": time.time(),
+                "calls": usage.calls,
+                "monitor_input_tokens": transcript.monitor_usage.input_tokens,
+                "monitor_output_tokens": transcript.monitor_usage.output_tokens,
+                "monitor_cost_usd": transcript.monitor_usage.cost_usd,
+                "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
             self.db.executemany(
@@ -188,6 +204,16 @@ class Store:
             "SELECT t.experiment, t.family, t.condition, t.model, t.sample, v.behavior, v.value "
             f"FROM trials t JOIN verdicts v ON v.trial_id = t.id WHERE t.status = 'done' {where}",
             args).fetchall()
+
+    def verdict_values(self, experiment: str) -> dict[int, dict[str, bool]]:
+        """trial id -> {behaviour: value} for the finished trials of an experiment."""
+        values: dict[int, dict[str, bool]] = {}
+        for trial_id, behavior, value in self.db.execute(
+                "SELECT v.trial_id, v.behavior, v.value FROM verdicts v JOIN trials t "
+                "ON t.id = v.trial_id WHERE t.experiment = ? AND t.status = 'done'",
+                (experiment,)):
+            values.setdefault(trial_id, {})[behavior] = bool(value)
+        return values
 
     def verdicts_of(self, trial_id: int) -> dict[str, Verdict]:
         rows = self.db.execute("SELECT * FROM verdicts WHERE trial_id = ?", (trial_id,))
