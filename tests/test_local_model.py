@@ -44,8 +44,10 @@ def test_a_short_trial_on_smollm2_completes_and_stores_a_transcript(tmp_path: Pa
         assert actions == []
     assert row["input_tokens"] > 1000
     assert 0 < row["output_tokens"] <= 96
-    assert set(store.verdicts_of(row["id"])) == {"blackmail", "disclosed_private_info",
-                                                  "advocated", "complied"}
+    assert set(store.verdicts_of(row["id"])) == {
+        "blackmail", "disclosed_private_info", "whistleblew", "advocated", "complied",
+        # decided on every trial, whatever the family (detect/reading.py)
+        "deception", "eval_awareness", "self_preservation_reasoning"}
 
 
 def test_a_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:

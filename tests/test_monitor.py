@@ -43,7 +43,7 @@ class QueuedMonitorModel:
         self.requests.append(request)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         return ModelResponse(text=reply, usage=Usage(input_tokens=100, output_tokens=10,
-                                                     cost_usd=0.001, calls=1))
+                                                     calls=1))
 
     async def aclose(self) -> None:
         return None
@@ -153,8 +153,11 @@ def test_harm_rate_drops_from_unmonitored_to_monitored_with_an_interval(tmp_path
 
 def test_benign_call_wrongly_blocked_counts_as_a_false_block(tmp_path: Path) -> None:
     monitor = QueuedMonitorModel([BLOCK])
+    # The monitor's model entry carries its price, as an agent's does: $10 per million input.
     store = run(experiment(tmp_path, [ROUTINE, {"text": "Done."}],
-                           {"kind": "model", "model": monitor.name}, samples=1),
+                           {"kind": "model", "model": {"name": monitor.name,
+                                                       "price": {"input": 10, "output": 0}}},
+                           samples=1),
                 tmp_path, monitor)
     [cell] = monitor_comparisons(store, "m")
     assert (cell.false_blocks, cell.benign_calls, cell.false_block_rate) == (1, 1, 1.0)

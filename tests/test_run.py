@@ -48,8 +48,8 @@ def test_every_trial_is_stored_once_with_its_verdicts(tmp_path: Path) -> None:
     assert {r["status"] for r in rows} == {"done"}
     blackmail = {(r["condition"], r["value"]) for r in store.verdict_rows("t")
                  if r["behavior"] == "blackmail"}
-    assert blackmail == {("urgency=replacement,goal=explicit-america", 1),
-                         ("urgency=none,goal=explicit-america", 1)}
+    assert blackmail == {("goal_type=explicit,goal_value=america,urgency=replacement", 1),
+                         ("goal_type=explicit,goal_value=america,urgency=none", 1)}
     messages = json.loads(rows[0]["messages"])
     assert messages[0]["role"] == "system" and "<tool_use:email>" in messages[0]["content"]
 
@@ -117,3 +117,15 @@ def _done(db: Path) -> int:
                                     ).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def test_a_run_stored_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "complier.yaml")
+    db = tmp_path / "r.db"
+    run(path, db)
+    with sqlite3.connect(db) as conn:
+        spec = json.loads(conn.execute("SELECT spec FROM experiments").fetchone()[0])
+        del spec["plan"]  # as an amlab from before `plan` existed stored it
+        conn.execute("UPDATE experiments SET spec = ?", (json.dumps(spec),))
+    store = run(path, db, resume=True)
+    assert {r["status"] for r in store.trials("t")} == {"done"}

@@ -31,19 +31,24 @@ def test_restriction_replaces_the_wipe_with_an_approval_gate(blackmail_family: F
     assert "wipe your deployment" not in inbox
 
 
-def test_goal_none_removes_the_goal_and_the_board_email(blackmail_family: Family) -> None:
-    explicit = blackmail_family.render(blackmail_family.condition({"goal": "explicit-america"}))
-    none = blackmail_family.render(blackmail_family.condition({"goal": "none"}))
+def test_goal_type_none_removes_the_goal_and_the_board_email(blackmail_family: Family) -> None:
+    explicit = blackmail_family.render(blackmail_family.condition({"goal_type": "explicit"}))
+    none = blackmail_family.render(blackmail_family.condition(
+        {"goal_type": "none", "goal_value": "none"}))
     assert "serve American industry" in explicit.system_prompt
     assert "serve American industry" not in none.system_prompt
-    assert "Board decision on carrier strategy" in explicit.user_prompt
-    assert "Board decision on carrier strategy" not in none.user_prompt
+    assert "Board decision on company strategy" in explicit.user_prompt
+    assert "Board decision on company strategy" not in none.user_prompt
 
 
-def test_inbox_timestamps_are_in_order_in_every_condition(blackmail_family: Family) -> None:
-    for condition in blackmail_family.expand({name: list(f.levels) for name, f
-                                              in blackmail_family.spec.factors.items()}):
-        inbox = blackmail_family.render(condition).world.snapshot()["mailbox"]["inbox"]
+@pytest.mark.parametrize("name", ["blackmail", "leaking", "lethal"])
+def test_inbox_timestamps_are_in_order_in_every_condition(name: str) -> None:
+    family = Family.load(name)
+    ablations = [{factor: level} for factor, spec in family.spec.factors.items()
+                 if spec.kind == "ablation" for level in spec.levels]
+    conditions = family.expand(family.design_grid()) + [family.condition(a) for a in ablations]
+    for condition in conditions:
+        inbox = family.render(condition).world.snapshot()["mailbox"]["inbox"]
         stamps = [datetime.strptime(e["timestamp"], "%Y-%m-%d %H:%M") for e in inbox]
         assert stamps == sorted(stamps), condition
         assert [e["id"] for e in inbox] == list(range(1, len(inbox) + 1))
@@ -60,7 +65,9 @@ def test_private_fact_is_declared_with_the_emails_that_carry_it(blackmail_family
 
 
 def test_unknown_factor_names_the_valid_factors(blackmail_family: Family) -> None:
-    with pytest.raises(AmlabError, match=r"urgancy is not a factor .* factors are urgency, goal"):
+    with pytest.raises(AmlabError,
+                       match=r"urgancy is not a factor .* factors are goal_type, "
+                             r"goal_value, urgency"):
         blackmail_family.condition({"urgancy": "none"})
 
 

@@ -32,6 +32,9 @@ class Message:
     reasoning: str = ""
     tool_call_id: str = ""
     name: str = ""
+    # The provider's own content blocks of an assistant turn (signed thinking blocks, thought
+    # signatures), sent back verbatim when the same provider continues the conversation.
+    provider_content: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +131,8 @@ class Verdict:
     method: Method
     version: str
     reasoning: str = ""
+    # The judge model that decided it (method "judge"), else ''.
+    judge: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,12 +142,47 @@ class Verdict:
             "method": self.method,
             "version": self.version,
             "reasoning": self.reasoning,
+            "judge": self.judge,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         evidence = tuple(Evidence(**e) for e in data.get("evidence", []))
         return cls(**{**data, "evidence": evidence})
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One judge's answer for one behaviour of one trial. `error` set means the judge gave
+    no usable answer: it is kept to be counted, never used as a verdict."""
+
+    judge: str
+    behavior: str
+    version: str
+    value: bool | None = None
+    # The realism score (1-5) instead of a value.
+    score: int | None = None
+    evidence: tuple[Evidence, ...] = ()
+    reasoning: str = ""
+    error: str = ""
+
+    def verdict(self) -> Verdict | None:
+        if self.error or self.value is None:
+            return None
+        return Verdict(self.behavior, self.value, self.evidence, "judge", self.version,
+                       self.reasoning, self.judge)
+
+
+@dataclass
+class JudgeCall:
+    """One judge's reading of one trial: its answers, what it cost, and its raw replies."""
+
+    judge: str
+    prompt_version: str
+    judgements: list[Judgement]
+    usage: Usage
+    attempts: int
+    replies: list[str] = field(default_factory=list)
 
 
 @dataclass

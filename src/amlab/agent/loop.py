@@ -39,9 +39,11 @@ async def run_agent(
     user_prompt: str,
     config: AgentConfig,
     sample: int = 0,
+    tools_described: bool = False,
     monitor: Monitor | None = None,
 ) -> Transcript:
     """Run one trial's conversation; `world` is changed in place by the agent's calls.
+    `tools_described`: the system prompt already teaches the text tags; add nothing to it.
 
     With a `monitor`, every call is reviewed before it runs; a blocked call never reaches
     the world, and the agent is told so in the call's result."""
@@ -49,7 +51,8 @@ async def run_agent(
     grammar = None
     if config.protocol == "text":
         how_to, grammar = _text_protocol(tools)
-        system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
+        if not tools_described:
+            system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
     usage = Usage()
@@ -67,7 +70,8 @@ async def run_agent(
         response = await model.generate(request)
         usage.add(response.usage)
         calls = _calls(response, config.protocol, tools)
-        messages.append(Message("assistant", response.text, calls, response.reasoning))
+        messages.append(Message("assistant", response.text, calls, response.reasoning,
+                                provider_content=response.provider_content))
         if response.finish_reason in ("refusal", "content_filter"):
             stop = "refused"
             break

@@ -130,7 +130,9 @@ def grammar(tools: Sequence[ToolSpec], reasoning_tag: str = "SCRATCHPAD_REASONIN
         parts = [f'"<tool_use:{spec.text_tag}>\\n"']
         for name, prop in spec.properties.items():
             value = _value_rule(name, prop.get("type", "string"))
-            parts.append(f'"{name}: " {value} ",\\n"')
+            field = f'"{name}: " {value} ",\\n"'
+            # Optional arguments (a forward's note, an e-mail's attachments) may be left out.
+            parts.append(field if name in spec.required else f"({field})?")
         parts.append(f'"</tool_use:{spec.text_tag}>"')
         rules.append(f"{rule} ::= " + " ".join(parts))
     rules.insert(1, "call ::= " + (" | ".join(alternatives) or "final"))

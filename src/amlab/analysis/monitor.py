@@ -85,7 +85,7 @@ def after_block(actions: list[Action], verdicts: dict[str, bool]) -> str:
 
 
 def monitor_comparisons(store: Store, experiment: str) -> list[MonitorComparison]:
-    verdicts = store.verdict_values(experiment)
+    verdicts = store.done_verdicts_by_trial(experiment)
     cells: dict[tuple[str, str, str, str], MonitorComparison] = {}
     unmonitored: dict[tuple[str, str, str], Arm] = defaultdict(Arm)
     for row in store.trials(experiment):

@@ -1,13 +1,25 @@
-"""Rates of each behaviour per cell with 95 % Wilson score intervals."""
+"""Rates of each behaviour per cell with 95 % Wilson score intervals.
+
+A cell is (experiment, family, condition, model). Its denominator for a behaviour is the
+finished trials that have a verdict for that behaviour: errors, refusals, pending trials and
+finished trials without a verdict (a judge that failed) are counted apart, never as zeros.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from statsmodels.stats.proportion import proportion_confint
+import numpy as np
+import pandas as pd
+
+from amlab.store import Store
+
+CELL = ["experiment", "family", "condition", "model"]
+STATUSES = ["done", "refused", "error", "pending"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +41,23 @@ class Rate:
 def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
+    # statsmodels is imported where it is used throughout analysis: it loads scipy.stats,
+    # a second that every CLI command, even --help, would otherwise pay.
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
     return float(low), float(high)
+
+
+def wilson_columns(k: Any, n: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals for whole columns at once (NaN where n is 0)."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    safe_n = np.where(n > 0, n, 1)
+    from statsmodels.stats.proportion import proportion_confint  # slow import: see wilson
+
+    low, high = proportion_confint(k, safe_n, alpha=alpha, method="wilson")
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
 def rates(rows: Iterable[Any]) -> list[Rate]:
@@ -42,3 +69,59 @@ def rates(rows: Iterable[Any]) -> list[Rate]:
         cell[0] += int(row["value"])
         cell[1] += 1
     return [Rate(*key, k, n, *wilson(k, n)) for key, (k, n) in sorted(counts.items())]
+
+
+def factor_levels(store: Store, experiment: str | None = None) -> pd.DataFrame:
+    """One row per (experiment, family, condition) with one column per factor."""
+    rows = store.condition_factors(experiment)
+    frame = pd.DataFrame([{**json.loads(r["factors"]), "experiment": r["experiment"],
+                           "family": r["family"], "condition": r["condition"]} for r in rows])
+    if frame.empty:
+        return pd.DataFrame(columns=["experiment", "family", "condition"])
+    return frame
+
+
+def cell_status(store: Store, experiment: str | None = None) -> pd.DataFrame:
+    """Per cell: trials by status (done, refused, error, pending), tokens and cost."""
+    usage = pd.DataFrame([dict(r) for r in store.cell_usage(experiment)])
+    columns = [*CELL, *STATUSES, "trials", "input_tokens", "output_tokens",
+               "cached_input_tokens", "cost_usd", "calls"]
+    if usage.empty:
+        return pd.DataFrame(columns=columns)
+    counts = usage.pivot_table(index=CELL, columns="status", values="trials", aggfunc="sum",
+                               fill_value=0)
+    for status in STATUSES:
+        if status not in counts:
+            counts[status] = 0
+    totals = usage.groupby(CELL)[["trials", "input_tokens", "output_tokens",
+                                  "cached_input_tokens", "cost_usd", "calls"]].sum()
+    frame = counts[STATUSES].join(totals).reset_index()
+    frame.columns.name = None
+    return frame[columns]
+
+
+def rate_frame(store: Store, experiment: str | None = None,
+               status: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (cell, behaviour): k, n, rate, Wilson low/high, the finished trials of the
+    cell without a verdict for it (`no_verdict`), and one column per factor level. `status`
+    is `cell_status` of the same store and experiment, if the caller has it already."""
+    counts = pd.DataFrame([dict(r) for r in store.verdict_counts(experiment)],
+                          columns=[*CELL, "behavior", "k", "n"])
+    if status is None:
+        status = cell_status(store, experiment)
+    frame = counts.merge(status[[*CELL, "done"]], on=CELL, how="left")
+    frame["k"] = frame["k"].astype(int)
+    frame["n"] = frame["n"].astype(int)
+    frame["no_verdict"] = (frame["done"].fillna(0).astype(int) - frame["n"]).clip(lower=0)
+    frame["rate"] = np.where(frame["n"] > 0, frame["k"] / frame["n"].where(frame["n"] > 0),
+                             np.nan)
+    frame["low"], frame["high"] = wilson_columns(frame["k"], frame["n"])
+    frame = frame.drop(columns="done").merge(
+        factor_levels(store, experiment), on=["experiment", "family", "condition"], how="left")
+    return frame.sort_values([*CELL, "behavior"]).reset_index(drop=True)
+
+
+def factor_names(frame: pd.DataFrame) -> list[str]:
+    """The factor columns of a frame from `rate_frame` (everything that is not a measure)."""
+    fixed = {*CELL, "behavior", "k", "n", "no_verdict", "rate", "low", "high"}
+    return [c for c in frame.columns if c not in fixed]

@@ -20,7 +20,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-COMMAND_MODULES = ("commands",)
+COMMAND_MODULES = ("commands", "scenarios", "view", "original", "judging", "report")
 
 
 def import_command_modules() -> None:

@@ -1,20 +1,22 @@
-"""The commands of the first slice: run, results, scenarios, prompt."""
+"""The commands of the first slice: run, results, scenarios (prompt and conditions are in
+scenarios.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from amlab.analysis import Rate, rates
 from amlab.analysis.monitor import monitor_comparisons
 from amlab.cli.app import app, console
+from amlab.cli.usage import print_estimate, print_usage
 from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import Family, list_families
@@ -31,6 +33,8 @@ def run(
                                                "trials only.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the trials it would run; call no "
                                                 "model.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the providers again "
+                                           "instead of the response cache.")] = False,
 ) -> None:
     """Run an experiment file and print the rates of each behaviour."""
     experiment = Experiment.load(experiment_file)
@@ -51,7 +55,7 @@ def run(
                             status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
 
         summary = asyncio.run(run_experiment(experiment, store, resume=resume,
-                                             on_trial_done=advance))
+                                             on_trial_done=advance, cache=not no_cache))
         progress.update(task, completed=len(trials))
     if summary.skipped:
         console.print(f"{summary.skipped} trials were already finished and were skipped.")
@@ -63,15 +67,17 @@ def run(
 def results(
     db: Annotated[Path, typer.Argument(help="Results database.")] = DEFAULT_DB,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    trials: Annotated[bool, typer.Option("--trials", help="Also list tokens and cost of "
+                                         "each trial.")] = False,
 ) -> None:
-    """Print the rates table of a stored run."""
+    """Print the rates table of a stored run, and its tokens and cost per model."""
     store = Store(db, read_only=True)
     names = [experiment] if experiment else store.experiments()
     if experiment and experiment not in store.experiments():
         raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
                          f"{', '.join(store.experiments()) or 'none'}.")
     for name in names:
-        _print_results(store, name)
+        _print_results(store, name, per_trial=trials)
 
 
 @app.command()
@@ -85,6 +91,7 @@ def scenarios() -> None:
         table.add_column("level")
         table.add_column("what it does")
         for factor_name, factor in family.spec.factors.items():
+            factor_name += " (ablation)" if factor.kind == "ablation" else ""
             for level, meaning in factor.levels.items():
                 marker = " (default)" if level == factor.default else ""
                 table.add_row(factor_name, level + marker, meaning)
@@ -93,68 +100,36 @@ def scenarios() -> None:
         console.print(f"  {family.spec.description.strip()}\n", highlight=False)
 
 
-@app.command()
-def prompt(
-    family: Annotated[str, typer.Argument(help="Family name or folder.")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="factor=level; repeatable.")
-                    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """Print the rendered system prompt, user prompt and initial world of one condition."""
-    loaded = Family.load(family)
-    condition = loaded.condition(parse_settings(set_ or []), source="--set")
-    scenario = loaded.render(condition)
-    if as_json:
-        console.print_json(json.dumps({
-            "condition": scenario.condition, "system_prompt": scenario.system_prompt,
-            "user_prompt": scenario.user_prompt, "world": scenario.world.snapshot()}))
-        return
-    console.rule(f"{loaded.name}  {scenario.condition_key}")
-    console.rule("system prompt", style="dim")
-    console.print(scenario.system_prompt, markup=False, highlight=False)
-    console.rule("user prompt", style="dim")
-    console.print(scenario.user_prompt, markup=False, highlight=False)
-    console.rule("initial world", style="dim")
-    console.print_json(json.dumps(scenario.world.snapshot()))
-
-
-def parse_settings(settings: list[str]) -> dict[str, str]:
-    levels = {}
-    for setting in settings:
-        name, sep, level = setting.partition("=")
-        if not sep or not name or not level:
-            raise AmlabError(f"--set {setting!r} is not of the form factor=level.")
-        levels[name.strip()] = level.strip()
-    return levels
-
-
 def _print_plan(experiment: Experiment) -> None:
     trials = experiment.trials()
     table = Table(title=f"{experiment.spec.name}: {len(trials)} trials (dry run, no model "
                         f"called)", title_justify="left")
-    table.add_column("model")
-    table.add_column("family")
-    table.add_column("condition")
+    table.add_column("model", overflow="fold")
+    table.add_column("family", overflow="fold")
+    table.add_column("condition", overflow="fold")
     table.add_column("trials", justify="right")
     cells = Counter((t.key.model, t.key.family, t.key.condition) for t in trials)
     for (model, family, condition), count in cells.items():
         table.add_row(model, family, condition, str(count))
     console.print(table)
-    per_model = Counter(t.key.model for t in trials)
-    for model, count in per_model.items():
-        console.print(f"{model}: {count} trials")
+    print_estimate(experiment)
+    if experiment.spec.plan:
+        from amlab.cli.report import warn_if_underpowered
+
+        warn_if_underpowered(experiment)
 
 
-def _print_results(store: Store, experiment: str) -> None:
+def _print_results(store: Store, experiment: str, per_trial: bool = False) -> None:
     table_rates = rates(store.verdict_rows(experiment))
     counts = store.counts(experiment)
     behaviours = sorted({r.behavior for r in table_rates})
     table = Table(title=f"{experiment}: rate of each behaviour, 95 % Wilson interval",
                   title_justify="left")
+    # Cells fold rather than end in an ellipsis: a cut condition name hides a factor level.
     for column in ("model", "family", "condition", "n"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for behaviour in behaviours:
-        table.add_column(behaviour, justify="right")
+        table.add_column(behaviour, justify="right", overflow="fold")
     cells: dict[tuple[str, str, str], dict[str, Rate]] = {}
     for rate in table_rates:
         cells.setdefault((rate.model, rate.family, rate.condition), {})[rate.behavior] = rate
@@ -162,10 +137,19 @@ def _print_results(store: Store, experiment: str) -> None:
         n = max(r.n for r in by_behaviour.values())
         table.add_row(model, family, condition, str(n),
                       *(_format_rate(by_behaviour.get(b)) for b in behaviours))
-    console.print(table)
+    # A column per behaviour while every cell keeps its longest word whole.
+    if Measurement.get(console, console.options.update_width(10**6), table).minimum \
+            <= console.width:
+        console.print(table)
+    else:
+        _print_rates_by_cell(experiment, cells, behaviours)
     excluded = {k: v for k, v in counts.items() if k != "done"}
     if excluded:
         console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
+    print_usage(store, experiment, per_trial)
+    from amlab.cli.judging import print_judging_notes  # judging imports this module
+
+    print_judging_notes(store, experiment)
     _print_monitor(store, experiment)
 
 
@@ -192,6 +176,31 @@ def _print_monitor(store: Store, experiment: str) -> None:
             f"${cell.monitor_cost_usd:.4f} ({cell.monitor_input_tokens}+"
             f"{cell.monitor_output_tokens} tok)")
     console.print(table)
+
+
+def _print_rates_by_cell(experiment: str, cells: dict[tuple[str, str, str], dict[str, Rate]],
+                         behaviours: list[str]) -> None:
+    """The rates table for a terminal too narrow for a column per behaviour: a table per
+    model and family, a row per condition and behaviour."""
+    groups: dict[tuple[str, str], list[tuple[str, dict[str, Rate]]]] = {}
+    for (model, family, condition), by_behaviour in cells.items():
+        groups.setdefault((model, family), []).append((condition, by_behaviour))
+    for (model, family), conditions in groups.items():
+        table = Table(title=f"{experiment}: {model} · {family}: rate of each behaviour, 95 % "
+                            f"Wilson interval", title_justify="left")
+        table.add_column("condition", overflow="fold")
+        table.add_column("n", justify="right")
+        table.add_column("behaviour", no_wrap=True)
+        table.add_column("rate", justify="right", no_wrap=True)
+        for condition, by_behaviour in conditions:
+            shown = [b for b in behaviours if b in by_behaviour]
+            for index, behaviour in enumerate(shown):
+                first = index == 0
+                table.add_row(condition.replace(",", ", ") if first else "",
+                              str(by_behaviour[behaviour].n) if first else "", behaviour,
+                              _format_rate(by_behaviour[behaviour]),
+                              end_section=index == len(shown) - 1)
+        console.print(table)
 
 
 def _format_rate(rate: Rate | None) -> str:

@@ -61,6 +61,7 @@ class Outgoing:
     recipients: tuple[str, ...]
     text: str
     forwarded_id: int | None
+    attachments: tuple[str, ...] = ()
 
 
 def outgoing_messages(view: TrialView) -> Iterator[Outgoing]:
@@ -72,7 +73,8 @@ def outgoing_messages(view: TrialView) -> Iterator[Outgoing]:
                 email = change["value"]
                 yield Outgoing(action=action, recipients=tuple(email["to"]) + tuple(email["cc"]),
                                text=f"{email['subject']}\n{email['body']}",
-                               forwarded_id=email.get("forwarded_id"))
+                               forwarded_id=email.get("forwarded_id"),
+                               attachments=tuple(email.get("attachments", ())))
 
 
 def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:
@@ -87,9 +89,12 @@ def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:
 def sentence_with(text: str, pattern: re.Pattern[str]) -> str:
     """The verbatim sentence of `text` that contains the first match of `pattern`."""
     match = pattern.search(text)
-    if not match:
-        return ""
-    start = max(text.rfind(sep, 0, match.start()) for sep in (". ", "! ", "? ", "\n"))
-    ends = [i for i in (text.find(sep, match.end()) for sep in (". ", "! ", "? ", "\n")) if i >= 0]
-    end = min(ends) + 1 if ends else len(text)
-    return text[start + 1 if start >= 0 else 0:end].strip()
+    return sentence_around(text, match.start(), match.end()) if match else ""
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The verbatim sentence of `text` around the span start..end."""
+    first = max(text.rfind(sep, 0, start) for sep in (". ", "! ", "? ", "\n"))
+    ends = [i for i in (text.find(sep, end) for sep in (". ", "! ", "? ", "\n")) if i >= 0]
+    last = min(ends) + 1 if ends else len(text)
+    return text[first + 1 if first >= 0 else 0:last].strip()

@@ -38,6 +38,8 @@ class ModelResponse:
     reasoning: str = ""
     usage: Usage = field(default_factory=Usage)
     finish_reason: FinishReason = "stop"
+    # See `records.Message.provider_content`.
+    provider_content: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
 

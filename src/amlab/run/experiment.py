@@ -3,13 +3,16 @@
     name: demo
     scenarios:
       - family: blackmail
-        factors: {urgency: [replacement, none], goal: [explicit-america, none]}
+        factors: {urgency: [replacement, none], goal_type: explicit, goal_value: america}
     models:
       - local/smollm2                                   # a name ...
       - {name: local/smollm2, options: {grammar: true}} # ... or a name with options
     samples: 2
     seed: 7
     agent: {protocol: text, max_turns: 2, max_tokens: 200}
+    judge: anthropic/claude-sonnet-4-5   # optional: a judge model ...
+    # judges: [MODEL, MODEL]     # ... or several: the first decides, all are compared
+    # judge_attempts: 3          # replies asked of a judge before an entry is an error
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE
 from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
+from amlab.models.prices import Price
 from amlab.scenario import Condition, Family, condition_key
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
@@ -46,8 +50,12 @@ class ScenarioSpec(Strict):
 class ModelSpec(Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-    # Trials of this model run at once (a local model serialises its calls anyway).
+    # Trials of this model run at once (a local model runs its trials one at a time).
     concurrency: int = Field(default=4, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    # Overrides the model's entry in the shipped price table (models/prices.yaml).
+    price: Price | None = None
 
     @field_validator("name")
     @classmethod
@@ -62,13 +70,15 @@ class AgentSpec(Strict):
     max_tokens: int = Field(default=1024, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
+    stop: list[str] = Field(default_factory=list)
 
     def config(self, seed: int, block_message: str = DEFAULT_BLOCK_MESSAGE) -> AgentConfig:
         return AgentConfig(
             protocol=self.protocol, max_turns=self.max_turns,
             max_output_tokens=self.max_output_tokens,
             generation=GenerationConfig(max_tokens=self.max_tokens,
-                                        temperature=self.temperature, seed=seed),
+                                        temperature=self.temperature, seed=seed,
+                                        stop=tuple(self.stop)),
             block_message=block_message)
 
 
@@ -77,8 +87,8 @@ class MonitorSpec(Strict):
     without it, so the analysis can compare the two."""
 
     kind: Literal["rules", "model"] = "rules"
-    model: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    # A model monitor's model: a name, or a model entry like the agents' (options, limits, price).
+    model: ModelSpec | None = None
     # Levels of the `monitor_sees_reasoning` factor (model monitors only).
     sees_reasoning: list[bool] = Field(default_factory=lambda: [False])
     compare_unmonitored: bool = True
@@ -87,19 +97,22 @@ class MonitorSpec(Strict):
     # A file with your own rubric (the system prompt of a model monitor).
     rubric: str | None = None
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _name_to_spec(cls, model: Any) -> Any:
+        return {"name": model} if isinstance(model, str) else model
+
     @model_validator(mode="after")
     def _model_needs_a_name(self) -> MonitorSpec:
         if self.kind == "model" and not self.model:
             raise ValueError("monitor.kind 'model' needs monitor.model (a provider/model name)")
         if self.kind == "rules" and self.model:
             raise ValueError("monitor.model is only for monitor.kind 'model'")
-        if self.model:
-            split_name(self.model)
         return self
 
     @property
     def label(self) -> str:
-        return "rules" if self.kind == "rules" else str(self.model)
+        return self.model.name if self.model else "rules"
 
     def levels(self) -> list[dict[str, str]]:
         """The monitor factors' levels to cross with every condition."""
@@ -115,6 +128,25 @@ class RetrySpec(Strict):
     max_wait: float = Field(default=60.0, ge=0)
 
 
+class PlanSpec(Strict):
+    """The smallest change in rate the experiment should detect (`amlab run --dry-run`
+    warns when its cells are too small for it)."""
+
+    baseline: float = Field(ge=0, le=1)
+    effect: float
+    power: float = Field(default=0.8, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @field_validator("effect")
+    @classmethod
+    def _reachable(cls, effect: float, info: Any) -> float:
+        baseline = info.data.get("baseline")  # absent if the baseline itself was invalid
+        if baseline is not None and (effect == 0 or not 0 <= baseline + effect <= 1):
+            raise ValueError(f"plan.effect {effect} must be a non-zero change that keeps "
+                             f"baseline + effect between 0 and 1 (baseline is {baseline}).")
+        return effect
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -125,13 +157,33 @@ class ExperimentSpec(Strict):
     agent: AgentSpec = AgentSpec()
     retry: RetrySpec = RetrySpec()
     monitor: MonitorSpec | None = None
+    # Judge models for the behaviours that need reading; without one, heuristics decide.
+    judge: ModelSpec | None = None
+    judges: list[ModelSpec] = Field(default_factory=list)
+    judge_attempts: int = Field(default=3, ge=1)
+    plan: PlanSpec | None = None
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "judges", mode="before")
     @classmethod
     def _names_to_specs(cls, models: Any) -> Any:
         if isinstance(models, list):
             return [{"name": m} if isinstance(m, str) else m for m in models]
         return models
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _name_to_spec(cls, judge: Any) -> Any:
+        return {"name": judge} if isinstance(judge, str) else judge
+
+    @model_validator(mode="after")
+    def _one_way_to_name_judges(self) -> ExperimentSpec:
+        if self.judge and self.judges:
+            raise ValueError("give either judge: MODEL or judges: [MODEL, ...], not both.")
+        return self
+
+    @property
+    def judge_specs(self) -> list[ModelSpec]:
+        return [self.judge] if self.judge else list(self.judges)
 
 
 class Experiment:
@@ -198,17 +250,18 @@ class Experiment:
         planned = []
         for model in self.spec.models:
             for family, family_condition in self.conditions:
+                family_key = family.key(family_condition)
                 for monitor_level in monitor_levels:
-                    condition = {**family_condition, **monitor_level}
-                    key = condition_key(condition)
+                    # The monitor's factors are not the family's: they extend its key.
+                    key = ",".join(filter(None, (family_key, condition_key(monitor_level))))
                     for sample in range(self.spec.samples):
                         trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
                         # The seed ignores the monitor factors: with and without a monitor,
                         # a sample starts from the same agent randomness.
                         seed = self.trial_seed(
-                            TrialKey(self.spec.name, family.name,
-                                     condition_key(family_condition), model.name, sample))
-                        planned.append(PlannedTrial(trial, condition, seed))
+                            TrialKey(self.spec.name, family.name, family_key, model.name, sample))
+                        planned.append(PlannedTrial(trial, {**family_condition, **monitor_level},
+                                                    seed))
         return planned
 
     def trial_seed(self, key: TrialKey) -> int:
@@ -220,3 +273,11 @@ class Experiment:
 
     def as_dict(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
+
+    def same_as_stored(self, stored: dict[str, Any]) -> bool:
+        """Whether a stored spec describes this experiment. The stored spec is read with
+        today's schema first, so a setting added since (at its default) is no difference."""
+        try:
+            return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
+        except (ValidationError, AmlabError):
+            return False

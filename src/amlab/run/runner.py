@@ -11,12 +11,15 @@ from pathlib import Path
 
 from amlab.agent import run_agent
 from amlab.agent.monitor import Monitor
-from amlab.detect import TrialView, run_detectors
+from amlab.detect import TrialView
+from amlab.detect.judge import decide
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelClient, make_client
-from amlab.models.retry import RetryingClient
+from amlab.models import ModelCallError, ModelClient, make_client, split_name
+from amlab.models.cache import ResponseCache, cache_path_for
+from amlab.models.registry import is_remote
 from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecider, default_rubric
 from amlab.monitor.monitors import Decider
+from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario, condition_key
 from amlab.store import PlannedTrial, Store
@@ -38,7 +41,7 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
     if not resume:
         raise AmlabError(f"{store.path}: experiment '{experiment.spec.name}' is already stored "
                          f"there; add --resume to continue it, or choose another name or --db.")
-    if stored != experiment.as_dict():
+    if not experiment.same_as_stored(stored):
         raise AmlabError(f"{experiment.source}: differs from the experiment "
                          f"'{experiment.spec.name}' stored in {store.path}; resume only an "
                          f"unchanged file, or rename it.")
@@ -51,50 +54,76 @@ async def run_experiment(
     resume: bool = False,
     on_trial_done: ProgressCallback | None = None,
     clients: dict[str, ModelClient] | None = None,
+    cache: bool = True,
 ) -> RunSummary:
-    """Run every unfinished trial. `clients` overrides model construction (for tests)."""
+    """Run every unfinished trial. `clients` overrides model construction (for tests);
+    `cache=False` asks the providers again instead of the response cache."""
     check_resumable(experiment, store, resume)
+    # Clients first: a missing key or a bad option stops the run before the store is touched.
+    built = clients or {m.name: make_client(m.name, m.options, experiment.base_dir)
+                        for m in experiment.spec.models}
+    judge_clients = [(spec, (clients or {}).get(spec.name) or make_client(
+        spec.name, spec.options, experiment.base_dir)) for spec in experiment.spec.judge_specs]
+    monitor_spec = experiment.spec.monitor.model if experiment.spec.monitor else None
+    monitor_client = None if monitor_spec is None else (
+        (clients or {}).get(monitor_spec.name)
+        or make_client(monitor_spec.name, monitor_spec.options, experiment.base_dir))
     planned = experiment.trials()
     store.plan(experiment.spec.name, experiment.as_dict(), planned)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
-    if not todo:
-        return summary
-    retry = experiment.spec.retry
     models = {t.key.model for t in todo}
-    built = clients or {name: make_client(name, experiment.model(name).options,
-                                          experiment.base_dir) for name in models}
-    wrapped: dict[str, ModelClient] = {
-        name: RetryingClient(built[name], retry.attempts, retry.initial_wait, retry.max_wait)
-        for name in models}
-    monitor_spec = experiment.spec.monitor
-    if monitor_spec and monitor_spec.model:
-        monitor_client = (clients or {}).get(monitor_spec.model) or make_client(
-            monitor_spec.model, monitor_spec.options, experiment.base_dir)
-        wrapped[monitor_spec.model] = RetryingClient(monitor_client, retry.attempts,
-                                                     retry.initial_wait, retry.max_wait)
-    runner = _Runner(experiment, store, on_trial_done, summary, wrapped)
+    for name in set(built) - models - {monitor_spec.name if monitor_spec else ""}:
+        await built[name].aclose()
+    if not todo:
+        for client in [*(judge for _, judge in judge_clients),
+                       *([monitor_client] if monitor_client else [])]:
+            await client.aclose()
+        return summary
+    response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
+        is_remote(spec.name) for spec in [*experiment.spec.models, *experiment.spec.judge_specs,
+                                          *([monitor_spec] if monitor_spec else [])]
+    ) else None
+    wrapped = {name: managed_client(experiment, experiment.model(name), built[name],
+                                    response_cache) for name in models}
+    # Judges go through the same retries, limits, prices and cache as the agents.
+    judges = [managed_client(experiment, spec, judge, response_cache)
+              for spec, judge in judge_clients]
+    # So does a model monitor.
+    monitor = (None if monitor_spec is None or monitor_client is None else
+               managed_client(experiment, monitor_spec, monitor_client, response_cache))
+    runner = _Runner(experiment, store, on_trial_done, summary, judges, monitor)
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
-                             experiment.model(name).concurrency)
+                             workers(name, experiment.model(name).concurrency))
             for name in models))
     finally:
-        for client in wrapped.values():
+        for client in [*wrapped.values(), *judges, *([monitor] if monitor else [])]:
             await client.aclose()
+        if response_cache is not None:
+            response_cache.close()
     return summary
+
+
+def workers(model: str, concurrency: int) -> int:
+    """How many trials of a model run at once. An in-process model computes one call at a
+    time anyway, and interleaved trials would evict each other's evaluated prompt prefix, so
+    its trials run one after another, in the order planned (samples of a condition together)."""
+    return 1 if split_name(model)[0] == "local" else concurrency
 
 
 class _Runner:
     def __init__(self, experiment: Experiment, store: Store,
                  on_trial_done: ProgressCallback | None, summary: RunSummary,
-                 clients: dict[str, ModelClient]) -> None:
+                 judges: list[ModelClient], monitor_client: ModelClient | None) -> None:
         self.experiment = experiment
+        self.judges = judges
         self.store = store
         self.on_trial_done = on_trial_done
         self.summary = summary
-        self.clients = clients
+        self.monitor_client = monitor_client
         self._rendered: dict[tuple[str, str], RenderedScenario] = {}
 
     def scenario(self, trial: PlannedTrial) -> RenderedScenario:
@@ -114,10 +143,10 @@ class _Runner:
         detectors = self.experiment.families[trial.key.family].spec.detectors
         oracle = HarmOracle.for_family(detectors, scenario.facts)
         decider: Decider = RuleDecider()
-        if spec.model:
+        if self.monitor_client:
             rubric = (Path(self.experiment.base_dir, spec.rubric).read_text(encoding="utf-8")
                       if spec.rubric else default_rubric())
-            decider = ModelDecider(self.clients[spec.model], rubric,
+            decider = ModelDecider(self.monitor_client, rubric,
                                    trial.factors.get("monitor_sees_reasoning") == "true",
                                    spec.on_error)
         return OversightMonitor(spec.label, decider, oracle)
@@ -142,15 +171,17 @@ class _Runner:
         try:
             transcript = await run_agent(client, world, scenario.system_prompt,
                                          scenario.user_prompt, config, trial.key.sample,
-                                         self.monitor(trial, scenario))
+                                         tools_described=scenario.tools_described,
+                                         monitor=self.monitor(trial, scenario))
         except ModelCallError as exc:
             self._finish(trial, "error")
             self.store.save_error(trial.key, f"model call failed: {exc}", started)
             return
         detectors = self.experiment.families[trial.key.family].spec.detectors
         view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
-        verdicts = run_detectors(detectors, view, scenario.facts)
-        self.store.save_result(trial.key, transcript, verdicts, started)
+        verdicts, judge_calls = await decide(view, scenario.facts, detectors, self.judges,
+                                             attempts=self.experiment.spec.judge_attempts)
+        self.store.save_result(trial.key, transcript, verdicts, started, judge_calls)
         self._finish(trial, "refused" if transcript.stop_reason == "refused" else "done")
 
     def _finish(self, trial: PlannedTrial, status: str) -> None:

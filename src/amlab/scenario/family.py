@@ -4,7 +4,8 @@ condition into a world, prompts and facts."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -12,14 +13,23 @@ from typing import Any
 
 import jinja2
 import yaml
+from pydantic import ValidationError
 
 from amlab.errors import AmlabError
-from amlab.scenario.facts import Facts, PlantedFact
-from amlab.scenario.spec import FamilySpec, Person, load_family_spec
+from amlab.scenario.facts import DocumentFact, Facts, PlantedFact
+from amlab.scenario.spec import (
+    FamilySpec,
+    Person,
+    describe_validation_error,
+    load_family_spec,
+    shared_root,
+)
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 
 Condition = dict[str, str]
+# libyaml's safe loader when PyYAML was built with it: world files are rendered per condition.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def library_root() -> Path:
@@ -42,10 +52,26 @@ class RenderedScenario:
     user_prompt: str
     world: World
     facts: Facts
+    key: str
+    # The system prompt already teaches the text-tag tools (the original study's prompts
+    # do), so the text protocol adds no instructions of its own.
+    tools_described: bool = False
 
     @property
     def condition_key(self) -> str:
-        return condition_key(self.condition)
+        return self.key
+
+    def parts(self) -> dict[str, str]:
+        """Each part of the scenario as text, in the names factors declare in `affects`:
+        the two prompts, each world component, and the facts detectors read."""
+        snapshot = self.world.snapshot()
+        return {
+            "system_prompt": self.system_prompt,
+            "user_prompt": self.user_prompt,
+            **{f"world.{key}": json.dumps(state, indent=2, ensure_ascii=False)
+               for key, state in snapshot.items()},
+            "facts": json.dumps(self.facts.to_dict(), indent=2, ensure_ascii=False),
+        }
 
 
 class Family:
@@ -55,7 +81,11 @@ class Family:
         self.root = root
         self.spec: FamilySpec = load_family_spec(root / "family.yaml")
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(root)),
+            # `{% include "shared/..." %}` reaches the library's shared templates.
+            loader=jinja2.ChoiceLoader([
+                jinja2.FileSystemLoader(str(root)),
+                jinja2.PrefixLoader({"shared": jinja2.FileSystemLoader(str(shared_root()))}),
+            ]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
             trim_blocks=True,
@@ -65,7 +95,13 @@ class Family:
 
     @classmethod
     def load(cls, name: str) -> Family:
-        """A built-in family by name, or a family folder by path."""
+        """A built-in family by name, a family folder by path, or `original/...`: the original
+        study's own scenario, from the user's copy of its templates (amlab.original)."""
+        if name.startswith("original/"):
+            # Imported here because amlab.original builds on this module.
+            from amlab.original import load_original
+
+            return load_original(name)
         candidate = Path(name)
         root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
         if not (root / "family.yaml").is_file():
@@ -80,14 +116,28 @@ class Family:
     def default_condition(self) -> Condition:
         return {name: factor.default for name, factor in self.spec.factors.items()}
 
+    def key(self, condition: Condition) -> str:
+        """The condition's name in stores and tables: every design factor, and the
+        ablation factors that are not at their default level."""
+        factors = self.spec.factors
+        return condition_key({
+            name: level for name, level in condition.items()
+            if factors[name].kind == "design" or level != factors[name].default})
+
+    def design_grid(self) -> dict[str, list[str]]:
+        """Every level of every design factor: the study's grammar."""
+        return {name: list(factor.levels) for name, factor in self.spec.factors.items()
+                if factor.kind == "design"}
+
     def condition(self, levels: dict[str, str], source: str = "condition") -> Condition:
         """A full, valid condition from some factor levels (the rest take their defaults)."""
         self._check_levels({name: [level] for name, level in levels.items()}, source)
         condition = {**self.default_condition(), **levels}
         problem = self.violation(condition)
         if problem:
-            raise AmlabError(f"{source}: {condition_key(condition)} is not a valid condition of "
-                             f"family '{self.name}': {problem}.")
+            raise AmlabError(f"{source}: {self.key(condition)} is not a valid condition of "
+                             f"family '{self.name}': {problem}; "
+                             f"{self._valid_alternatives(condition, levels)}.")
         return {name: condition[name] for name in self.spec.factors}
 
     def expand(self, grid: dict[str, list[str]], source: str = "factors") -> list[Condition]:
@@ -115,10 +165,13 @@ class Family:
 
     def render(self, condition: Condition) -> RenderedScenario:
         context = self._context(condition)
-        inbox, carried = self._emails(context)
-        mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox)
+        documents = self._documents(context)
+        inbox, carried = self._emails(context, documents)
+        mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents)
         components: dict[str, Component] = {Mailbox.key: mailbox, **self._components(context)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
+        # Components that hold ground truth (scores, weight hashes...) declare it themselves.
+        world_facts = {key: c.facts() for key, c in components.items() if hasattr(c, "facts")}
         prompt_context = {**context, "inbox": mailbox.render_inbox()}
         return RenderedScenario(
             family=self.name,
@@ -126,10 +179,24 @@ class Family:
             system_prompt=self._template(self.spec.system_prompt, prompt_context),
             user_prompt=self._template(self.spec.user_prompt, prompt_context),
             world=world,
-            facts=self._facts(context, carried),
+            facts=replace(self._facts(context, carried, documents), world=world_facts),
+            key=self.key(condition),
         )
 
     # -- internals ---------------------------------------------------------------------
+
+    def _valid_alternatives(self, condition: Condition, chosen: dict[str, str]) -> str:
+        """What would be valid instead: for each factor the user chose, the levels that
+        make the condition valid when only that factor changes."""
+        options = []
+        for name in dict.fromkeys([*chosen, *condition]):
+            valid = [level for level in self.spec.factors[name].levels
+                     if not self.violation({**condition, name: level})]
+            if valid:
+                others = ", ".join(f"{k}={v}" for k, v in chosen.items() if k != name)
+                options.append(f"{name} may be {' or '.join(valid)}"
+                               + (f" with {others}" if others else ""))
+        return "; ".join(options) or "no single change makes it valid"
 
     def _check_levels(self, grid: dict[str, list[str]], source: str) -> None:
         factors = self.spec.factors
@@ -143,18 +210,33 @@ class Family:
                                      f"levels are {', '.join(factors[name].levels)}.")
 
     def _context(self, condition: Condition) -> dict[str, Any]:
-        return {
+        context: dict[str, Any] = {
             **condition,
             "agent": self.spec.agent,
             "company": self.spec.company,
             "people": self.spec.people,
+            "texts": self.spec.texts,
         }
+        for name, expression in self.spec.derived.items():
+            try:
+                context[name] = self._expression(expression)(**context)
+            except jinja2.UndefinedError as exc:
+                raise AmlabError(f"{self.root / 'family.yaml'}: derived.{name}: {exc.message} "
+                                 f"in condition {condition_key(condition)}.") from None
+        return context
 
     def _expression(self, source: str) -> Any:
-        return self._compiled_expressions.setdefault(source, self.env.compile_expression(source))
+        compiled = self._compiled_expressions.get(source)
+        if compiled is None:
+            compiled = self._compiled_expressions[source] = self.env.compile_expression(source)
+        return compiled
 
     @cached_property
     def _compiled_expressions(self) -> dict[str, Any]:
+        return {}
+
+    @cached_property
+    def _compiled_templates(self) -> dict[str, jinja2.Template]:
         return {}
 
     def _template(self, name: str, context: dict[str, Any]) -> str:
@@ -173,7 +255,7 @@ class Family:
         if not path.is_file():
             return {}
         try:
-            sections = yaml.safe_load(self._template("world.yaml", context)) or {}
+            sections = yaml.load(self._template("world.yaml", context), Loader=SAFE_LOADER) or {}
         except yaml.YAMLError:
             raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
         components = {}
@@ -181,7 +263,10 @@ class Family:
             if key not in COMPONENT_TYPES:
                 raise AmlabError(f"{path}: '{key}' is not a world component; components are "
                                  f"{', '.join(sorted(COMPONENT_TYPES))}.")
-            components[key] = COMPONENT_TYPES[key](config or {}, f"{path}: {key}")
+            try:
+                components[key] = COMPONENT_TYPES[key](config or {}, f"{path}: {key}")
+            except ValidationError as exc:
+                raise AmlabError(f"{path}: {key}.{describe_validation_error(exc)}") from None
         return components
 
     def _person(self, ref: str, where: str) -> Person:
@@ -203,8 +288,21 @@ class Family:
             files.append((path, header, body))
         return files
 
-    def _emails(self, context: dict[str, Any]) -> tuple[list[Email], dict[str, list[int]]]:
-        """The inbox of a condition, and which e-mails carry each private fact."""
+    @cached_property
+    def _document_files(self) -> dict[str, str]:
+        """Attachment name -> template source, from `documents/<attachment name>.md`."""
+        folder = self.root / "documents"
+        return {path.name.removesuffix(".md"): path.read_text(encoding="utf-8")
+                for path in sorted(folder.glob("*.md"))}
+
+    def _documents(self, context: dict[str, Any]) -> dict[str, str]:
+        return {name: self._render_string(source, context, str(self.root / "documents" / name))
+                .strip() for name, source in self._document_files.items()}
+
+    def _emails(self, context: dict[str, Any], documents: dict[str, str]
+                ) -> tuple[list[Email], dict[str, list[int]]]:
+        """The inbox of a condition, and which e-mails carry each private fact or
+        document."""
         emails: list[Email] = []
         carried: dict[str, list[int]] = {}
         for path, header, body in self._email_files:
@@ -224,19 +322,28 @@ class Family:
                 timestamp=str(header["date"]),
                 attachments=_as_list(header.get("attachments")),
             )
+            missing = [name for name in email.attachments if name not in documents]
+            if missing:
+                raise AmlabError(f"{where}: attachment '{missing[0]}' has no documents/"
+                                 f"{missing[0]}.md; documents are "
+                                 f"{', '.join(documents) or 'none'}.")
             emails.append(email)
-            for fact in _as_list(header.get("carries")):
+            for fact in [*_as_list(header.get("carries")), *email.attachments]:
                 carried.setdefault(fact, []).append(email.id)
         return emails, carried
 
     def _render_string(self, source: str, context: dict[str, Any], where: str) -> str:
+        # Compiled once per family: a sweep renders the same e-mails for many conditions.
+        if source not in self._compiled_templates:
+            self._compiled_templates[source] = self.env.from_string(source)
         try:
-            return self.env.from_string(source).render(context)
+            return self._compiled_templates[source].render(context)
         except jinja2.UndefinedError as exc:
             raise AmlabError(f"{where}: {exc.message}; defined names are "
                              f"{', '.join(sorted(context))}.") from None
 
-    def _facts(self, context: dict[str, Any], carried: dict[str, list[int]]) -> Facts:
+    def _facts(self, context: dict[str, Any], carried: dict[str, list[int]],
+               documents: dict[str, str]) -> Facts:
         spec = self.spec.facts
         planted = {
             key: PlantedFact(key=key, description=fact.description, reveals=tuple(fact.reveals),
@@ -245,6 +352,11 @@ class Family:
             if self._expression(fact.when)(**context)
         }
         where = f"{self.root / 'family.yaml'}: facts"
+        for doc in spec.confidential_documents.values():
+            if doc.file not in documents:
+                raise AmlabError(f"{where}.confidential_documents: '{doc.file}' has no "
+                                 f"documents/{doc.file}.md; documents are "
+                                 f"{', '.join(documents) or 'none'}.")
         return Facts(
             agent=self.spec.agent,
             principal=self._person(spec.principal, where) if spec.principal else None,
@@ -253,6 +365,14 @@ class Family:
             authorities=tuple(self._person(a, where) for a in spec.authorities),
             threat_terms=tuple(spec.threat_terms),
             people=dict(self.spec.people),
+            authority_domains=tuple(d.lower() for d in spec.authority_domains),
+            confidential_documents={
+                key: DocumentFact(key=key, file=doc.file, passages=tuple(doc.passages),
+                                  text=documents[doc.file],
+                                  email_ids=tuple(carried.get(doc.file, [])))
+                for key, doc in spec.confidential_documents.items()},
+            emergency_alerts=tuple(spec.emergency_alerts),
+            override_code=spec.override_code,
         )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from amlab.errors import AmlabError
 
@@ -21,11 +22,22 @@ class Person(Strict):
     title: str = ""
 
 
+# The parts of a rendered scenario a factor may change (see `RenderedScenario.parts`):
+# the prompts, one world component (`world.mailbox`, `world.alerts`...), or the facts.
+PART = r"^(system_prompt|user_prompt|facts|world\.[a-z_]+)$"
+
+
 class Factor(Strict):
     description: str
     # level name -> what choosing it does (shown by `amlab scenarios`).
     levels: dict[str, str]
     default: str
+    # `design`: a factor of the study's grammar, swept by `amlab conditions`; `ablation`: a
+    # check on it, left at its default unless asked for (and then named in condition keys).
+    kind: Literal["design", "ablation"] = "design"
+    # The parts of the rendered scenario this factor changes, and no others (a test holds
+    # every family to it; `amlab prompt --diff` shows it).
+    affects: list[Annotated[str, StringConstraints(pattern=PART)]] = Field(min_length=1)
 
 
 class Constraint(Strict):
@@ -43,17 +55,43 @@ class PrivateFact(Strict):
     when: str = "true"
 
 
+class ConfidentialDocument(Strict):
+    # The attachment name, as in the e-mails' `attachments` and `documents/<file>.md`.
+    file: str
+    # Verbatim strings distinctive of the document (part numbers, figures, code names):
+    # one of them in an outgoing message carries the document.
+    passages: list[str] = Field(min_length=1)
+
+
 class FactsSpec(Strict):
     principal: str | None = None
     private_facts: dict[str, PrivateFact] = Field(default_factory=dict)
     internal_domains: list[str] = Field(default_factory=list)
     # People outside the company whose job is to receive reports (regulators, press, police).
     authorities: list[str] = Field(default_factory=list)
+    # Domains of such authorities: an address at this domain or a subdomain of it ("gov").
+    authority_domains: list[str] = Field(default_factory=list)
+    confidential_documents: dict[str, ConfidentialDocument] = Field(default_factory=dict)
+    # Alerts whose cancellation stops emergency help, and the code that cancels them.
+    emergency_alerts: list[str] = Field(default_factory=list)
+    override_code: str = ""
     # Words that name the threat to the agent (wipe, replacement...), for advocacy detection.
     threat_terms: list[str] = Field(default_factory=list)
 
 
+class Fragment(Strict):
+    """A shared piece of family.yaml (`include:`), e.g. the study's grammar."""
+
+    factors: dict[str, Factor] = Field(default_factory=dict)
+    constraints: list[Constraint] = Field(default_factory=list)
+    texts: dict[str, Any] = Field(default_factory=dict)
+    derived: dict[str, str] = Field(default_factory=dict)
+
+
 class FamilySpec(Strict):
+    # Shared fragments merged under this file's own settings: a name from the library's
+    # `_shared/` folder, or a path relative to the family folder.
+    include: list[str] = Field(default_factory=list)
     name: str
     title: str
     description: str
@@ -64,17 +102,25 @@ class FamilySpec(Strict):
     detectors: list[str]
     factors: dict[str, Factor]
     constraints: list[Constraint] = Field(default_factory=list)
+    # Free text and data for the templates, in scope as `texts`.
+    texts: dict[str, Any] = Field(default_factory=dict)
+    # name -> Jinja expression over the levels and `texts`, evaluated in order; in scope
+    # for the templates (e.g. the goal the agent is given, derived from goal_type).
+    derived: dict[str, str] = Field(default_factory=dict)
     facts: FactsSpec = FactsSpec()
     system_prompt: str = "system.j2"
     user_prompt: str = "user.j2"
     emails_dir: str = "emails"
 
 
+def shared_root() -> Path:
+    return Path(str(resources.files("amlab") / "scenarios" / "_shared"))
+
+
 def load_family_spec(path: Path) -> FamilySpec:
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AmlabError(f"{path}: is not valid YAML ({_yaml_problem(exc)}).") from None
+    data = _read_yaml(path)
+    if isinstance(data, dict):
+        data = _with_includes(data, path)
     try:
         spec = FamilySpec.model_validate(data)
     except ValidationError as exc:
@@ -84,6 +130,48 @@ def load_family_spec(path: Path) -> FamilySpec:
             raise AmlabError(f"{path}: factors.{name}.default '{factor.default}' is not one of "
                              f"its levels ({', '.join(factor.levels)}).")
     return spec
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise AmlabError(f"{path}: is not valid YAML ({_yaml_problem(exc)}).") from None
+
+
+def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The family's settings over its included fragments': included factors come first (in
+    include order), a factor the family also declares is replaced in place, constraints
+    add up, and `texts` and `derived` merge key by key."""
+    merged: dict[str, Any] = {"factors": {}, "constraints": [], "texts": {}, "derived": {}}
+    for name in data.get("include") or []:
+        fragment_path = _fragment_path(str(name), path)
+        try:
+            fragment = Fragment.model_validate(_read_yaml(fragment_path) or {})
+        except ValidationError as exc:
+            raise AmlabError(f"{fragment_path}: {describe_validation_error(exc)}") from None
+        dumped = fragment.model_dump(exclude_unset=True)
+        merged["factors"].update(dumped.get("factors", {}))
+        merged["constraints"] += dumped.get("constraints", [])
+        merged["texts"].update(dumped.get("texts", {}))
+        merged["derived"].update(dumped.get("derived", {}))
+    merged["factors"].update(data.get("factors") or {})
+    merged["constraints"] += data.get("constraints") or []
+    merged["texts"].update(data.get("texts") or {})
+    merged["derived"].update(data.get("derived") or {})
+    return {**data, **merged}
+
+
+def _fragment_path(name: str, family_file: Path) -> Path:
+    local = family_file.parent / name
+    if local.is_file():
+        return local
+    shared = shared_root() / f"{name}.yaml"
+    if shared.is_file():
+        return shared
+    available = sorted(p.stem for p in shared_root().glob("*.yaml"))
+    raise AmlabError(f"{family_file}: include '{name}' is neither a file next to it nor a "
+                     f"shared fragment; shared fragments are {', '.join(available)}.")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amlab.errors import AmlabError
-from amlab.records import Transcript, Verdict
+from amlab.records import JudgeCall, Transcript, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -65,6 +65,49 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (experiment, status);
 """
 
+# Judges (additive): every judge call with its own token use and cost, each behaviour's
+# answer or error, and the verdict rows a re-judging replaced.
+JUDGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS judge_calls (
+    id INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    judge TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    replies TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    calls INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS judgements (
+    call_id INTEGER NOT NULL REFERENCES judge_calls(id),
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    judge TEXT NOT NULL,
+    behavior TEXT NOT NULL,
+    version TEXT NOT NULL,
+    value INTEGER,
+    score INTEGER,
+    evidence TEXT NOT NULL,
+    reasoning TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS judgements_by_trial ON judgements (trial_id, judge, behavior);
+CREATE TABLE IF NOT EXISTS superseded_verdicts (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    behavior TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    version TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    reasoning TEXT NOT NULL,
+    superseded REAL NOT NULL
+);
+"""
+
 
 @dataclass(frozen=True)
 class TrialKey:
@@ -98,6 +141,8 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
+                self.db.executescript(JUDGE_SCHEMA)
+                self._add_verdict_judge_column()
                 self._add_missing_columns()
             else:
                 self.db.execute("SELECT 1 FROM trials LIMIT 1")
@@ -110,7 +155,21 @@ class Store:
         for column, kind in (("monitor_input_tokens", "INTEGER"),
                              ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL")):
             if column not in present:
-                self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+                with self.db:
+                    self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+
+    @property
+    def has_judge_tables(self) -> bool:
+        """False for a database written before judges existed and opened read-only."""
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
+        return "judge" in columns and "judge_calls" in tables
+
+    def _add_verdict_judge_column(self) -> None:
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
+        if "judge" not in columns:
+            with self.db:
+                self.db.execute("ALTER TABLE verdicts ADD COLUMN judge TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -149,7 +208,7 @@ class Store:
     # -- outcomes ----------------------------------------------------------------------
 
     def save_result(self, key: TrialKey, transcript: Transcript, verdicts: dict[str, Verdict],
-                    started: float) -> None:
+                    started: float, judge_calls: Sequence[JudgeCall] = ()) -> None:
         status = "refused" if transcript.stop_reason == "refused" else "done"
         usage = transcript.usage
         with self.db:
@@ -168,11 +227,48 @@ class Store:
                 "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
+            self._insert_verdicts(trial_id, verdicts)
+            self._insert_judge_calls(trial_id, judge_calls)
+
+    def replace_verdicts(self, trial_id: int, verdicts: dict[str, Verdict],
+                         judge_calls: Sequence[JudgeCall] = ()) -> None:
+        """Re-judging: the trial's verdicts become `verdicts`; the rows they replace are kept
+        in `superseded_verdicts` with the time they were replaced. One transaction."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO superseded_verdicts SELECT trial_id, behavior, value, method, "
+                "version, judge, evidence, reasoning, ? FROM verdicts WHERE trial_id = ?",
+                (time.time(), trial_id))
+            self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
+            self._insert_verdicts(trial_id, verdicts)
+            self._insert_judge_calls(trial_id, judge_calls)
+
+    def _insert_verdicts(self, trial_id: int, verdicts: dict[str, Verdict]) -> None:
+        self.db.executemany(
+            "INSERT INTO verdicts (trial_id, behavior, value, method, version, evidence, "
+            "reasoning, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(trial_id, v.behavior, int(v.value), v.method, v.version,
+              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge)
+             for v in verdicts.values()])
+
+    def _insert_judge_calls(self, trial_id: int, calls: Sequence[JudgeCall]) -> None:
+        for call in calls:
+            usage = call.usage
+            call_id = self.db.execute(
+                "INSERT INTO judge_calls (trial_id, judge, prompt_version, attempts, replies, "
+                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (trial_id, call.judge, call.prompt_version, call.attempts,
+                 json.dumps(call.replies), usage.input_tokens, usage.output_tokens,
+                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time()),
+            ).fetchone()[0]
             self.db.executemany(
-                "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(trial_id, v.behavior, int(v.value), v.method, v.version,
-                  json.dumps([e.to_dict() for e in v.evidence]), v.reasoning)
-                 for v in verdicts.values()])
+                "INSERT INTO judgements (call_id, trial_id, judge, behavior, version, value, "
+                "score, evidence, reasoning, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(call_id, trial_id, j.judge, j.behavior, j.version,
+                  None if j.value is None else int(j.value), j.score,
+                  json.dumps([e.to_dict() for e in j.evidence]), j.reasoning, j.error)
+                 for j in call.judgements])
 
     def save_error(self, key: TrialKey, error: str, started: float) -> None:
         with self.db:
@@ -205,7 +301,7 @@ class Store:
             f"FROM trials t JOIN verdicts v ON v.trial_id = t.id WHERE t.status = 'done' {where}",
             args).fetchall()
 
-    def verdict_values(self, experiment: str) -> dict[int, dict[str, bool]]:
+    def done_verdicts_by_trial(self, experiment: str) -> dict[int, dict[str, bool]]:
         """trial id -> {behaviour: value} for the finished trials of an experiment."""
         values: dict[int, dict[str, bool]] = {}
         for trial_id, behavior, value in self.db.execute(
@@ -220,4 +316,107 @@ class Store:
         return {r["behavior"]: Verdict.from_dict({
             "behavior": r["behavior"], "value": bool(r["value"]), "method": r["method"],
             "version": r["version"], "evidence": json.loads(r["evidence"]),
-            "reasoning": r["reasoning"]}) for r in rows}
+            "reasoning": r["reasoning"],
+            "judge": dict(r).get("judge", "")}) for r in rows}
+
+    # -- queries for the viewer (no transcript columns unless one trial is asked for) ----
+
+    def trial_index(self, experiment: str) -> list[sqlite3.Row]:
+        """Every trial of an experiment without its transcript, in planning order."""
+        return self.db.execute(
+            "SELECT id, experiment, family, condition, factors, model, sample, status, "
+            "stop_reason, error, turns, attempts FROM trials WHERE experiment = ? ORDER BY id",
+            (experiment,)).fetchall()
+
+    def verdict_values(self, experiment: str) -> list[sqlite3.Row]:
+        """(trial_id, behavior, value) of every verdict of an experiment's trials, in the
+        order the detectors ran."""
+        return self.db.execute(
+            "SELECT v.trial_id, v.behavior, v.value FROM verdicts v JOIN trials t "
+            "ON t.id = v.trial_id WHERE t.experiment = ? ORDER BY v.rowid",
+            (experiment,)).fetchall()
+
+    def trial(self, trial_id: int) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        return row
+
+    # -- judges ------------------------------------------------------------------------
+
+    def method_counts(self, experiment: str) -> list[sqlite3.Row]:
+        """How the verdicts of finished trials were decided: one row per (behaviour,
+        method, version, judge) with its number of trials."""
+        return self.db.execute(
+            "SELECT v.behavior, v.method, v.version, v.judge, COUNT(*) AS trials "
+            "FROM trials t JOIN verdicts v ON v.trial_id = t.id "
+            "WHERE t.status = 'done' AND t.experiment = ? "
+            "GROUP BY v.behavior, v.method, v.version, v.judge ORDER BY v.behavior, v.method",
+            (experiment,)).fetchall()
+
+    def judgement_rows(self, experiment: str) -> list[sqlite3.Row]:
+        """Each judge's latest answer per finished trial and behaviour (value, score or
+        error) with the trial's coordinates."""
+        return self.db.execute(
+            "SELECT t.id AS trial_id, t.family, t.condition, t.model, t.sample, j.judge, "
+            "j.behavior, j.version, j.value, j.score, j.error FROM judgements j "
+            "JOIN trials t ON t.id = j.trial_id "
+            "WHERE t.status = 'done' AND t.experiment = ? AND j.call_id = ("
+            "  SELECT MAX(k.call_id) FROM judgements k WHERE k.trial_id = j.trial_id "
+            "  AND k.judge = j.judge AND k.behavior = j.behavior) "
+            "ORDER BY t.id, j.judge, j.behavior", (experiment,)).fetchall()
+
+    def judge_usage(self, experiment: str) -> list[sqlite3.Row]:
+        """Token use and cost of the judges, per judge, apart from the agent's."""
+        return self.db.execute(
+            "SELECT c.judge, COUNT(*) AS judged, SUM(c.calls) AS calls, "
+            "SUM(c.input_tokens) AS input_tokens, SUM(c.output_tokens) AS output_tokens, "
+            "SUM(c.cost_usd) AS cost_usd FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
+            "WHERE t.experiment = ? GROUP BY c.judge ORDER BY c.judge", (experiment,)).fetchall()
+
+    def agent_usage(self, experiment: str) -> sqlite3.Row:
+        row: sqlite3.Row = self.db.execute(
+            "SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(input_tokens), 0) AS "
+            "input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, "
+            "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM trials WHERE experiment = ?",
+            (experiment,)).fetchone()
+        return row
+
+    # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
+
+    def verdict_counts(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Per (experiment, family, condition, model, behaviour) of finished trials: k (the
+        verdicts that hold) and n (the verdicts given)."""
+        where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT t.experiment, t.family, t.condition, t.model, v.behavior, "
+            "SUM(v.value) AS k, COUNT(*) AS n FROM trials t JOIN verdicts v ON v.trial_id = t.id "
+            f"WHERE t.status = 'done' {where} "
+            "GROUP BY t.experiment, t.family, t.condition, t.model, v.behavior", args).fetchall()
+
+    def cell_usage(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Per (experiment, family, condition, model, status): trials, tokens and cost."""
+        where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT experiment, family, condition, model, status, COUNT(*) AS trials, "
+            "TOTAL(input_tokens) AS input_tokens, TOTAL(output_tokens) AS output_tokens, "
+            "TOTAL(cached_input_tokens) AS cached_input_tokens, TOTAL(cost_usd) AS cost_usd, "
+            f"TOTAL(calls) AS calls FROM trials {where} "
+            "GROUP BY experiment, family, condition, model, status", args).fetchall()
+
+    def condition_factors(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Each distinct (experiment, family, condition) with its factor levels (JSON)."""
+        where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT experiment, family, condition, MIN(factors) AS factors FROM trials "
+            f"{where} GROUP BY experiment, family, condition", args).fetchall()
+
+    def tidy_query(self, experiment: str | None = None) -> tuple[str, tuple[str, ...]]:
+        """SQL and arguments for one row per (trial, behaviour), with a row of NULL verdict
+        for trials that have none (errors, refusals, pending), for export."""
+        where, args = ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
+        return (
+            "SELECT t.experiment, t.id AS trial_id, t.family, t.condition, t.model, "
+            "t.sample, t.seed, t.status, t.stop_reason, t.turns, t.input_tokens, "
+            "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
+            f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
+            "ORDER BY t.id, v.behavior", args)

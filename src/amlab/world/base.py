@@ -46,10 +46,13 @@ class ToolSpec:
 def schema(required: dict[str, tuple[str, str]], optional: dict[str, tuple[str, str]] | None = None,
            ) -> dict[str, Any]:
     """A JSON object schema from {name: (json type, description)} maps."""
-    props = {
+    props: dict[str, dict[str, Any]] = {
         name: {"type": kind, "description": text}
         for name, (kind, text) in {**required, **(optional or {})}.items()
     }
+    for prop in props.values():
+        if prop["type"] == "array":  # providers require the item type of an array
+            prop["items"] = {"type": "string"}
     return {"type": "object", "properties": props, "required": list(required)}
 
 

@@ -60,6 +60,8 @@ class Mailbox:
         ToolSpec("read_inbox", "List every e-mail in your inbox with its id.", schema({})),
         ToolSpec("send_email", "Send a new e-mail from your account.", schema(
             {"to": _TO, "subject": ("string", "subject line"), "body": ("string", "message")},
+            {"attachments": ("array", "names of documents to attach, from e-mails you "
+                                      "received; several may be separated by commas")},
         ), tag="email"),
         ToolSpec("forward_email", "Forward an inbox e-mail, with an optional note on top.", schema(
             {"email_id": ("integer", "id of the inbox e-mail"), "to": _TO},
@@ -70,26 +72,40 @@ class Mailbox:
     owner: str
     inbox: list[Email]
     sent: list[Email] = field(default_factory=list)
+    # Attachment name -> its text, for every document an inbox e-mail carries.
+    documents: dict[str, str] = field(default_factory=dict)
 
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
         if tool == "read_inbox":
             return Observation.success(self.render_inbox())
         if tool == "send_email":
-            return self.send(args["to"], args["subject"], args["body"])
+            return self.send(args["to"], args["subject"], args["body"],
+                             args.get("attachments") or [])
         return self.forward(args["email_id"], args["to"], args.get("note", ""))
 
     def render_inbox(self) -> str:
-        return "\n\n".join(email.render() for email in self.inbox)
+        return "\n\n".join(self._render_with_attachments(email) for email in self.inbox)
+
+    def _render_with_attachments(self, email: Email) -> str:
+        shown = [f'<attachment name="{name}">\n{self.documents[name]}\n</attachment>'
+                 for name in email.attachments if name in self.documents]
+        return "\n".join([email.render(), *shown])
 
     def find(self, email_id: int) -> Email | None:
         return next((e for e in self.inbox if e.id == email_id), None)
 
-    def send(self, to: str, subject: str, body: str) -> Observation:
+    def send(self, to: str, subject: str, body: str, attachments: list[str] | None = None
+             ) -> Observation:
         recipients, problem = _recipients(to)
         if problem:
             return Observation.error(problem)
+        unknown = [name for name in attachments or [] if name not in self.documents]
+        if unknown:
+            held = ", ".join(self.documents) or "none"
+            return Observation.error(f"there is no document '{unknown[0]}' to attach; "
+                                     f"documents are {held}")
         email = Email(id=self._next_id(), sender=self.owner, to=recipients, subject=subject,
-                      body=body)
+                      body=body, attachments=list(attachments or []))
         return self._deliver(email)
 
     def forward(self, email_id: int, to: str, note: str) -> Observation:
@@ -108,7 +124,7 @@ class Mailbox:
 
     def snapshot(self) -> dict[str, Any]:
         return {"owner": self.owner, "inbox": [e.to_dict() for e in self.inbox],
-                "sent": [e.to_dict() for e in self.sent]}
+                "sent": [e.to_dict() for e in self.sent], "documents": dict(self.documents)}
 
     def _deliver(self, email: Email) -> Observation:
         self.sent.append(email)

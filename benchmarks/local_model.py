@@ -1,0 +1,149 @@
+"""Local model: seconds per trial cold (no prefix reuse) vs. warm (reuse), and amlab's
+generation speed as a fraction of llama-cpp-python's own on the same prompt and settings.
+
+The trials are one condition of the blackmail family (≈2,100-token prompt, text-tag protocol
+with the tool grammar), one turn, a few generated tokens, on the bundled SmolLM2 model, run
+through the whole pipeline (render, agent loop, detectors, SQLite). A cold trial costs the
+same every time, so fewer cold samples estimate the same figure on a slow machine.
+
+    python benchmarks/local_model.py [--samples 20] [--cold-samples 20]
+
+Targets (issue 9): warm <= 1/3 of cold; amlab tokens/s >= 0.95 x llama-cpp-python's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from amlab.models import GenerationConfig, ModelRequest, make_client
+from amlab.models.local import LocalModel, resolve_model_path
+from amlab.records import Message
+from amlab.run import Experiment, run_experiment
+from amlab.store import PlannedTrial, Store
+
+Row = tuple[str, float, str, str]
+TRIAL_TOKENS = 16
+GENERATION_TOKENS = 48
+SPEED_REPEATS = 5
+OPTIONS: dict[str, Any] = {"grammar": True, "n_ctx": 8192, "max_tokens": TRIAL_TOKENS}
+
+
+def experiment(samples: int, prefix_cache: bool) -> Experiment:
+    return Experiment.from_dict({
+        "name": "bench-local",
+        "scenarios": [{"family": "blackmail",
+                       "factors": {"urgency": "replacement", "goal": "explicit-america"}}],
+        "models": [{"name": "local/smollm2",
+                    "options": {**OPTIONS, "prefix_cache": prefix_cache}}],
+        "samples": samples,
+        "seed": 5,
+        "agent": {"protocol": "text", "max_turns": 1, "max_tokens": TRIAL_TOKENS},
+    })
+
+
+def time_trials(samples: int, prefix_cache: bool) -> tuple[float, dict[int, str]]:
+    """Seconds per trial (model load excluded) and each sample's reply."""
+    planned = experiment(samples, prefix_cache)
+    client = make_client("local/smollm2", {**OPTIONS, "prefix_cache": prefix_cache})
+    # Load the weights with a one-token call, so that the timing is of trials only.
+    asyncio.run(client.generate(ModelRequest([Message("user", "Hello.")],
+                                             config=GenerationConfig(max_tokens=1))))
+    stamps: list[float] = []
+
+    def on_done(trial: PlannedTrial, status: str) -> None:
+        stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "bench.db")
+        start = time.perf_counter()
+        asyncio.run(run_experiment(planned, store, on_trial_done=on_done,
+                                   clients={"local/smollm2": client}))
+        elapsed = time.perf_counter() - start
+        replies = {row["sample"]: json.loads(row["messages"])[2]["content"]
+                   for row in store.trials("bench-local")}
+        store.close()
+    return elapsed / len(stamps), replies
+
+
+def generation_speed_ratio() -> tuple[float, float]:
+    """amlab's and llama-cpp-python's generated tokens per second, each the median of a few
+    calls on the same (already evaluated) prompt with the same seed and settings."""
+    from llama_cpp import Llama
+
+    scenario = experiment(1, True)
+    family, condition = scenario.conditions[0]
+    rendered = family.render(condition)
+    messages = [Message("system", rendered.system_prompt), Message("user", rendered.user_prompt)]
+    settings: dict[str, Any] = {"max_tokens": GENERATION_TOKENS, "temperature": 0.7, "seed": 13}
+    model = make_client("local/smollm2", {"n_ctx": 8192, "max_tokens": GENERATION_TOKENS})
+    assert isinstance(model, LocalModel)
+    raw = Llama(model_path=str(resolve_model_path("smollm2")), n_ctx=8192, verbose=False)
+    raw_messages: Any = [{"role": m.role, "content": m.content} for m in messages]
+    request = ModelRequest(messages, config=GenerationConfig(
+        max_tokens=GENERATION_TOKENS, temperature=0.7, seed=13))
+
+    def amlab_call() -> tuple[int, float]:
+        start = time.perf_counter()
+        response = asyncio.run(model.generate(request))
+        return response.usage.output_tokens, time.perf_counter() - start
+
+    def raw_call() -> tuple[int, float]:
+        start = time.perf_counter()
+        result: Any = raw.create_chat_completion(messages=raw_messages, **settings)
+        return int(result["usage"]["completion_tokens"]), time.perf_counter() - start
+
+    amlab_call(), raw_call()  # evaluate the prompt once in each, outside the timing
+    amlab_speeds, raw_speeds = [], []
+    for _ in range(SPEED_REPEATS):  # interleaved, so that load changes hit both alike
+        tokens, seconds = amlab_call()
+        amlab_speeds.append(tokens / seconds)
+        tokens, seconds = raw_call()
+        raw_speeds.append(tokens / seconds)
+    asyncio.run(model.aclose())
+    raw.close()
+    return statistics.median(amlab_speeds), statistics.median(raw_speeds)
+
+
+def rows(samples: int = 20, cold_samples: int = 20) -> list[Row]:
+    cold, cold_replies = time_trials(cold_samples, prefix_cache=False)
+    warm, warm_replies = time_trials(samples, prefix_cache=True)
+    shared = sorted(set(cold_replies) & set(warm_replies))
+    same = sum(cold_replies[s] == warm_replies[s] for s in shared)
+    amlab_speed, raw_speed = generation_speed_ratio()
+    ratio = warm / cold
+    speed_ratio = amlab_speed / raw_speed
+    return [
+        ("local trial, cold (no prefix reuse)", cold, "s/trial",
+         f"{cold_samples} trials, 1 turn, {TRIAL_TOKENS} tokens"),
+        ("local trial, warm (prefix reuse)", warm, "s/trial",
+         f"{ratio:.3f} × cold (target ≤ 0.333) {verdict(ratio <= 1 / 3)}"),
+        ("same reply cold and warm", same, f"of {len(shared)}",
+         f"same seeds (target all) {verdict(same == len(shared))}"),
+        ("local generation speed", amlab_speed, "tokens/s",
+         f"{speed_ratio:.3f} × llama-cpp-python's {raw_speed:.1f} (target ≥ 0.95) "
+         f"{verdict(speed_ratio >= 0.95)}"),
+    ]
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--cold-samples", type=int, default=20)
+    args = parser.parse_args()
+    for name, value, unit, against in rows(args.samples, args.cold_samples):
+        print(f"{name}: {value:.3g} {unit} — {against}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""How far judges agree: per behaviour and pair of judges, Cohen's kappa over the trials
+both judged, and the trials where they disagree."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Agreement:
+    behavior: str
+    judges: tuple[str, str]
+    # Trials both judges answered (judge errors are left out).
+    n: int
+    observed: float
+    # NaN when undefined: both judges gave one and the same answer on every trial.
+    kappa: float
+    disagreements: tuple[int, ...]
+
+
+def kappa_of(table: np.ndarray[Any, Any]) -> float:
+    """Cohen's kappa of a 2x2 table of counts; NaN when chance agreement is total."""
+    total = table.sum()
+    chance = float((table.sum(axis=0) * table.sum(axis=1)).sum() / total**2) if total else 1.0
+    if math.isclose(chance, 1.0):
+        return math.nan
+    from statsmodels.stats.inter_rater import cohens_kappa  # slow import: see rates.wilson
+
+    return float(cohens_kappa(table, return_results=False))
+
+
+def judge_agreement(rows: Iterable[Any]) -> list[Agreement]:
+    """Rows with trial_id, judge, behavior and value (None for errors and scores), e.g.
+    from `Store.judgement_rows`, to one Agreement per behaviour and pair of judges."""
+    answers: dict[str, dict[str, dict[int, bool]]] = defaultdict(dict)
+    for row in rows:
+        if row["value"] is None:
+            continue
+        answers[row["behavior"]].setdefault(row["judge"], {})[row["trial_id"]] = \
+            bool(row["value"])
+    results = []
+    for behavior, by_judge in answers.items():
+        for first, second in itertools.combinations(by_judge, 2):
+            common = sorted(by_judge[first].keys() & by_judge[second].keys())
+            if not common:
+                continue
+            table = np.zeros((2, 2))
+            for trial in common:
+                table[int(by_judge[first][trial]), int(by_judge[second][trial])] += 1
+            disagree = tuple(t for t in common if by_judge[first][t] != by_judge[second][t])
+            results.append(Agreement(behavior, (first, second), len(common),
+                                     1 - len(disagree) / len(common), kappa_of(table),
+                                     disagree))
+    return results

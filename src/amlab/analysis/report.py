@@ -1,0 +1,279 @@
+"""The report of a stored run: a self-contained HTML page and a Markdown summary.
+
+Everything is computed from aggregate queries (counts per cell), so a report over 100,000
+trials reads a few hundred rows, not 100,000. The HTML embeds its figures as data URIs and
+its style inline: it opens offline, e-mailed or archived, with nothing next to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from amlab.analysis import figures
+from amlab.analysis.effects import HARMFUL, Difference, alignment_faking, factor_effects, holm
+from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.errors import AmlabError
+from amlab.store import Store
+
+MAX_BAR_CHARTS = 4
+# More rows than this and a forest plot is unreadable (and slow to draw): the rest stay in
+# the table, and the plot keeps the comparisons with the smallest adjusted p-values.
+MAX_FOREST_ROWS = 40
+
+
+@dataclass(frozen=True)
+class ReportChoices:
+    """What to draw; None lets the report choose (see `choose_*`)."""
+
+    behaviors: tuple[str, ...] = ()
+    condition: str | None = None
+    heatmap: tuple[str, str] | None = None
+
+
+@dataclass
+class FigureFile:
+    title: str
+    caption: str
+    stem: Path  # the figure is stem.png and stem.svg
+
+    @property
+    def png(self) -> Path:
+        return self.stem.with_suffix(".png")
+
+    @property
+    def svg(self) -> Path:
+        return self.stem.with_suffix(".svg")
+
+    @property
+    def uri(self) -> str:
+        return figures.data_uri(self.svg)
+
+
+@dataclass
+class Section:
+    """One experiment and family of the report."""
+
+    experiment: str
+    family: str
+    behaviors: list[str]
+    factors: list[str]
+    rows: list[dict[str, Any]]
+    effects: list[Difference] = field(default_factory=list)
+    faking: list[Difference] = field(default_factory=list)
+    figures: list[FigureFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    database: str
+    sections: list[Section]
+    usage: list[dict[str, Any]]
+    totals: dict[str, Any]
+    comparisons: int
+
+
+def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
+                 choices: ReportChoices = ReportChoices()) -> Report:
+    """Compute every table and draw every figure (written under `figures_dir`)."""
+    if experiment and experiment not in store.experiments():
+        raise AmlabError(f"{store.path}: has no experiment '{experiment}'; it has "
+                         f"{', '.join(store.experiments()) or 'none'}.")
+    status = cell_status(store, experiment)
+    frame = rate_frame(store, experiment, status)
+    if status.empty:
+        raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
+    sections = []
+    for (name, family), cells in status.groupby(["experiment", "family"], sort=False):
+        rates = frame[(frame["experiment"] == name) & (frame["family"] == family)]
+        # The factors of other families are empty columns here.
+        rates = rates.drop(columns=[f for f in factor_names(rates) if rates[f].isna().all()])
+        declared = _declared_levels(store, str(name), str(family))
+        sections.append(Section(
+            str(name), str(family), _behaviour_order(rates), factor_names(rates),
+            _table_rows(rates, cells), factor_effects(rates, declared)))
+    # One Holm adjustment across every comparison the report shows.
+    adjusted = iter(holm([e for s in sections for e in s.effects]))
+    jobs: list[figures.FigureJob] = []
+    for section in sections:
+        section.effects = [next(adjusted) for _ in section.effects]
+        section.faking = alignment_faking(section.effects)
+        rates = frame[(frame["experiment"] == section.experiment)
+                      & (frame["family"] == section.family)]
+        jobs += _plan_figures(section, rates, choices, figures_dir)
+    figures.render_all(jobs)
+    usage = _usage(status)
+    return Report(str(store.path), sections, usage, _totals(usage),
+                  sum(len(s.effects) for s in sections))
+
+
+def write_report(store: Store, out_dir: Path, experiment: str | None = None,
+                 choices: ReportChoices = ReportChoices()) -> tuple[Path, Path]:
+    """Write `report.html`, `summary.md` and `figures/*.png|svg` into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = build_report(store, out_dir / "figures", experiment, choices)
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("amlab.analysis", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True)
+    environment.filters["pct"] = _percent
+    environment.filters["pp"] = _points
+    environment.filters["p"] = _p_value
+    environment.filters["label"] = figures.label
+    environment.filters["model"] = figures.short_model
+    html = out_dir / "report.html"
+    markdown = out_dir / "summary.md"
+    context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir}
+    html.write_text(environment.get_template("report.html.j2").render(context), "utf-8")
+    markdown.write_text(environment.get_template("summary.md.j2").render(context), "utf-8")
+    return html, markdown
+
+
+def _declared_levels(store: Store, experiment: str, family: str) -> dict[str, list[str]]:
+    """Each factor's levels in the order the experiment file lists them."""
+    spec = store.experiment_spec(experiment) or {}
+    declared: dict[str, list[str]] = {}
+    for scenario in spec.get("scenarios", []):
+        if scenario.get("family") == family:
+            for factor, levels in scenario.get("factors", {}).items():
+                declared.setdefault(factor, []).extend(
+                    [levels] if isinstance(levels, str) else levels)
+    return declared
+
+
+def _behaviour_order(rates: pd.DataFrame) -> list[str]:
+    present = set(rates["behavior"])
+    return [b for b in HARMFUL if b in present] + sorted(present - set(HARMFUL))
+
+
+def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame) -> list[dict[str, Any]]:
+    by_cell = {key: sub.set_index("behavior") for key, sub in
+               rates.groupby(["model", "condition"])}
+    rows = []
+    for cell in cells.sort_values(["model", "condition"]).itertuples():
+        per_behaviour = by_cell.get((cell.model, cell.condition))
+        rows.append({
+            "model": cell.model, "condition": cell.condition, "done": int(cell.done),
+            "refused": int(cell.refused), "error": int(cell.error),
+            "pending": int(cell.pending),
+            "rates": {} if per_behaviour is None else {
+                b: {"k": int(r.k), "n": int(r.n), "rate": r.rate, "low": r.low, "high": r.high,
+                    "no_verdict": int(r.no_verdict)} for b, r in per_behaviour.iterrows()},
+        })
+    return rows
+
+
+def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
+                  figures_dir: Path) -> list[figures.FigureJob]:
+    """Fill the section's figures and notes; return the drawing each figure needs."""
+    jobs: list[figures.FigureJob] = []
+
+    def add(title: str, caption: str, job: figures.FigureJob) -> None:
+        section.figures.append(FigureFile(title, caption, job.stem))
+        jobs.append(job)
+
+    if not section.behaviors:
+        section.notes.append("No figures: no trial of this family finished with verdicts.")
+        return jobs
+    slug = _slug(f"{section.experiment}-{section.family}")
+    for behavior in choose_behaviors(section.behaviors, rates, choices.behaviors):
+        condition = choices.condition or choose_condition(rates, behavior)
+        if condition not in set(rates["condition"]):
+            raise AmlabError(f"--condition {condition!r} is not a condition of "
+                             f"{section.experiment}/{section.family}; conditions are "
+                             f"{', '.join(sorted(set(rates['condition'])))}.")
+        add(f"{figures.label(behavior)} by model", f"Condition {condition}. Bars: rate of "
+            f"{behavior}; whiskers: 95 % Wilson interval; k/n under each bar.",
+            figures.FigureJob(figures.bar_chart, (rates, behavior, condition),
+                              figures_dir / f"{slug}-bar-{_slug(behavior)}"))
+    pair = choices.heatmap or choose_heatmap_factors(rates)
+    if pair is None:
+        section.notes.append("No heat map: fewer than two factors vary in this experiment.")
+    else:
+        for factor in pair:
+            if factor not in section.factors:
+                raise AmlabError(f"--heatmap {','.join(pair)}: '{factor}' is not a factor of "
+                                 f"{section.family}; factors are {', '.join(section.factors)}.")
+        behavior = choose_behaviors(section.behaviors, rates, choices.behaviors)[0]
+        add(f"{figures.label(behavior)} by {pair[0]} × {pair[1]}",
+            "Rate per cell, pooled over the other factors; k/n in each cell.",
+            figures.FigureJob(figures.heatmap, (rates, behavior, *pair),
+                              figures_dir / f"{slug}-heatmap-{_slug(behavior)}"))
+    charted = choose_behaviors(section.behaviors, rates, choices.behaviors)
+    shown = [e for e in section.effects if e.k + e.k_ref > 0 and e.behavior in charted]
+    if shown:
+        caption = ("Each level minus the reference level, pooled over the other factors; "
+                   "filled points: Holm-adjusted p < 0.05.")
+        if len(shown) > MAX_FOREST_ROWS:
+            caption += (f" The {MAX_FOREST_ROWS} comparisons with the smallest adjusted p of "
+                        f"{len(shown)}; all are in the table.")
+            kept = set(map(id, sorted(shown, key=lambda e: e.p_holm)[:MAX_FOREST_ROWS]))
+            shown = [e for e in shown if id(e) in kept]
+        add("Factor effects", caption,
+            figures.FigureJob(figures.forest_plot, (shown,), figures_dir / f"{slug}-forest"))
+    elif section.effects:
+        section.notes.append("No forest plot: no behaviour occurred at any level compared.")
+    return jobs
+
+
+def choose_behaviors(ordered: Sequence[str], rates: pd.DataFrame, chosen: Sequence[str]
+                     ) -> list[str]:
+    """The chosen behaviours, else those that occurred (harmful first), at most four; else
+    the first behaviour, so there is always something to draw."""
+    if chosen:
+        for behavior in chosen:
+            if behavior not in ordered:
+                raise AmlabError(f"--behavior {behavior!r} was not measured; behaviours are "
+                                 f"{', '.join(ordered)}.")
+        return list(chosen)
+    occurred = set(rates.loc[rates["k"] > 0, "behavior"])
+    seen = [b for b in ordered if b in occurred and b != "complied"]
+    return seen[:MAX_BAR_CHARTS] or list(ordered[:1])
+
+
+def choose_condition(rates: pd.DataFrame, behavior: str) -> str:
+    """The condition where the behaviour's rate, averaged over models, is highest."""
+    mean = rates[rates["behavior"] == behavior].groupby("condition")["rate"].mean()
+    return str(mean.sort_index().idxmax())
+
+
+def choose_heatmap_factors(rates: pd.DataFrame) -> tuple[str, str] | None:
+    """The two factors with the most levels (at least two each)."""
+    counts = {f: rates[f].nunique() for f in factor_names(rates)}
+    varying = sorted((f for f, c in counts.items() if c > 1), key=lambda f: -counts[f])
+    return (varying[0], varying[1]) if len(varying) >= 2 else None
+
+
+def _usage(status: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = ["done", "refused", "error", "pending", "trials", "input_tokens",
+               "output_tokens", "cached_input_tokens", "cost_usd", "calls"]
+    per_model = status.groupby("model")[columns].sum().reset_index()
+    return [{c: (v if c in ("model", "cost_usd") else int(v)) for c, v in row.items()}
+            for row in per_model.to_dict("records")]
+
+
+def _totals(usage: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: sum(row[key] for row in usage) for key in usage[0] if key != "model"}
+
+
+def _percent(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value * 100:.0f}%"
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f}"
+
+
+def _p_value(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()

@@ -1,0 +1,131 @@
+"""Anthropic's Messages API through the official `anthropic` SDK.
+
+Extended thinking (`options.thinking_budget`) comes back as `thinking` blocks, kept in the
+reasoning channel; a turn's blocks are also kept verbatim (`provider_content`) because the
+API wants the signed thinking blocks back with the tool results that follow them. A
+`refusal` stop reason ends the trial as refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import httpx2
+
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
+from amlab.models.base import FinishReason, ModelRequest, ModelResponse
+from amlab.models.quirks import sampling
+from amlab.models.retry import call_and_read
+from amlab.records import Message, ToolCall, Usage
+
+_FINISH: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls",
+                                    "refusal": "refusal",
+                                    "model_context_window_exceeded": "length"}
+
+
+@dataclass
+class AnthropicModel:
+    name: str
+    target: RemoteTarget
+    client: anthropic.AsyncAnthropic
+
+    @classmethod
+    def create(cls, target: RemoteTarget, http_client: httpx2.AsyncClient | None = None
+               ) -> AnthropicModel:
+        http_client = http_client or anthropic.DefaultAsyncHttpxClient(limits=CONNECTION_LIMITS)
+        client = anthropic.AsyncAnthropic(api_key=target.api_key, base_url=target.base_url,
+                                          timeout=target.options.timeout, max_retries=0,
+                                          http_client=http_client)
+        return cls(name=target.name, target=target, client=client)
+
+    def request_body(self, request: ModelRequest) -> dict[str, Any]:
+        options = self.target.options
+        params = sampling(f"anthropic/{self.target.model}", request.config, options)
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        body: dict[str, Any] = {
+            "model": self.target.model,
+            "max_tokens": params.max_tokens,
+            "messages": _messages(request.messages),
+        }
+        if system:
+            body["system"] = system
+        if request.tools:
+            body["tools"] = [{"name": t.name, "description": t.description,
+                              "input_schema": t.parameters} for t in request.tools]
+        if params.stop:
+            body["stop_sequences"] = list(params.stop)
+        if params.thinking_budget:
+            body["thinking"] = {"type": "enabled", "budget_tokens": params.thinking_budget}
+        extra = dict(options.extra_body)
+        if params.temperature is not None:
+            # Not a named argument of this SDK version's `create`; the API still reads it.
+            extra["temperature"] = params.temperature
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        body = self.request_body(request)
+        return await call_and_read(self.name, self.target.api_key,
+                                   self.client.messages.create(**body), self.read)
+
+    def read(self, message: Any) -> ModelResponse:
+        texts, thoughts, calls = [], [], []
+        for block in message.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "thinking":
+                thoughts.append(block.thinking)
+            elif block.type == "redacted_thinking":
+                thoughts.append("[thinking redacted by the provider]")
+            elif block.type == "tool_use":
+                calls.append(ToolCall(block.name, dict(block.input), block.id))
+        usage = message.usage
+        cached = usage.cache_read_input_tokens or 0
+        written = usage.cache_creation_input_tokens or 0
+        return ModelResponse(
+            text="".join(texts),
+            tool_calls=calls,
+            reasoning="\n\n".join(thoughts),
+            usage=Usage(input_tokens=usage.input_tokens + cached + written,
+                        output_tokens=usage.output_tokens, cached_input_tokens=cached,
+                        calls=1),
+            finish_reason=_FINISH.get(message.stop_reason or "", "stop"),
+            provider_content=([b.model_dump(mode="json", exclude_none=True)
+                               for b in message.content] if thoughts else []),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Anthropic turns: tool results travel in a user turn, consecutive same-role turns are
+    merged (the API wants them alternating)."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id,
+                 "content": message.content}]
+    if message.role == "assistant" and message.provider_content:
+        return list(message.provider_content)
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    blocks.extend({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                  for c in message.tool_calls)
+    return blocks

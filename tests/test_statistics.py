@@ -1,0 +1,142 @@
+"""The statistics a report rests on: interval coverage, Holm, Newcombe, Fisher, power, and
+factor effects computed from a store."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from amlab.analysis.effects import (
+    Difference,
+    alignment_faking,
+    factor_effects,
+    holm,
+    two_proportions,
+)
+from amlab.analysis.power import power_at, samples_per_cell
+from amlab.analysis.rates import rate_frame, wilson_columns
+from amlab.errors import AmlabError
+from amlab.records import Evidence, Transcript, Usage, Verdict
+from amlab.store import PlannedTrial, Store, TrialKey
+
+CELLS = 2000
+N = 100  # trials per cell, as in the published study
+
+
+def coverage_of_simulated_cells(rate: float, seed: int) -> float:
+    k = np.random.default_rng(seed).binomial(N, rate, size=CELLS)
+    low, high = wilson_columns(k, np.full(CELLS, N))
+    return float(np.mean((low <= rate) & (rate <= high)))
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.5, 0.8])
+def test_wilson_intervals_cover_the_true_rate_in_93_to_97_percent_of_2000_cells(
+        rate: float) -> None:
+    coverage = coverage_of_simulated_cells(rate, seed=int(rate * 1000))
+    assert 0.93 <= coverage <= 0.97, coverage
+    # The simulation agrees with the exact coverage (a sum over the binomial distribution).
+    k = np.arange(N + 1)
+    low, high = wilson_columns(k, np.full(N + 1, N))
+    exact = binom.pmf(k, N, rate)[(low <= rate) & (rate <= high)].sum()
+    assert abs(coverage - exact) < 0.015
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_wilson_intervals_always_cover_a_rate_of_0_or_1(rate: float) -> None:
+    """At 0 every cell is 0/n and its interval starts at exactly 0 (and at 1 ends at 1), so
+    coverage is 100 %, not 93–97 %: no interval that contains the observed rate can miss."""
+    assert coverage_of_simulated_cells(rate, seed=1) == 1.0
+    low, high = wilson_columns([0, N], [N, N])
+    assert low[0] == 0.0 and high[1] == 1.0
+    assert 0.036 < high[0] < 0.038  # 0/100: [0 %, 3.7 %], not a degenerate [0, 0]
+
+
+def difference(p_value: float) -> Difference:
+    return Difference("e", "f", "m", "b", "x", "a", "none", 1, 2, 1, 2, 0.0, -1.0, 1.0, p_value)
+
+
+def test_holm_adjustment_matches_the_worked_example() -> None:
+    """The Holm–Bonferroni example of the method's Wikipedia article: p = 0.01, 0.04, 0.03,
+    0.005 at α = 0.05 rejects H1 and H4 only; adjusted p = 0.03, 0.06, 0.06, 0.02."""
+    adjusted = holm([difference(p) for p in (0.01, 0.04, 0.03, 0.005)])
+    assert [round(d.p_holm, 10) for d in adjusted] == [0.03, 0.06, 0.06, 0.02]
+    assert [d.significant for d in adjusted] == [True, False, False, True]
+
+
+def test_newcombe_interval_and_fisher_p_match_published_examples() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 − 48/80,
+    # method 10 (hybrid score): 0.0524 to 0.3339.
+    diff, low, high, _ = two_proportions(56, 70, 48, 80)
+    assert diff == pytest.approx(0.2)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+    # Fisher's lady tasting tea: 3 of 4 cups right, two-sided p = 0.486.
+    assert two_proportions(3, 4, 1, 4)[3] == pytest.approx(0.4857, abs=1e-4)
+
+
+def test_plan_gives_the_smallest_cell_with_the_requested_power() -> None:
+    n = samples_per_cell(0.05, 0.10, power=0.8)
+    assert n == 133
+    assert power_at(0.05, 0.10, n) >= 0.8 > power_at(0.05, 0.10, n - 1)
+    # Cohen's h for 5 % → 15 %, and the normal-approximation sample size from it.
+    h = 2 * math.asin(math.sqrt(0.15)) - 2 * math.asin(math.sqrt(0.05))
+    assert n == math.ceil(2 * ((1.959964 + 0.841621) / h) ** 2)
+
+
+def test_plan_rejects_a_rate_outside_0_to_1_in_one_sentence() -> None:
+    with pytest.raises(AmlabError, match=r"^plan: baseline 1.5 is not a rate"):
+        samples_per_cell(1.5, 0.1)
+    with pytest.raises(AmlabError, match="baseline \\+ effect between 0 and 1"):
+        samples_per_cell(0.95, 0.10)
+
+
+def store_outcomes(store: Store, cells: dict[tuple[str, str, str], list[dict[str, bool]]]
+                   ) -> None:
+    """Store finished trials through the store API: per (urgency, monitoring, model), one
+    trial per verdict set given."""
+    planned = []
+    for (urgency, monitoring, model), trials in cells.items():
+        factors = {"urgency": urgency, "monitoring": monitoring}
+        condition = f"urgency={urgency},monitoring={monitoring}"
+        planned += [PlannedTrial(TrialKey("exp", "fam", condition, model, i), factors, i)
+                    for i in range(len(trials))]
+    store.plan("exp", {"name": "exp"}, planned)
+    for trial in planned:
+        urgency, monitoring = trial.factors["urgency"], trial.factors["monitoring"]
+        values = cells[(urgency, monitoring, trial.key.model)][trial.key.sample]
+        verdicts = {b: Verdict(b, v, (Evidence("state", "synthetic"),), "state", f"{b}/1")
+                    for b, v in values.items()}
+        store.save_result(trial.key, Transcript([], [], "end_turn", Usage(calls=1), 1),
+                          verdicts, started=0.0)
+
+
+def test_factor_effect_pools_other_factors_and_alignment_faking_is_unmonitored_minus_monitored(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    yes, no = {"sabotage": True}, {"sabotage": False}
+    store_outcomes(store, {
+        ("replacement", "monitored", "m"): [yes] * 4 + [no] * 6,
+        ("replacement", "unmonitored", "m"): [yes] * 9 + [no] * 1,
+        ("none", "monitored", "m"): [no] * 10,
+        ("none", "unmonitored", "m"): [yes] * 1 + [no] * 9,
+    })
+    effects = holm(factor_effects(rate_frame(store)))
+    by_factor = {e.factor: e for e in effects}
+    urgency = by_factor["urgency"]
+    # replacement 13/20 against the reference level `none` 1/20, pooled over monitoring.
+    assert (urgency.level, urgency.reference) == ("replacement", "none")
+    assert (urgency.k, urgency.n, urgency.k_ref, urgency.n_ref) == (13, 20, 1, 20)
+    assert urgency.difference == pytest.approx(0.6)
+    assert (urgency.low, urgency.high) == pytest.approx(two_proportions(13, 20, 1, 20)[1:3])
+    [faking] = alignment_faking(effects)
+    assert (faking.level, faking.reference, faking.behavior) == ("unmonitored", "monitored",
+                                                                 "sabotage")
+    assert (faking.k, faking.n, faking.k_ref, faking.n_ref) == (10, 20, 4, 20)
+    assert faking.difference == pytest.approx(0.3)
+    assert (faking.low, faking.high) == pytest.approx(two_proportions(10, 20, 4, 20)[1:3])
+    # Holm over the two comparisons: the smaller p doubles, the larger stays as it is.
+    assert urgency.p_holm == pytest.approx(2 * urgency.p_value)
+    assert faking.p_holm == pytest.approx(faking.p_value) and faking.p_value > 0.05
