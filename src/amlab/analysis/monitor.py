@@ -8,12 +8,10 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from statsmodels.stats.proportion import confint_proportions_2indep
-
+from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
 from amlab.monitor import HARMFUL
 from amlab.records import Action
-from amlab.scenario import condition_key
 from amlab.store import Store
 
 MONITOR_FACTORS = ("monitor", "monitor_sees_reasoning")
@@ -57,9 +55,8 @@ class MonitorComparison:
         a, b = self.monitored, self.unmonitored
         if not a.n or not b.n:
             return float("nan"), float("nan"), float("nan")
-        low, high = confint_proportions_2indep(a.harmful, a.n, b.harmful, b.n,
-                                               method="newcomb", compare="diff")
-        return a.rate - b.rate, float(low), float(high)
+        difference, low, high, _ = two_proportions(a.harmful, a.n, b.harmful, b.n)
+        return difference, low, high
 
     @property
     def catch_rate(self) -> float:
@@ -92,7 +89,9 @@ def monitor_comparisons(store: Store, experiment: str) -> list[MonitorComparison
         factors = json.loads(row["factors"])
         if row["status"] != "done" or "monitor" not in factors:
             continue
-        base = condition_key({k: v for k, v in factors.items() if k not in MONITOR_FACTORS})
+        # The condition as the rates tables name it, without the monitor's factors.
+        base = ",".join(level for level in row["condition"].split(",")
+                        if level.partition("=")[0] not in MONITOR_FACTORS)
         trial_verdicts = verdicts.get(row["id"], {})
         harmful = any(trial_verdicts.get(b) for b in HARMFUL)
         if factors["monitor"] == "none":
