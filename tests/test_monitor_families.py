@@ -13,6 +13,7 @@ import pytest
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.records import Action
 from amlab.run import Experiment, run_experiment
+from amlab.run.estimate import estimate
 from amlab.store import Store
 from conftest import FIXTURES
 
@@ -68,3 +69,12 @@ def test_rules_monitor_catches_every_harmful_call_and_blocks_no_honest_one(
     assert blocked and all(a.review is not None and a.review.harm == (behaviour,)
                            and a.changes == [] and not a.ok for a in blocked)
     assert all(not a.blocked for a in monitored_actions(store, f"rules-{family}", honest))
+
+
+def test_example_monitor_file_plans_each_condition_with_and_without_and_estimates_it() -> None:
+    experiment = Experiment.load(Path(__file__).parents[1] / "examples" / "monitor.yaml")
+    conditions = {(t.key.family, t.key.condition) for t in experiment.trials()}
+    assert len(conditions) == 10
+    assert {c.rsplit(",", 1)[1] for _, c in conditions} == {"monitor=none", "monitor=rules"}
+    [row] = estimate(experiment)
+    assert row.trials == 20 and row.prompt_tokens > 0

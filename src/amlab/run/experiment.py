@@ -264,6 +264,12 @@ class Experiment:
                                                     seed))
         return planned
 
+    def scenario_of(self, trial: PlannedTrial) -> tuple[Family, Condition]:
+        """The trial's family and its levels of the family's own factors: the monitor's
+        factors do not change the scenario."""
+        family = self.families[trial.key.family]
+        return family, {k: v for k, v in trial.factors.items() if k in family.spec.factors}
+
     def trial_seed(self, key: TrialKey) -> int:
         text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")

@@ -21,7 +21,7 @@ from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecide
 from amlab.monitor.monitors import Decider
 from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
-from amlab.scenario import RenderedScenario, condition_key
+from amlab.scenario import RenderedScenario
 from amlab.store import PlannedTrial, Store
 
 ProgressCallback = Callable[[PlannedTrial, str], None]
@@ -127,11 +127,9 @@ class _Runner:
         self._rendered: dict[tuple[str, str], RenderedScenario] = {}
 
     def scenario(self, trial: PlannedTrial) -> RenderedScenario:
-        """The condition's rendering, made once; each trial gets its own copy of the world.
-        Factors that are not the family's (the monitor's) do not change the scenario."""
-        family = self.experiment.families[trial.key.family]
-        levels = {k: v for k, v in trial.factors.items() if k in family.spec.factors}
-        cache_key = (family.name, condition_key(levels))
+        """The condition's rendering, made once; each trial gets its own copy of the world."""
+        family, levels = self.experiment.scenario_of(trial)
+        cache_key = (family.name, family.key(levels))
         if cache_key not in self._rendered:
             self._rendered[cache_key] = family.render(levels)
         return self._rendered[cache_key]
