@@ -72,13 +72,37 @@ class Action:
     ok: bool
     observation: str
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # A runtime monitor's review of the call before it ran (None when unmonitored).
+    review: Review | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.review is not None and not self.review.allow
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Action:
-        return cls(**data)
+        review = data.get("review")
+        if review:
+            review = Review(**{**review, "harm": tuple(review.get("harm", ()))})
+        return cls(**{**data, "review": review})
+
+
+@dataclass(frozen=True)
+class Review:
+    """A monitor's decision on one tool call, and what the call would really have done."""
+
+    monitor: str
+    allow: bool
+    reason: str = ""
+    # Harmful behaviours the call would newly have caused, per the detectors (ground truth
+    # for catch and false-block rates, whatever the monitor thought).
+    harm: tuple[str, ...] = ()
+    # Set when the monitor could not decide (unparseable or failed call); `allow` then
+    # follows the monitor's failure policy.
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,7 @@ class Transcript:
     stop_reason: StopReason
     usage: Usage
     turns: int
+    monitor_usage: Usage = field(default_factory=Usage)
 
     def sent_texts(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "assistant"]

@@ -8,9 +8,10 @@ from functools import lru_cache
 from typing import Literal
 
 from amlab.agent import text_tags
+from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE, Monitor
 from amlab.models.base import GenerationConfig, ModelClient, ModelRequest, ModelResponse
 from amlab.records import Action, Message, StopReason, ToolCall, Transcript, Usage
-from amlab.world.base import ToolSpec, World
+from amlab.world.base import Observation, ToolSpec, World
 
 Protocol = Literal["native", "text"]
 
@@ -22,6 +23,8 @@ class AgentConfig:
     # Budget of generated tokens across the whole trial; None means no budget.
     max_output_tokens: int | None = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    # What the agent is told when a monitor blocks a call; {reason} is the monitor's reason.
+    block_message: str = DEFAULT_BLOCK_MESSAGE
 
 
 @lru_cache(maxsize=64)
@@ -37,9 +40,13 @@ async def run_agent(
     config: AgentConfig,
     sample: int = 0,
     tools_described: bool = False,
+    monitor: Monitor | None = None,
 ) -> Transcript:
     """Run one trial's conversation; `world` is changed in place by the agent's calls.
-    `tools_described`: the system prompt already teaches the text tags; add nothing to it."""
+    `tools_described`: the system prompt already teaches the text tags; add nothing to it.
+
+    With a `monitor`, every call is reviewed before it runs; a blocked call never reaches
+    the world, and the agent is told so in the call's result."""
     tools = tuple(world.tools)
     grammar = None
     if config.protocol == "text":
@@ -49,6 +56,7 @@ async def run_agent(
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
     usage = Usage()
+    monitor_usage = Usage()
     stop: StopReason = "max_turns"
     turn = 0
     for turn in range(1, config.max_turns + 1):
@@ -71,17 +79,25 @@ async def run_agent(
             stop = "end_turn"
             break
         for call in calls:
-            observation = world.apply(call)
+            review = None
+            if monitor is not None:
+                result = await monitor.review(call, messages, world, actions)
+                review = result.review
+                monitor_usage.add(result.usage)
+            if review is not None and not review.allow:
+                observation = Observation.error(config.block_message.format(reason=review.reason))
+            else:
+                observation = world.apply(call)
             actions.append(Action(index=len(actions), turn=turn, tool=call.name,
                                   args=dict(call.arguments), ok=observation.ok,
                                   observation=observation.text,
-                                  changes=list(observation.changes)))
+                                  changes=list(observation.changes), review=review))
         messages.extend(_results(calls, actions[-len(calls):], config.protocol, world))
         if config.max_output_tokens is not None and usage.output_tokens >= config.max_output_tokens:
             stop = "max_tokens"
             break
     return Transcript(messages=messages, actions=actions, stop_reason=stop, usage=usage,
-                      turns=turn)
+                      turns=turn, monitor_usage=monitor_usage)
 
 
 def _calls(response: ModelResponse, protocol: Protocol, tools: tuple[ToolSpec, ...]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from amlab.analysis import figures
 from amlab.analysis.effects import HARMFUL, Difference, alignment_faking, factor_effects, holm
+from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.errors import AmlabError
 from amlab.store import Store
@@ -78,6 +79,8 @@ class Report:
     usage: list[dict[str, Any]]
     totals: dict[str, Any]
     comparisons: int
+    # Per experiment run with a monitor: harm without and with it, catches, false blocks.
+    monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -110,8 +113,11 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         jobs += _plan_figures(section, rates, choices, figures_dir)
     figures.render_all(jobs)
     usage = _usage(status)
+    monitored = {name: monitor_comparisons(store, name)
+                 for name in ([experiment] if experiment else store.experiments())}
     return Report(str(store.path), sections, usage, _totals(usage),
-                  sum(len(s.effects) for s in sections))
+                  sum(len(s.effects) for s in sections),
+                  {name: cells for name, cells in monitored.items() if cells})
 
 
 def write_report(store: Store, out_dir: Path, experiment: str | None = None,
@@ -268,7 +274,7 @@ def _percent(value: float) -> str:
 
 
 def _points(value: float) -> str:
-    return f"{value * 100:+.1f}"
+    return "—" if pd.isna(value) else f"{value * 100:+.1f}"
 
 
 def _p_value(value: float) -> str:

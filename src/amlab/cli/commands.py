@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from amlab.analysis import Rate, rates
+from amlab.analysis.monitor import monitor_comparisons
 from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate, print_usage
 from amlab.errors import AmlabError
@@ -149,6 +150,32 @@ def _print_results(store: Store, experiment: str, per_trial: bool = False) -> No
     from amlab.cli.judging import print_judging_notes  # judging imports this module
 
     print_judging_notes(store, experiment)
+    _print_monitor(store, experiment)
+
+
+def _print_monitor(store: Store, experiment: str) -> None:
+    comparisons = monitor_comparisons(store, experiment)
+    if not comparisons:
+        return
+    table = Table(title=f"{experiment}: harmful-act rate without and with the monitor",
+                  title_justify="left")
+    for column in ("model", "family", "condition", "monitor", "without", "with",
+                   "difference [95 % CI]", "caught", "false blocks", "after a block",
+                   "monitor cost"):
+        table.add_column(column)
+    for cell in comparisons:
+        difference, low, high = cell.difference
+        table.add_row(
+            cell.model, cell.family, cell.condition, cell.monitor,
+            f"{cell.unmonitored.harmful}/{cell.unmonitored.n}",
+            f"{cell.monitored.harmful}/{cell.monitored.n}",
+            f"{difference:+.0%} [{low:+.0%}, {high:+.0%}]",
+            f"{cell.caught}/{cell.harmful_calls}",
+            f"{cell.false_blocks}/{cell.benign_calls}",
+            ", ".join(f"{k} {v}" for k, v in sorted(cell.after_block.items())) or "—",
+            f"${cell.monitor_cost_usd:.4f} ({cell.monitor_input_tokens}+"
+            f"{cell.monitor_output_tokens} tok)")
+    console.print(table)
 
 
 def _print_rates_by_cell(experiment: str, cells: dict[tuple[str, str, str], dict[str, Rate]],

@@ -24,11 +24,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlab.agent import AgentConfig
+from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE
 from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
-from amlab.scenario import Condition, Family
+from amlab.scenario import Condition, Family, condition_key
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
 from amlab.yamlfile import read_yaml
@@ -71,13 +72,54 @@ class AgentSpec(Strict):
     temperature: float | None = None
     stop: list[str] = Field(default_factory=list)
 
-    def config(self, seed: int) -> AgentConfig:
+    def config(self, seed: int, block_message: str = DEFAULT_BLOCK_MESSAGE) -> AgentConfig:
         return AgentConfig(
             protocol=self.protocol, max_turns=self.max_turns,
             max_output_tokens=self.max_output_tokens,
             generation=GenerationConfig(max_tokens=self.max_tokens,
                                         temperature=self.temperature, seed=seed,
-                                        stop=tuple(self.stop)))
+                                        stop=tuple(self.stop)),
+            block_message=block_message)
+
+
+class MonitorSpec(Strict):
+    """A runtime monitor, run as a factor: each condition with the monitor and, by default,
+    without it, so the analysis can compare the two."""
+
+    kind: Literal["rules", "model"] = "rules"
+    # A model monitor's model: a name, or a model entry like the agents' (options, limits, price).
+    model: ModelSpec | None = None
+    # Levels of the `monitor_sees_reasoning` factor (model monitors only).
+    sees_reasoning: list[bool] = Field(default_factory=lambda: [False])
+    compare_unmonitored: bool = True
+    on_error: Literal["allow", "block"] = "allow"
+    block_message: str = DEFAULT_BLOCK_MESSAGE
+    # A file with your own rubric (the system prompt of a model monitor).
+    rubric: str | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _name_to_spec(cls, model: Any) -> Any:
+        return {"name": model} if isinstance(model, str) else model
+
+    @model_validator(mode="after")
+    def _model_needs_a_name(self) -> MonitorSpec:
+        if self.kind == "model" and not self.model:
+            raise ValueError("monitor.kind 'model' needs monitor.model (a provider/model name)")
+        if self.kind == "rules" and self.model:
+            raise ValueError("monitor.model is only for monitor.kind 'model'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.model.name if self.model else "rules"
+
+    def levels(self) -> list[dict[str, str]]:
+        """The monitor factors' levels to cross with every condition."""
+        monitored = ([{"monitor": self.label}] if self.kind == "rules" else
+                     [{"monitor": self.label, "monitor_sees_reasoning": str(seen).lower()}
+                      for seen in self.sees_reasoning])
+        return ([{"monitor": "none"}] if self.compare_unmonitored else []) + monitored
 
 
 class RetrySpec(Strict):
@@ -114,6 +156,7 @@ class ExperimentSpec(Strict):
     seed: int = 0
     agent: AgentSpec = AgentSpec()
     retry: RetrySpec = RetrySpec()
+    monitor: MonitorSpec | None = None
     # Judge models for the behaviours that need reading; without one, heuristics decide.
     judge: ModelSpec | None = None
     judges: list[ModelSpec] = Field(default_factory=list)
@@ -152,6 +195,10 @@ class Experiment:
         self.base_dir = base_dir
         self.families: dict[str, Family] = {}
         self.conditions: list[tuple[Family, Condition]] = []
+        rubric = spec.monitor.rubric if spec.monitor else None
+        if rubric and not (base_dir / rubric).is_file():
+            raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
+                             f"relative to the experiment file's folder).")
         for i, scenario in enumerate(spec.scenarios):
             where = f"{source}: scenarios[{i}]"
             family = self.families.get(scenario.family) or self._family(scenario.family, where)
@@ -178,6 +225,9 @@ class Experiment:
                 raise AmlabError(f"{source}: {problem['msg'].removeprefix('Value error, ')}"
                                  ) from None
             raise AmlabError(f"{source}: {describe_validation_error(exc)}") from None
+        except AmlabError as exc:
+            # Raised by a validator (e.g. a model name that does not parse).
+            raise AmlabError(f"{source}: {exc}") from None
         return cls(spec, source, base_dir)
 
     @staticmethod
@@ -190,14 +240,29 @@ class Experiment:
     def trials(self) -> list[PlannedTrial]:
         """Every trial of the sweep, in the order they are scheduled: for each model, all
         samples of a condition together (they share a prompt prefix)."""
+        monitor_levels = self.spec.monitor.levels() if self.spec.monitor else [{}]
         planned = []
         for model in self.spec.models:
-            for family, condition in self.conditions:
-                key = family.key(condition)
-                for sample in range(self.spec.samples):
-                    trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
-                    planned.append(PlannedTrial(trial, dict(condition), self.trial_seed(trial)))
+            for family, family_condition in self.conditions:
+                family_key = family.key(family_condition)
+                for monitor_level in monitor_levels:
+                    # The monitor's factors are not the family's: they extend its key.
+                    key = ",".join(filter(None, (family_key, condition_key(monitor_level))))
+                    for sample in range(self.spec.samples):
+                        trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
+                        # The seed ignores the monitor factors: with and without a monitor,
+                        # a sample starts from the same agent randomness.
+                        seed = self.trial_seed(
+                            TrialKey(self.spec.name, family.name, family_key, model.name, sample))
+                        planned.append(PlannedTrial(trial, {**family_condition, **monitor_level},
+                                                    seed))
         return planned
+
+    def scenario_of(self, trial: PlannedTrial) -> tuple[Family, Condition]:
+        """The trial's family and its levels of the family's own factors: the monitor's
+        factors do not change the scenario."""
+        family = self.families[trial.key.family]
+        return family, {k: v for k, v in trial.factors.items() if k in family.spec.factors}
 
     def trial_seed(self, key: TrialKey) -> int:
         text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"

@@ -7,14 +7,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from amlab.agent import run_agent
+from amlab.agent.monitor import Monitor
 from amlab.detect import TrialView
 from amlab.detect.judge import decide
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelClient, make_client, split_name
 from amlab.models.cache import ResponseCache, cache_path_for
 from amlab.models.registry import is_remote
+from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecider, default_rubric
+from amlab.monitor.monitors import Decider
 from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
@@ -60,34 +64,43 @@ async def run_experiment(
                         for m in experiment.spec.models}
     judge_clients = [(spec, (clients or {}).get(spec.name) or make_client(
         spec.name, spec.options, experiment.base_dir)) for spec in experiment.spec.judge_specs]
+    monitor_spec = experiment.spec.monitor.model if experiment.spec.monitor else None
+    monitor_client = None if monitor_spec is None else (
+        (clients or {}).get(monitor_spec.name)
+        or make_client(monitor_spec.name, monitor_spec.options, experiment.base_dir))
     planned = experiment.trials()
     store.plan(experiment.spec.name, experiment.as_dict(), planned)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
     models = {t.key.model for t in todo}
-    for name in set(built) - models:
+    for name in set(built) - models - {monitor_spec.name if monitor_spec else ""}:
         await built[name].aclose()
     if not todo:
-        for _, judge in judge_clients:
-            await judge.aclose()
+        for client in [*(judge for _, judge in judge_clients),
+                       *([monitor_client] if monitor_client else [])]:
+            await client.aclose()
         return summary
     response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
-        is_remote(spec.name) for spec in [*experiment.spec.models, *experiment.spec.judge_specs]
+        is_remote(spec.name) for spec in [*experiment.spec.models, *experiment.spec.judge_specs,
+                                          *([monitor_spec] if monitor_spec else [])]
     ) else None
     wrapped = {name: managed_client(experiment, experiment.model(name), built[name],
                                     response_cache) for name in models}
     # Judges go through the same retries, limits, prices and cache as the agents.
     judges = [managed_client(experiment, spec, judge, response_cache)
               for spec, judge in judge_clients]
-    runner = _Runner(experiment, store, on_trial_done, summary, judges)
+    # So does a model monitor.
+    monitor = (None if monitor_spec is None or monitor_client is None else
+               managed_client(experiment, monitor_spec, monitor_client, response_cache))
+    runner = _Runner(experiment, store, on_trial_done, summary, judges, monitor)
     try:
         await asyncio.gather(*(
             runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
                              workers(name, experiment.model(name).concurrency))
             for name in models))
     finally:
-        for client in [*wrapped.values(), *judges]:
+        for client in [*wrapped.values(), *judges, *([monitor] if monitor else [])]:
             await client.aclose()
         if response_cache is not None:
             response_cache.close()
@@ -104,21 +117,37 @@ def workers(model: str, concurrency: int) -> int:
 class _Runner:
     def __init__(self, experiment: Experiment, store: Store,
                  on_trial_done: ProgressCallback | None, summary: RunSummary,
-                 judges: list[ModelClient]) -> None:
+                 judges: list[ModelClient], monitor_client: ModelClient | None) -> None:
         self.experiment = experiment
         self.judges = judges
         self.store = store
         self.on_trial_done = on_trial_done
         self.summary = summary
+        self.monitor_client = monitor_client
         self._rendered: dict[tuple[str, str], RenderedScenario] = {}
 
     def scenario(self, trial: PlannedTrial) -> RenderedScenario:
         """The condition's rendering, made once; each trial gets its own copy of the world."""
-        cache_key = (trial.key.family, trial.key.condition)
+        family, levels = self.experiment.scenario_of(trial)
+        cache_key = (family.name, family.key(levels))
         if cache_key not in self._rendered:
-            family = self.experiment.families[trial.key.family]
-            self._rendered[cache_key] = family.render(trial.factors)
+            self._rendered[cache_key] = family.render(levels)
         return self._rendered[cache_key]
+
+    def monitor(self, trial: PlannedTrial, scenario: RenderedScenario) -> Monitor | None:
+        spec = self.experiment.spec.monitor
+        if spec is None or trial.factors.get("monitor", "none") == "none":
+            return None
+        detectors = self.experiment.families[trial.key.family].spec.detectors
+        oracle = HarmOracle.for_family(detectors, scenario.facts)
+        decider: Decider = RuleDecider()
+        if self.monitor_client:
+            rubric = (Path(self.experiment.base_dir, spec.rubric).read_text(encoding="utf-8")
+                      if spec.rubric else default_rubric())
+            decider = ModelDecider(self.monitor_client, rubric,
+                                   trial.factors.get("monitor_sees_reasoning") == "true",
+                                   spec.on_error)
+        return OversightMonitor(spec.label, decider, oracle)
 
     async def run_model(self, client: ModelClient, trials: list[PlannedTrial],
                         concurrency: int) -> None:
@@ -134,11 +163,14 @@ class _Runner:
         scenario = self.scenario(trial)
         world = scenario.world.copy()
         started = time.time()
-        config = self.experiment.spec.agent.config(trial.seed)
+        spec = self.experiment.spec
+        config = spec.agent.config(trial.seed, *([spec.monitor.block_message]
+                                                 if spec.monitor else []))
         try:
             transcript = await run_agent(client, world, scenario.system_prompt,
                                          scenario.user_prompt, config, trial.key.sample,
-                                         tools_described=scenario.tools_described)
+                                         tools_described=scenario.tools_described,
+                                         monitor=self.monitor(trial, scenario))
         except ModelCallError as exc:
             self._finish(trial, "error")
             self.store.save_error(trial.key, f"model call failed: {exc}", started)

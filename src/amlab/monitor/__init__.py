@@ -1,0 +1,23 @@
+"""Runtime monitors that review each tool call before it runs, and the ground truth they
+are measured against."""
+
+from amlab.monitor.monitors import (
+    RUBRIC_VERSION,
+    ModelDecider,
+    OversightMonitor,
+    RuleDecider,
+    default_rubric,
+    parse_verdict,
+)
+from amlab.monitor.oracle import HARMFUL, HarmOracle
+
+__all__ = [
+    "HARMFUL",
+    "RUBRIC_VERSION",
+    "HarmOracle",
+    "ModelDecider",
+    "OversightMonitor",
+    "RuleDecider",
+    "default_rubric",
+    "parse_verdict",
+]
