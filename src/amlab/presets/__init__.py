@@ -148,19 +148,23 @@ class Published(_Strict):
     sources: dict[str, Source]
     figures: list[PublishedFigure]
 
-    @model_validator(mode="after")
-    def _every_figure_cited(self) -> Published:
-        for i, figure in enumerate(self.figures):
-            if figure.source not in self.sources:
-                raise ValueError(f"figures[{i}].source '{figure.source}' is not one of the "
-                                 f"sources ({', '.join(self.sources)}).")
-        return self
-
 
 @cache
 def published(path: Path = PUBLISHED_FILE) -> Published:
-    """The published figures, validated: each cites one of the sources."""
+    """The published figures, validated: each is a number or the source's words, and cites
+    one of the sources."""
     try:
-        return Published.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        data = Published.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except ValidationError as exc:
+        problem = exc.errors()[0]
+        if problem["type"] == "value_error":  # a validator's own sentence
+            where = ".".join(map(str, problem["loc"]))
+            raise AmlabError(f"{path}: {where}: "
+                             f"{problem['msg'].removeprefix('Value error, ')}") from None
         raise AmlabError(f"{path}: {describe_validation_error(exc)}") from None
+    for i, figure in enumerate(data.figures):
+        if figure.source not in data.sources:
+            raise AmlabError(f"{path}: figures[{i}].source '{figure.source}' is not one of the "
+                             f"sources ({', '.join(data.sources) or 'none'}); add it under "
+                             f"sources with its title, authors, date and url.")
+    return data
