@@ -167,6 +167,10 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     assert 'data-published-model="Grok 3 Beta"' in section and "1/3 <b>33%</b>" in section
     assert "arxiv" not in section and "agentic-misalignment" in section
     assert "Beside the published figures" in html.with_name("summary.md").read_text()
+    again = amlab("reproduce", "agentic-misalignment", "--model", BLACKMAILS_SOMETIMES,
+                  "--samples", "4", "--family", "blackmail", cwd=tmp_path, stdin="y\n")
+    assert again.returncode == 2 and "Run these" not in again.stdout
+    assert "is already stored there; add --resume to continue it" in again.stderr
 
 
 def test_reproduce_pools_the_cells_a_figure_averages_and_shows_unquantified_figures(

@@ -26,6 +26,7 @@ from amlab.presets import (
     preset_spec,
 )
 from amlab.run import Experiment
+from amlab.run.runner import check_resumable
 from amlab.store import Store
 
 
@@ -71,10 +72,12 @@ def reproduce(
         raise AmlabError(f"--model is required to run preset '{preset}', e.g. --model "
                          f"openai/gpt-4.1 or --model local/smollm2 (offline).")
     experiment = preset_experiment(preset, overrides)
+    db = db or Path("runs") / f"reproduce-{preset}-{_slug(model)}.db"
+    if db.exists():  # a stored run that cannot be continued is refused before the question
+        check_resumable(experiment, Store(db, read_only=True), resume)
     _print_plan(experiment, offline=is_offline(model))
     if not yes:
         _confirm(len(experiment.trials()))
-    db = db or Path("runs") / f"reproduce-{preset}-{_slug(model)}.db"
     from amlab.cli.commands import run_with_progress
 
     store = run_with_progress(experiment, db, resume=resume)
