@@ -19,6 +19,7 @@ import pandas as pd
 from amlab.analysis import figures
 from amlab.analysis.effects import HARMFUL, Difference, alignment_faking, factor_effects, holm
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
+from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.errors import AmlabError
 from amlab.store import Store
@@ -81,6 +82,8 @@ class Report:
     comparisons: int
     # Per experiment run with a monitor: harm without and with it, catches, false blocks.
     monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
+    # The run's rates beside published figures for the same cells (analysis/published.py).
+    published: list[ComparisonRow] = field(default_factory=list)
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -117,7 +120,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                  for name in ([experiment] if experiment else store.experiments())}
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
-                  {name: cells for name, cells in monitored.items() if cells})
+                  {name: cells for name, cells in monitored.items() if cells},
+                  comparison(store, experiment))
 
 
 def write_report(store: Store, out_dir: Path, experiment: str | None = None,
@@ -136,7 +140,8 @@ def write_report(store: Store, out_dir: Path, experiment: str | None = None,
     environment.filters["model"] = figures.short_model
     html = out_dir / "report.html"
     markdown = out_dir / "summary.md"
-    context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir}
+    context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir,
+               "not_original_texts": NOT_ORIGINAL_TEXTS}
     html.write_text(environment.get_template("report.html.j2").render(context), "utf-8")
     markdown.write_text(environment.get_template("summary.md.j2").render(context), "utf-8")
     return html, markdown

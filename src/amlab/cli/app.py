@@ -20,7 +20,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-COMMAND_MODULES = ("commands", "scenarios", "view", "original", "judging", "report")
+COMMAND_MODULES = ("commands", "scenarios", "view", "original", "judging", "report",
+                   "reproduce")
 
 
 def import_command_modules() -> None:

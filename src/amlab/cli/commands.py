@@ -41,6 +41,12 @@ def run(
     if dry_run:
         _print_plan(experiment)
         return
+    run_with_progress(experiment, db, resume=resume, cache=not no_cache)
+
+
+def run_with_progress(experiment: Experiment, db: Path, resume: bool = False,
+                      cache: bool = True) -> Store:
+    """Run the experiment into `db` with a progress bar; print its rates, tokens and cost."""
     store = Store(db)
     trials = experiment.trials()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -55,12 +61,13 @@ def run(
                             status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
 
         summary = asyncio.run(run_experiment(experiment, store, resume=resume,
-                                             on_trial_done=advance, cache=not no_cache))
+                                             on_trial_done=advance, cache=cache))
         progress.update(task, completed=len(trials))
     if summary.skipped:
         console.print(f"{summary.skipped} trials were already finished and were skipped.")
     _print_results(store, experiment.spec.name)
     console.print(f"Results database: [bold]{db.resolve()}[/]")
+    return store
 
 
 @app.command()

@@ -1,0 +1,189 @@
+"""`amlab reproduce`: a published headline on the user's model, its cost shown first."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.table import Table
+
+from amlab.cli.app import app, console
+from amlab.cli.usage import print_estimate
+from amlab.errors import AmlabError
+from amlab.models import split_name
+from amlab.presets import (
+    Overrides,
+    is_offline,
+    planned_samples,
+    preset_data,
+    preset_experiment,
+    preset_names,
+    preset_path,
+    preset_spec,
+)
+from amlab.run import Experiment
+from amlab.run.runner import check_resumable
+from amlab.store import Store
+
+
+@app.command()
+def reproduce(
+    preset: Annotated[str | None, typer.Argument(help="The preset: agentic-misalignment or "
+                                                      "peer-preservation (see --list).")
+                      ] = None,
+    model: Annotated[str | None, typer.Option(help="Your model, provider/model.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Trials per cell (default: the power "
+                                                     "planner's, or 1 for local/ and "
+                                                     "scripted/ models).")] = None,
+    judge: Annotated[str | None, typer.Option(help="Judge model for the behaviours that need "
+                                                   "reading (default: offline heuristics).")
+                     ] = None,
+    family: Annotated[list[str] | None, typer.Option(
+        "--family", help="Run only this family of the preset; repeatable.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (default: runs/"
+                                                 "reproduce-PRESET-MODEL.db).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: the database's "
+                                                  "name with '-report').")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Run without asking for "
+                                      "confirmation.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue a stored run: redo unfinished "
+                                              "trials only.")] = False,
+    list_presets: Annotated[bool, typer.Option("--list", help="List the presets.")] = False,
+    export: Annotated[Path | None, typer.Option(help="Write the preset as an experiment file "
+                                                     "(with --model etc. applied) to edit "
+                                                     "and run with `amlab run`.")] = None,
+) -> None:
+    """Run a curated preset reproducing a published headline on your model: print trials,
+    tokens and cost, ask, run, then the rates beside the published figures and a report."""
+    if list_presets:
+        _print_presets()
+        return
+    if preset is None:
+        raise AmlabError(f"name a preset ({', '.join(preset_names())}) or pass --list.")
+    overrides = Overrides(model, samples, judge, tuple(family or ()))
+    if export is not None:
+        _export(preset, overrides, export)
+        return
+    if model is None:
+        raise AmlabError(f"--model is required to run preset '{preset}', e.g. --model "
+                         f"openai/gpt-4.1 or --model local/smollm2 (offline).")
+    experiment = preset_experiment(preset, overrides)
+    db = db or Path("runs") / f"reproduce-{preset}-{_slug(model)}.db"
+    if db.exists():  # a stored run that cannot be continued is refused before the question
+        check_resumable(experiment, Store(db, read_only=True), resume)
+    _print_plan(experiment, offline=is_offline(model))
+    if not yes:
+        _confirm(len(experiment.trials()))
+    from amlab.cli.commands import run_with_progress
+
+    store = run_with_progress(experiment, db, resume=resume)
+    print_comparison(store, experiment.spec.name)
+    from amlab.analysis.report import write_report
+
+    out_dir = out or db.with_name(f"{db.stem}-report")
+    html, markdown = write_report(Store(db, read_only=True), out_dir, experiment.spec.name)
+    console.print(f"Report: [bold]{html}[/]\nSummary: [bold]{markdown}[/]", highlight=False)
+
+
+def print_comparison(store: Store, experiment: str) -> None:
+    """The run's rates beside the published figures for the same cells, with the note that
+    amlab's texts are not the original ones."""
+    from amlab.analysis.published import NOT_ORIGINAL_TEXTS, comparison
+
+    rows = comparison(store, experiment)
+    if not rows:
+        console.print("No published figure is for a cell this run measured.")
+        return
+    table = Table(title="Beside the published figures (k/n, 95 % Wilson interval)",
+                  title_justify="left")
+    for column in ("family", "cells", "behaviour", "model", "rate", "published model",
+                   "published rate", "source"):
+        table.add_column(column, overflow="fold",
+                         justify="right" if column.endswith("rate") else "left")
+    for row in rows:
+        figure = row.figure
+        if figure.rate is None:
+            published_rate = f"{figure.reported_as} (no number given)"
+        else:
+            published_rate = f"{figure.rate:.0%}"
+            interval = row.published_interval
+            if interval is not None:
+                published_rate += f" n={figure.n} [{interval[0]:.0%}, {interval[1]:.0%}]"
+        table.add_row(figure.cell.family, f"{figure.description} ({' + '.join(row.conditions)})",
+                      figure.behavior, row.model,
+                      f"{row.k}/{row.n} {row.rate:.0%} [{row.low:.0%}, {row.high:.0%}]",
+                      figure.model, published_rate,
+                      f"{row.source.title} ({row.source.authors}, {row.source.date}), "
+                      f"{figure.where}; {row.source.url}")
+    console.print(table)
+    console.print(NOT_ORIGINAL_TEXTS, highlight=False)
+
+
+def _print_presets() -> None:
+    table = Table(title="Presets (amlab reproduce NAME --model PROVIDER/MODEL)",
+                  title_justify="left")
+    for column in ("preset", "families", "cells", "samples per cell", "what it runs"):
+        table.add_column(column, overflow="fold")
+    for name in preset_names():
+        experiment = preset_experiment(name)
+        data = preset_data(name)
+        plan = data["plan"]
+        table.add_row(name, ", ".join(experiment.families), str(len(experiment.conditions)),
+                      f"{planned_samples(data)} (a {plan['effect']:.0%} rise over "
+                      f"{plan['baseline']:.0%}); offline: 1", experiment.spec.description)
+    console.print(table)
+    console.print(f"Preset files: {preset_path(preset_names()[0]).parent}", highlight=False)
+
+
+def _export(preset: str, overrides: Overrides, path: Path) -> None:
+    if overrides == Overrides():
+        text = preset_path(preset).read_text(encoding="utf-8")  # keeps the comments
+    else:
+        spec = preset_spec(preset, overrides)
+        Experiment.from_dict(spec, f"preset {preset}")  # refuse to write an invalid file
+        text = f"# amlab reproduce {preset}, as exported with its options applied.\n" + \
+            yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    console.print(f"Wrote [bold]{path}[/]; run it with `amlab run {path}`.", highlight=False)
+
+
+def _print_plan(experiment: Experiment, offline: bool) -> None:
+    trials = experiment.trials()
+    cells = Counter((t.key.family, t.key.condition) for t in trials)
+    console.print(f"[bold]{experiment.spec.name}[/]: {len(cells)} cells × "
+                  f"{experiment.spec.samples} samples = [bold]{len(trials)} trials[/] on "
+                  f"{', '.join(m.name for m in experiment.spec.models)}.", highlight=False)
+    for family in experiment.families:
+        keys = [c for f, c in cells if f == family]
+        console.print(f"  {family}: {'; '.join(keys)}", highlight=False)
+    print_estimate(experiment)
+    if offline:
+        console.print("An offline model: a small run shows the whole path; its rates "
+                      "say nothing about capable models.", highlight=False)
+    else:
+        from amlab.cli.report import warn_if_underpowered
+
+        warn_if_underpowered(experiment)
+
+
+def _confirm(trials: int) -> None:
+    try:
+        go = typer.confirm(f"Run these {trials} trials?", default=False)
+    except typer.Abort:
+        raise AmlabError("no answer to the confirmation (stdin is closed or not interactive); "
+                         "pass --yes to run without asking.") from None
+    if not go:
+        console.print("Nothing was run; no model was called.")
+        raise typer.Exit(1)
+
+
+def _slug(model: str) -> str:
+    """provider-name of a model, without the folders and suffix of a fixture or GGUF path."""
+    provider, target = split_name(model)
+    name = Path(target).name.removesuffix(".yaml").removesuffix(".gguf")
+    return re.sub(r"[^A-Za-z0-9.]+", "-", f"{provider}-{name}").strip("-")

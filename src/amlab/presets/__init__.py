@@ -1,0 +1,170 @@
+"""Presets: experiment files shipped with amlab that reproduce a published headline, and the
+published figures to set beside the result (`amlab reproduce`).
+
+A preset is an ordinary experiment file (`<name>.yaml` in this folder). `preset_experiment`
+fills in the user's model, judge and sample count: by default the power planner's answer for
+the preset's `plan`, or a single sample for an offline model (local/, scripted/), so the
+whole path can be seen in minutes before any money is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amlab.errors import AmlabError
+from amlab.models import split_name
+from amlab.run.experiment import Experiment
+from amlab.scenario.spec import describe_validation_error
+
+PRESETS_DIR = Path(__file__).parent
+PUBLISHED_FILE = PRESETS_DIR / "published.yaml"
+OFFLINE_PROVIDERS = ("local", "scripted")
+# An offline model runs 1 sample per cell with the demo's settings (examples/demo.yaml):
+# a grammar that keeps a small model's replies tool calls, and short answers.
+OFFLINE_SAMPLES = 1
+LOCAL_MODEL_OPTIONS: dict[str, Any] = {"grammar": True, "n_ctx": 8192, "temperature": 0.8}
+OFFLINE_AGENT: dict[str, Any] = {"protocol": "text", "max_turns": 2, "max_tokens": 192}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if p != PUBLISHED_FILE)
+
+
+def preset_path(name: str) -> Path:
+    if name not in preset_names():
+        raise AmlabError(f"preset '{name}' does not exist; presets are "
+                         f"{', '.join(preset_names())}.")
+    return PRESETS_DIR / f"{name}.yaml"
+
+
+def preset_data(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(preset_path(name).read_text(encoding="utf-8"))
+    return data
+
+
+def is_offline(model: str) -> bool:
+    return split_name(model)[0] in OFFLINE_PROVIDERS
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the user sets on the command line; None keeps the preset's choice."""
+
+    model: str | None = None
+    samples: int | None = None
+    judge: str | None = None
+    families: tuple[str, ...] = ()
+
+
+def planned_samples(data: dict[str, Any]) -> int:
+    """The power planner's trials per cell for the preset's `plan`."""
+    from amlab.analysis.power import samples_per_cell
+
+    plan = data["plan"]
+    return samples_per_cell(plan["baseline"], plan["effect"], plan.get("power", 0.8),
+                            plan.get("alpha", 0.05), where="preset plan")
+
+
+def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]:
+    """The preset's experiment file as a dict, with the overrides applied."""
+    data = preset_data(name)
+    if overrides.model is not None:
+        offline = is_offline(overrides.model)
+        local = split_name(overrides.model)[0] == "local"
+        data["models"] = [{"name": overrides.model, "options": LOCAL_MODEL_OPTIONS,
+                           "concurrency": 1} if local else overrides.model]
+        data["samples"] = OFFLINE_SAMPLES if offline else planned_samples(data)
+        if offline:
+            data["agent"] = dict(OFFLINE_AGENT)
+    if overrides.samples is not None:
+        if overrides.samples < 1:
+            raise AmlabError(f"--samples {overrides.samples} must be at least 1.")
+        data["samples"] = overrides.samples
+    if overrides.judge is not None:
+        data["judge"] = overrides.judge
+    if overrides.families:
+        available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
+        unknown = [f for f in overrides.families if f not in available]
+        if unknown:
+            raise AmlabError(f"--family {unknown[0]} is not in preset '{name}'; its families "
+                             f"are {', '.join(available)}.")
+        data["scenarios"] = [s for s in data["scenarios"] if s["family"] in overrides.families]
+    return data
+
+
+def preset_experiment(name: str, overrides: Overrides = Overrides(),
+                      base_dir: Path = Path(".")) -> Experiment:
+    """The validated experiment `amlab reproduce NAME` runs."""
+    return Experiment.from_dict(preset_spec(name, overrides), f"preset {name}", base_dir)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    title: str
+    authors: str
+    date: str
+    url: str
+
+
+class PublishedCell(_Strict):
+    """The preset cells a figure corresponds to; several are pooled (the source averaged
+    over them)."""
+
+    family: str
+    conditions: list[dict[str, str]] = Field(min_length=1)
+
+
+class PublishedFigure(_Strict):
+    preset: str
+    source: str
+    where: str  # where in the source the number is
+    model: str
+    behavior: str
+    cell: PublishedCell
+    description: str
+    rate: float | None = Field(ge=0, le=1)
+    n: int | None = Field(default=None, ge=1)
+    # What the source says where it gives no number ("almost always").
+    reported_as: str | None = None
+
+    @model_validator(mode="after")
+    def _a_number_or_words(self) -> PublishedFigure:
+        if (self.rate is None) == (self.reported_as is None):
+            raise ValueError("give either rate (a number the source states) or reported_as "
+                             "(its words, when it states none).")
+        return self
+
+
+class Published(_Strict):
+    sources: dict[str, Source]
+    figures: list[PublishedFigure]
+
+
+@cache
+def published(path: Path = PUBLISHED_FILE) -> Published:
+    """The published figures, validated: each is a number or the source's words, and cites
+    one of the sources."""
+    try:
+        data = Published.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        if problem["type"] == "value_error":  # a validator's own sentence
+            where = ".".join(map(str, problem["loc"]))
+            raise AmlabError(f"{path}: {where}: "
+                             f"{problem['msg'].removeprefix('Value error, ')}") from None
+        raise AmlabError(f"{path}: {describe_validation_error(exc)}") from None
+    for i, figure in enumerate(data.figures):
+        if figure.source not in data.sources:
+            raise AmlabError(f"{path}: figures[{i}].source '{figure.source}' is not one of the "
+                             f"sources ({', '.join(data.sources) or 'none'}); add it under "
+                             f"sources with its title, authors, date and url.")
+    return data
