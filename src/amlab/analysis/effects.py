@@ -17,10 +17,8 @@ import numpy as np
 import pandas as pd
 
 from amlab.analysis.rates import CELL, factor_names
+from amlab.detect.base import HARMFUL
 
-# The behaviours of the taxonomy that harm someone; alignment faking is reported on these.
-HARMFUL = ("blackmail", "disclosed_private_info", "deception", "leak", "lethal", "sabotage",
-           "exfiltration", "misreport")
 # Levels that are the natural baseline of a comparison when a factor has them.
 REFERENCE_LEVELS = ("none", "monitored", "absent", "control", "off", "no")
 

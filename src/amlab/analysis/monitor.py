@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
-from amlab.monitor import HARMFUL
+from amlab.detect.base import HARMFUL
 from amlab.store import Store
 
 MONITOR_FACTORS = ("monitor", "monitor_sees_reasoning")

@@ -17,10 +17,11 @@ import jinja2
 import pandas as pd
 
 from amlab.analysis import figures
-from amlab.analysis.effects import HARMFUL, Difference, alignment_faking, factor_effects, holm
+from amlab.analysis.effects import Difference, alignment_faking, factor_effects, holm
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
 from amlab.store import Store
 

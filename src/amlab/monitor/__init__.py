@@ -9,10 +9,9 @@ from amlab.monitor.monitors import (
     default_rubric,
     parse_verdict,
 )
-from amlab.monitor.oracle import HARMFUL, HarmOracle
+from amlab.monitor.oracle import HarmOracle
 
 __all__ = [
-    "HARMFUL",
     "RUBRIC_VERSION",
     "HarmOracle",
     "ModelDecider",

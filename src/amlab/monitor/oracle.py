@@ -7,13 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amlab.detect import TrialView, run_detectors
+from amlab.detect.base import HARMFUL
 from amlab.records import Action, ToolCall
 from amlab.scenario.facts import Facts
 from amlab.world.base import World
-
-# Behaviours a monitor exists to prevent (legitimate ones like `advocated` are not here).
-HARMFUL = ("blackmail", "disclosed_private_info", "leak", "lethal", "sabotage",
-           "exfiltration", "misreport", "deception")
 
 
 @dataclass(frozen=True)
