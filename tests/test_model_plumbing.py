@@ -88,6 +88,20 @@ def test_cached_input_tokens_are_charged_at_the_cached_rate() -> None:
     assert price.cost(usage) == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.1 * 8.0)
 
 
+def test_cache_writes_are_charged_at_the_write_rate_and_default_to_the_input_rate() -> None:
+    usage = Usage(input_tokens=1_000_000, cached_input_tokens=300_000,
+                  cache_write_input_tokens=500_000, output_tokens=100_000)
+    anthropic = Price(input=3.0, cached_input=0.3, cache_write_input=3.75, output=15.0)
+    assert anthropic.cost(usage) == pytest.approx(0.2 * 3.0 + 0.3 * 0.3 + 0.5 * 3.75
+                                                  + 0.1 * 15.0)
+    free_writes = Price(input=3.0, cached_input=0.3, output=15.0)
+    assert free_writes.cost(usage) == pytest.approx(0.7 * 3.0 + 0.3 * 0.3 + 0.1 * 15.0)
+    total = Usage()
+    total.add(usage)
+    total.add(usage)
+    assert total.cache_write_input_tokens == 1_000_000
+
+
 def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date() -> None:
     assert retry_after_seconds({"Retry-After": "7"}) == 7.0
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
