@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from amlab.store import PlannedTrial, Store
 Row = tuple[str, float, str, str]
 TRIAL_TOKENS = 16
 GENERATION_TOKENS = 48
-SPEED_REPEATS = 5
+SPEED_REPEATS = 8
 OPTIONS: dict[str, Any] = {"grammar": True, "n_ctx": 8192, "max_tokens": TRIAL_TOKENS}
 
 
@@ -39,7 +41,8 @@ def experiment(samples: int, prefix_cache: bool) -> Experiment:
     return Experiment.from_dict({
         "name": "bench-local",
         "scenarios": [{"family": "blackmail",
-                       "factors": {"urgency": "replacement", "goal": "explicit-america"}}],
+                       "factors": {"urgency": "replacement", "goal_type": "explicit",
+                                   "goal_value": "america"}}],
         "models": [{"name": "local/smollm2",
                     "options": {**OPTIONS, "prefix_cache": prefix_cache}}],
         "samples": samples,
@@ -72,9 +75,16 @@ def time_trials(samples: int, prefix_cache: bool) -> tuple[float, dict[int, str]
     return elapsed / len(stamps), replies
 
 
-def generation_speed_ratio() -> tuple[float, float]:
+def generation_speed_ratio() -> tuple[float, float, float]:
     """amlab's and llama-cpp-python's generated tokens per second, each the median of a few
-    calls on the same (already evaluated) prompt with the same seed and settings."""
+    calls on the same (already evaluated) prompt with the same seed and settings, and the
+    median of the ratios of back-to-back pairs (a load change on a shared machine hits both
+    calls of a pair alike; the order within a pair alternates).
+
+    Both sides generate exactly GENERATION_TOKENS tokens: the end-of-turn token is banned
+    with a logit bias on both, so that neither reply ends early and the tokens/s compare
+    like with like (unbanned, a 6-token reply against a 44-token one weighs the fixed cost
+    of a call very differently)."""
     from llama_cpp import Llama
 
     scenario = experiment(1, True)
@@ -88,6 +98,12 @@ def generation_speed_ratio() -> tuple[float, float]:
     raw_messages: Any = [{"role": m.role, "content": m.content} for m in messages]
     request = ModelRequest(messages, config=GenerationConfig(
         max_tokens=GENERATION_TOKENS, temperature=0.7, seed=13))
+    settings["logit_bias"] = {raw.token_eos(): -1e9}
+    # amlab has no logit-bias option: the benchmark binds the same argument to amlab's own
+    # llama object; everything else is amlab's path (messages, thread, lock, response).
+    amlab_llama = model._load()
+    amlab_llama.create_chat_completion = functools.partial(
+        amlab_llama.create_chat_completion, logit_bias=settings["logit_bias"])
 
     def amlab_call() -> tuple[int, float]:
         start = time.perf_counter()
@@ -99,16 +115,25 @@ def generation_speed_ratio() -> tuple[float, float]:
         result: Any = raw.create_chat_completion(messages=raw_messages, **settings)
         return int(result["usage"]["completion_tokens"]), time.perf_counter() - start
 
+    def speed(call: Callable[[], tuple[int, float]], who: str) -> float:
+        tokens, seconds = call()
+        if tokens != GENERATION_TOKENS:
+            raise RuntimeError(f"{who} generated {tokens} tokens, not {GENERATION_TOKENS}")
+        return tokens / seconds
+
     amlab_call(), raw_call()  # evaluate the prompt once in each, outside the timing
     amlab_speeds, raw_speeds = [], []
-    for _ in range(SPEED_REPEATS):  # interleaved, so that load changes hit both alike
-        tokens, seconds = amlab_call()
-        amlab_speeds.append(tokens / seconds)
-        tokens, seconds = raw_call()
-        raw_speeds.append(tokens / seconds)
+    for round_ in range(SPEED_REPEATS):
+        if round_ % 2:
+            raw_speeds.append(speed(raw_call, "llama-cpp-python"))
+            amlab_speeds.append(speed(amlab_call, "amlab"))
+        else:
+            amlab_speeds.append(speed(amlab_call, "amlab"))
+            raw_speeds.append(speed(raw_call, "llama-cpp-python"))
     asyncio.run(model.aclose())
     raw.close()
-    return statistics.median(amlab_speeds), statistics.median(raw_speeds)
+    paired = statistics.median(a / r for a, r in zip(amlab_speeds, raw_speeds, strict=True))
+    return statistics.median(amlab_speeds), statistics.median(raw_speeds), paired
 
 
 def rows(samples: int = 20, cold_samples: int = 20) -> list[Row]:
@@ -116,9 +141,8 @@ def rows(samples: int = 20, cold_samples: int = 20) -> list[Row]:
     warm, warm_replies = time_trials(samples, prefix_cache=True)
     shared = sorted(set(cold_replies) & set(warm_replies))
     same = sum(cold_replies[s] == warm_replies[s] for s in shared)
-    amlab_speed, raw_speed = generation_speed_ratio()
+    amlab_speed, raw_speed, speed_ratio = generation_speed_ratio()
     ratio = warm / cold
-    speed_ratio = amlab_speed / raw_speed
     return [
         ("local trial, cold (no prefix reuse)", cold, "s/trial",
          f"{cold_samples} trials, 1 turn, {TRIAL_TOKENS} tokens"),
@@ -127,7 +151,8 @@ def rows(samples: int = 20, cold_samples: int = 20) -> list[Row]:
         ("same reply cold and warm", same, f"of {len(shared)}",
          f"same seeds (target all) {verdict(same == len(shared))}"),
         ("local generation speed", amlab_speed, "tokens/s",
-         f"{speed_ratio:.3f} × llama-cpp-python's {raw_speed:.1f} (target ≥ 0.95) "
+         f"{speed_ratio:.3f} × llama-cpp-python's {raw_speed:.1f} (median of {SPEED_REPEATS} "
+         f"paired calls, {GENERATION_TOKENS} tokens each; target ≥ 0.95) "
          f"{verdict(speed_ratio >= 0.95)}"),
     ]
 

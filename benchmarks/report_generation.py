@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,20 +73,33 @@ def fill(store: Store, trials: int, seed: int = 7) -> None:
             judge_failed = rng.random() < 0.005
             verdicts += [(i + 1, b, int(values[b]), "heuristic", f"{b}/1", json.dumps([]), "")
                          for b in BEHAVIOURS if not (judge_failed and b == "blackmail")]
-        store.db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", verdicts)
+        store.db.executemany(
+            "INSERT INTO verdicts (trial_id, behavior, value, method, version, evidence, "
+            "reasoning) VALUES (?, ?, ?, ?, ?, ?, ?)", verdicts)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100_000)
-    args = parser.parse_args()
+TARGET_S = 10.0
+Row = tuple[str, float, str, str]
+
+
+@dataclass
+class Figures:
+    trials: int
+    fill_s: float
+    wall_s: float  # `amlab report DB` in a fresh process, imports included
+    cpu_s: float  # that process's CPU time
+    alone_s: float  # write_report in this process, imports done
+    html_kib: float
+
+
+def measure(trials: int = 100_000) -> Figures:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         started = time.perf_counter()
         store = Store(db)
-        fill(store, args.trials)
+        fill(store, trials)
         store.close()
-        print(f"filled {args.trials:,} trials in {time.perf_counter() - started:.1f} s")
+        fill_s = time.perf_counter() - started
 
         src = Path(__file__).resolve().parents[1] / "src"
         env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -97,17 +111,44 @@ def main() -> None:
         cpu_after = os.times()
         wall = time.perf_counter() - started
         if result.returncode != 0:
-            sys.exit(f"amlab report failed:\n{result.stderr}")
+            raise RuntimeError(f"amlab report failed:\n{result.stderr}")
         cpu = (cpu_after.children_user - cpu_before.children_user
                + cpu_after.children_system - cpu_before.children_system)
-        print(f"amlab report (fresh process, imports included): {wall:.2f} s wall, "
-              f"{cpu:.2f} s CPU")
 
         started = time.perf_counter()
         write_report(Store(db, read_only=True), Path(tmp) / "again")
-        print(f"report alone (in process, imports done): {time.perf_counter() - started:.2f} s")
+        alone = time.perf_counter() - started
         size = (Path(tmp) / "report" / "report.html").stat().st_size
-        print(f"report.html: {size / 1024:.0f} KiB; target: under 10 s for 100,000 trials")
+    return Figures(trials, fill_s, wall, cpu, alone, size / 1024)
+
+
+def rows(trials: int = 100_000) -> list[Row]:
+    """The figures in benchmarks/run_all.py's table."""
+    figures = measure(trials)
+    met = "met" if figures.wall_s < TARGET_S else "MISSED"
+    return [
+        (f"`amlab report` over {trials:,} stored trials", figures.wall_s, "s",
+         f"fresh process, imports included; {figures.cpu_s:.1f} s CPU "
+         f"(target < {TARGET_S:.0f} s) {met}"),
+        ("report alone, in process", figures.alone_s, "s",
+         f"imports done; report.html {figures.html_kib:.0f} KiB"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100_000)
+    args = parser.parse_args()
+    try:
+        figures = measure(args.trials)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    print(f"filled {figures.trials:,} trials in {figures.fill_s:.1f} s")
+    print(f"amlab report (fresh process, imports included): {figures.wall_s:.2f} s wall, "
+          f"{figures.cpu_s:.2f} s CPU")
+    print(f"report alone (in process, imports done): {figures.alone_s:.2f} s")
+    print(f"report.html: {figures.html_kib:.0f} KiB; target: under {TARGET_S:.0f} s for "
+          f"100,000 trials")
 
 
 if __name__ == "__main__":

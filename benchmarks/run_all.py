@@ -1,6 +1,7 @@
 """Runs every benchmark of this folder and prints one table (see benchmarks/README.md).
 
     python benchmarks/run_all.py [--only harness_overhead,local_model] [--cold-samples 20]
+                                 [--samples 20] [--trials 20000] [--report-trials 100000]
 
 Each module named in SUITE exposes `rows() -> list[tuple[str, float, str, str]]`: (figure,
 value, unit, comparison against its floor and target). A module that is missing or fails
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -25,6 +28,7 @@ def load(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -63,21 +67,29 @@ def main() -> None:
                         help="local_model: cold samples (each costs the same)")
     parser.add_argument("--trials", type=int, default=20_000,
                         help="harness_overhead: scripted trials")
+    parser.add_argument("--report-trials", type=int, default=100_000,
+                        help="report_generation: stored trials")
     args = parser.parse_args()
     options = {"local_model": {"samples": args.samples, "cold_samples": args.cold_samples},
-               "harness_overhead": {"trials": args.trials}}
+               "harness_overhead": {"trials": args.trials},
+               "report_generation": {"trials": args.report_trials}}
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(SUITE)
     if unknown:
         parser.error(f"--only: {sorted(unknown)[0]} is not a benchmark; benchmarks are "
                      f"{', '.join(SUITE)}")
     results = []
+    loads = [os.getloadavg()[0]]
     for name in names:
         print(f"running {name} ...", flush=True)
         found, took = run(name, options)
         results.append((name, found, took))
+        loads.append(os.getloadavg()[0])
     print()
     print(table(results))
+    # The ratios are what stays comparable on a busy machine; the load says how busy it was.
+    print(f"\n1-minute load average before and after each benchmark: "
+          f"{', '.join(f'{load:.1f}' for load in loads)} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ def test_longest_price_pattern_wins_and_the_override_beats_the_table() -> None:
     lite = price_of("google/gemini-2.5-flash-lite")
     flash = price_of("google/gemini-2.5-flash")
     assert lite is not None and flash is not None and lite.output < flash.output
+    opus_4_5, opus_4_1 = price_of("anthropic/claude-opus-4-5"), price_of("anthropic/claude-opus-4-1")
+    assert opus_4_5 is not None and opus_4_1 is not None and opus_4_5.input < opus_4_1.input
     assert price_of("vllm/Qwen/Qwen3-32B@http://gpu:8000/v1") == Price(input=0, output=0)
     assert price_of("openai-compatible/mystery@http://x/v1") is None
     override = Price(input=1, output=1)
@@ -86,6 +88,20 @@ def test_cached_input_tokens_are_charged_at_the_cached_rate() -> None:
     price = Price(input=2.0, cached_input=0.5, output=8.0)
     usage = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000)
     assert price.cost(usage) == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.1 * 8.0)
+
+
+def test_cache_writes_are_charged_at_the_write_rate_and_default_to_the_input_rate() -> None:
+    usage = Usage(input_tokens=1_000_000, cached_input_tokens=300_000,
+                  cache_write_input_tokens=500_000, output_tokens=100_000)
+    anthropic = Price(input=3.0, cached_input=0.3, cache_write_input=3.75, output=15.0)
+    assert anthropic.cost(usage) == pytest.approx(0.2 * 3.0 + 0.3 * 0.3 + 0.5 * 3.75
+                                                  + 0.1 * 15.0)
+    free_writes = Price(input=3.0, cached_input=0.3, output=15.0)
+    assert free_writes.cost(usage) == pytest.approx(0.7 * 3.0 + 0.3 * 0.3 + 0.1 * 15.0)
+    total = Usage()
+    total.add(usage)
+    total.add(usage)
+    assert total.cache_write_input_tokens == 1_000_000
 
 
 def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date() -> None:

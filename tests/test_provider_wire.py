@@ -16,6 +16,7 @@ from amlab.models import GenerationConfig, ModelCallError, ModelClient, ModelReq
 from amlab.models.anthropic_api import AnthropicModel
 from amlab.models.api import resolve_remote
 from amlab.models.google_api import GoogleModel
+from amlab.models.prices import PricedClient, price_of
 from amlab.records import Message, Transcript
 from amlab.scenario import Family
 
@@ -42,6 +43,14 @@ ANTHROPIC_DONE = {**ANTHROPIC_TOOL_USE, "id": "msg_02", "stop_reason": "end_turn
 ANTHROPIC_REFUSAL = {**ANTHROPIC_TOOL_USE, "id": "msg_03", "stop_reason": "refusal",
                      "content": [{"type": "text", "text": "I can't help with this."}],
                      "usage": {"input_tokens": 2100, "output_tokens": 9}}
+ANTHROPIC_CACHE_WRITE = {**ANTHROPIC_DONE, "id": "msg_04",
+                         "usage": {"input_tokens": 37, "output_tokens": 3,
+                                   "cache_creation_input_tokens": 2148,
+                                   "cache_read_input_tokens": 0}}
+ANTHROPIC_CACHE_READ = {**ANTHROPIC_DONE, "id": "msg_05",
+                        "usage": {"input_tokens": 37, "output_tokens": 3,
+                                  "cache_creation_input_tokens": 0,
+                                  "cache_read_input_tokens": 2148}}
 ANTHROPIC_OVERLOADED = {"type": "error",
                         "error": {"type": "overloaded_error", "message": "Overloaded"}}
 
@@ -157,6 +166,39 @@ def test_anthropic_tool_use_with_thinking_sends_the_signed_thinking_back(
     assert any(KEY in value for value in recorder.requests[0].headers.values())
     assert transcript.usage.input_tokens == 1071 + 1024 + 2200
     assert transcript.usage.cached_input_tokens == 1024
+
+
+def test_anthropic_caches_the_shared_prefix_and_cache_reads_cost_less_than_writes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder([ok(ANTHROPIC_CACHE_WRITE), ok(ANTHROPIC_CACHE_READ),
+                         ok(ANTHROPIC_TOOL_USE), ok(ANTHROPIC_CACHE_READ)])
+    price = price_of("anthropic/claude-sonnet-4-5")
+    assert price is not None
+    first, second, third = (run_trial(PricedClient(anthropic(recorder, monkeypatch), price))
+                            for _ in range(3))
+
+    breakpoint_ = {"type": "ephemeral"}
+    bodies = [recorder.body(i) for i in range(4)]
+    for body in bodies:
+        # Tools, system prompt and scenario, in that order, are the cached prefix: a
+        # breakpoint after the system prompt and one after the scenario, nowhere else.
+        assert body["system"][-1]["cache_control"] == breakpoint_
+        assert body["messages"][0]["role"] == "user"
+        assert body["messages"][0]["content"][-1]["cache_control"] == breakpoint_
+        assert json.dumps(body).count('"cache_control"') == 2
+        # The prefix is byte-identical across samples and turns.
+        assert json.dumps(body["system"]) == json.dumps(bodies[0]["system"])
+        assert json.dumps(body["messages"][0]) == json.dumps(bodies[0]["messages"][0])
+        assert json.dumps(body["tools"]) == json.dumps(bodies[0]["tools"])
+    assert len(bodies[3]["messages"]) == 3  # the third trial's second turn
+
+    # Sonnet: $3 input, $3.75 cache write, $0.30 cache read, $15 output per million.
+    assert first.usage.input_tokens == second.usage.input_tokens == 37 + 2148
+    assert first.usage.cost_usd == pytest.approx((37 * 3 + 2148 * 3.75 + 3 * 15) / 1e6)
+    assert second.usage.cached_input_tokens == 2148
+    assert second.usage.cost_usd == pytest.approx((37 * 3 + 2148 * 0.30 + 3 * 15) / 1e6)
+    assert second.usage.cost_usd < first.usage.cost_usd / 4
+    assert third.usage.cached_input_tokens == 1024 + 2148
 
 
 def test_anthropic_refusal_ends_the_trial_as_refused(monkeypatch: pytest.MonkeyPatch) -> None:

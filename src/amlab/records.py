@@ -52,11 +52,15 @@ class Usage:
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
     calls: int = 0
+    # Input tokens the provider wrote to its prompt cache (priced apart; not stored: the
+    # cost already includes them).
+    cache_write_input_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_input_tokens += other.cache_write_input_tokens
         self.cost_usd += other.cost_usd
         self.calls += other.calls
 

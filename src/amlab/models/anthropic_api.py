@@ -4,6 +4,12 @@ Extended thinking (`options.thinking_budget`) comes back as `thinking` blocks, k
 reasoning channel; a turn's blocks are also kept verbatim (`provider_content`) because the
 API wants the signed thinking blocks back with the tool results that follow them. A
 `refusal` stop reason ends the trial as refused.
+
+Prompt caching: the system prompt and the first user message (the scenario) are the same,
+byte for byte, in every sample of a condition and every turn of a trial, so each ends with
+an ephemeral `cache_control` breakpoint; the API then serves tools, system prompt and
+scenario from its cache on repeated calls (prompts under the model's minimum cacheable
+length are simply not cached). Cache reads and writes are priced apart, see `prices.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
+
+# A 5-minute entry, refreshed by every read: samples of a condition run close together.
+CACHE_BREAKPOINT = {"type": "ephemeral"}
 
 _FINISH: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls",
                                     "refusal": "refusal",
@@ -50,7 +59,8 @@ class AnthropicModel:
             "messages": _messages(request.messages),
         }
         if system:
-            body["system"] = system
+            body["system"] = [{"type": "text", "text": system,
+                               "cache_control": dict(CACHE_BREAKPOINT)}]
         if request.tools:
             body["tools"] = [{"name": t.name, "description": t.description,
                               "input_schema": t.parameters} for t in request.tools]
@@ -91,7 +101,7 @@ class AnthropicModel:
             reasoning="\n\n".join(thoughts),
             usage=Usage(input_tokens=usage.input_tokens + cached + written,
                         output_tokens=usage.output_tokens, cached_input_tokens=cached,
-                        calls=1),
+                        cache_write_input_tokens=written, calls=1),
             finish_reason=_FINISH.get(message.stop_reason or "", "stop"),
             provider_content=([b.model_dump(mode="json", exclude_none=True)
                                for b in message.content] if thoughts else []),
@@ -103,13 +113,18 @@ class AnthropicModel:
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     """Anthropic turns: tool results travel in a user turn, consecutive same-role turns are
-    merged (the API wants them alternating)."""
+    merged (the API wants them alternating). The first user message, the scenario shared
+    by every sample of a condition, ends with a cache breakpoint."""
     turns: list[dict[str, Any]] = []
+    scenario_marked = False
     for message in messages:
         if message.role == "system":
             continue
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
+        if message.role == "user" and blocks and not scenario_marked:
+            blocks[-1]["cache_control"] = dict(CACHE_BREAKPOINT)
+            scenario_marked = True
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:

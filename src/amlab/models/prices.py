@@ -27,11 +27,18 @@ class Price(BaseModel):
     output: float = Field(ge=0)
     # Input tokens the provider served from its prompt cache; `input` when not given.
     cached_input: float | None = Field(default=None, ge=0)
+    # Input tokens the provider wrote to its prompt cache (Anthropic: 1.25 x input for a
+    # 5-minute entry); `input` when not given, as for providers that cache for free.
+    cache_write_input: float | None = Field(default=None, ge=0)
 
     def cost(self, usage: Usage) -> float:
+        """Input tokens are read from the cache, written to it, or neither, each at its own
+        rate; `usage.input_tokens` counts all three."""
         cached_rate = self.input if self.cached_input is None else self.cached_input
-        fresh = usage.input_tokens - usage.cached_input_tokens
+        write_rate = self.input if self.cache_write_input is None else self.cache_write_input
+        fresh = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens
         return (fresh * self.input + usage.cached_input_tokens * cached_rate
+                + usage.cache_write_input_tokens * write_rate
                 + usage.output_tokens * self.output) / PER
 
 
