@@ -76,7 +76,8 @@ def test_longest_price_pattern_wins_and_the_override_beats_the_table() -> None:
     lite = price_of("google/gemini-2.5-flash-lite")
     flash = price_of("google/gemini-2.5-flash")
     assert lite is not None and flash is not None and lite.output < flash.output
-    opus_4_5, opus_4_1 = price_of("anthropic/claude-opus-4-5"), price_of("anthropic/claude-opus-4-1")
+    opus_4_5 = price_of("anthropic/claude-opus-4-5")
+    opus_4_1 = price_of("anthropic/claude-opus-4-1")
     assert opus_4_5 is not None and opus_4_1 is not None and opus_4_5.input < opus_4_1.input
     assert price_of("vllm/Qwen/Qwen3-32B@http://gpu:8000/v1") == Price(input=0, output=0)
     assert price_of("openai-compatible/mystery@http://x/v1") is None
