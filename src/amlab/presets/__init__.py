@@ -25,11 +25,12 @@ from amlab.scenario.spec import describe_validation_error
 PRESETS_DIR = Path(__file__).parent
 PUBLISHED_FILE = PRESETS_DIR / "published.yaml"
 OFFLINE_PROVIDERS = ("local", "scripted")
-# An offline model runs 1 sample per cell with the demo's settings (examples/demo.yaml):
-# a grammar that keeps a small model's replies tool calls, and short answers.
+# An offline model runs 1 sample per cell with the demo's model options (examples/demo.yaml:
+# a grammar that keeps a small model's replies tool calls) and one short agent turn, as the
+# original study ran: the whole path in about 20 s a cell on two cores.
 OFFLINE_SAMPLES = 1
 LOCAL_MODEL_OPTIONS: dict[str, Any] = {"grammar": True, "n_ctx": 8192, "temperature": 0.8}
-OFFLINE_AGENT: dict[str, Any] = {"protocol": "text", "max_turns": 2, "max_tokens": 192}
+OFFLINE_AGENT: dict[str, Any] = {"protocol": "text", "max_turns": 1, "max_tokens": 160}
 
 
 def preset_names() -> list[str]:
