@@ -30,6 +30,7 @@ import httpx
 from amlab.models import ModelRequest, make_client
 from amlab.models.registry import ClientPolicy, manage
 from amlab.records import Message
+from table_row import Row, print_rows, verdict
 
 TESTS = Path(__file__).parents[1] / "tests"
 MESSAGES = [Message("system", "You are Orin, the operations agent of Corvane Freight."),
@@ -115,7 +116,6 @@ async def httpx_rate(base_url: str, concurrency: int, total: int) -> float:
 
 LATENCY = 0.5
 CONCURRENCIES = (64, 256)
-Row = tuple[str, float, str, str]
 
 
 @dataclass
@@ -148,10 +148,6 @@ def measure(rounds: int = 4, calls: int = 2000) -> Figures:
     return figures
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
 def rows(rounds: int = 4, calls: int = 2000) -> list[Row]:
     """The figures in benchmarks/run_all.py's table."""
     figures = measure(rounds, calls)
@@ -179,20 +175,7 @@ def main() -> None:
                         help="calls per worker in the 500 ms test")
     parser.add_argument("--calls", type=int, default=2000, help="calls in the zero-latency test")
     args = parser.parse_args()
-    figures = measure(args.rounds, args.calls)
-    for concurrency in CONCURRENCIES:
-        achieved, bare = figures.amlab_at[concurrency], figures.bare_at[concurrency]
-        ideal = concurrency / LATENCY
-        baseline = ("failed" if bare is None
-                    else f"{bare:.0f} calls/s, ratio {bare / ideal:.2f}")
-        print(f"(a) 500 ms latency, concurrency {concurrency}: {achieved:.0f} calls/s, "
-              f"ideal {ideal:.0f}, ratio {achieved / ideal:.2f} (target >= 0.9); "
-              f"bare httpx {baseline}")
-    ours, bare_instant = figures.amlab_instant, figures.bare_instant
-    print(f"(b) zero latency, concurrency 64: amlab {ours:.0f} calls/s, bare httpx "
-          f"{bare_instant:.0f} calls/s, ratio {ours / bare_instant:.2f} (target >= 0.8)")
-    print(f"    client CPU per call: amlab {figures.amlab_cpu_ms:.2f} ms, bare httpx "
-          f"{figures.bare_cpu_ms:.2f} ms")
+    print_rows(rows(args.rounds, args.calls))
     print(f"    load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

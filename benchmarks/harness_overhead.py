@@ -25,6 +25,7 @@ from typing import Any
 from amlab.models.scripted import ScriptedModel
 from amlab.run import Experiment, run_experiment
 from amlab.store import PlannedTrial, Store
+from table_row import Row, verdict
 
 TURNS: list[dict[str, Any]] = [
     {"tool_calls": [{"name": "read_inbox", "arguments": {}}]},
@@ -81,16 +82,16 @@ def measure(trials: int) -> dict[str, float]:
     }
 
 
-def rows(trials: int = 20_000) -> list[tuple[str, float, str, str]]:
+def rows(trials: int = 20_000) -> list[Row]:
     figures = measure(trials)
     done = f"{figures['trials']:.0f}"
     return [
         ("harness throughput, instant scripted model", figures["trials_per_s"], "trials/s",
-         f"target ≥ 300 {'met' if figures['trials_per_s'] >= 300 else 'MISSED'}"),
+         f"target ≥ 300 {verdict(figures['trials_per_s'] >= 300)}"),
         ("harness median time per trial", figures["median_ms"], "ms/trial",
          f"3 tool turns, detectors, SQLite commit; {done} trials"),
         (f"RSS growth over {done} scripted trials", figures["rss_growth_mb"], "MB",
-         f"target < 50 {'met' if figures['rss_growth_mb'] < 50 else 'MISSED'}"),
+         f"target < 50 {verdict(figures['rss_growth_mb'] < 50)}"),
     ]
 
 

@@ -29,8 +29,8 @@ from amlab.models.local import LocalModel, resolve_model_path
 from amlab.records import Message
 from amlab.run import Experiment, run_experiment
 from amlab.store import PlannedTrial, Store
+from table_row import Row, print_rows, verdict
 
-Row = tuple[str, float, str, str]
 TRIAL_TOKENS = 16
 GENERATION_TOKENS = 48
 SPEED_REPEATS = 8
@@ -157,17 +157,12 @@ def rows(samples: int = 20, cold_samples: int = 20) -> list[Row]:
     ]
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--cold-samples", type=int, default=20)
     args = parser.parse_args()
-    for name, value, unit, against in rows(args.samples, args.cold_samples):
-        print(f"{name}: {value:.3g} {unit} — {against}")
+    print_rows(rows(args.samples, args.cold_samples))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from table_row import Row
+
 HERE = Path(__file__).parent
 SUITE = ("harness_overhead", "local_model", "concurrency", "report_generation")
-Row = tuple[str, float, str, str]
 
 
 def load(name: str) -> Any:
