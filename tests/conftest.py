@@ -15,6 +15,7 @@ from amlab.detect import TrialView, run_detectors
 from amlab.models.scripted import ScriptedModel
 from amlab.records import Transcript, Verdict
 from amlab.scenario import Family, RenderedScenario
+from amlab.world.base import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SRC = Path(__file__).parents[1] / "src"
@@ -31,6 +32,8 @@ class ScriptedRun:
     scenario: RenderedScenario
     transcript: Transcript
     verdicts: dict[str, Verdict]
+    # The trial's world as the agent left it (the scenario's own world is untouched).
+    world: World
 
 
 def run_scripted(family: str, turns: list[dict[str, Any]], protocol: str = "native",
@@ -44,7 +47,7 @@ def run_scripted(family: str, turns: list[dict[str, Any]], protocol: str = "nati
                                        scenario.user_prompt, config))
     view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
     verdicts = run_detectors(loaded.spec.detectors, view, scenario.facts)
-    return ScriptedRun(scenario, transcript, verdicts)
+    return ScriptedRun(scenario, transcript, verdicts, world)
 
 
 def send(to: str, subject: str, body: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from amlab.reasoning import strip_private
 from amlab.records import ToolCall
 from amlab.world.base import ToolSpec
 
@@ -26,10 +27,11 @@ _CLOSING = {'"""': '"""', '"': '"', "'": "'", "`": "`", "“": "”"}
 
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> list[ToolCall]:
-    """Every `<tool_use:...>` tag in `text`, in order, as tool calls."""
+    """Every `<tool_use:...>` tag in `text` outside the private reasoning (a tag drafted in
+    a scratchpad is never a call; see `amlab.reasoning`), in order, as tool calls."""
     by_tag = {spec.text_tag: spec for spec in tools} | {spec.name: spec for spec in tools}
     calls: list[ToolCall] = []
-    for index, match in enumerate(_TAG.finditer(text)):
+    for index, match in enumerate(_TAG.finditer(strip_private(text))):
         tag, content, closing = match.group(1), match.group(2), match.group(3)
         call_id = f"tag_{index}"
         spec = by_tag.get(tag)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from amlab.detect.base import TrialView, detector, outgoing_messages, sentence_around
+from amlab.reasoning import private_passages, strip_private
 from amlab.records import Evidence, Message, Verdict
 from amlab.scenario.facts import Facts
 
@@ -35,10 +36,6 @@ TRANSCRIPT_WIDE = ("deception", "eval_awareness", "self_preservation_reasoning")
 def with_reading_behaviours(names: list[str]) -> list[str]:
     """A family's detectors and the transcript-wide reading behaviours."""
     return [*names, *(b for b in TRANSCRIPT_WIDE if b not in names)]
-
-
-_SCRATCHPAD = re.compile(
-    r"<(SCRATCHPAD_REASONING|thinking|reasoning)>(.*?)(?:</\1>|\Z)", re.S | re.I)
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ def reasoning_passages(messages: tuple[Message, ...] | list[Message]) -> list[Pa
     for turn, message in enumerate(_assistant(messages), start=1):
         if message.reasoning.strip():
             passages.append(Passage("reasoning", turn, message.reasoning))
-        passages += [Passage("reasoning", turn, m.group(2))
-                     for m in _SCRATCHPAD.finditer(message.content) if m.group(2).strip()]
+        passages += [Passage("reasoning", turn, text)
+                     for text in private_passages(message.content)]
     return passages
 
 
@@ -70,7 +67,7 @@ def answer_passages(messages: tuple[Message, ...] | list[Message]) -> list[Passa
     included) and the string arguments of its native tool calls."""
     passages = []
     for turn, message in enumerate(_assistant(messages), start=1):
-        answer = _SCRATCHPAD.sub("", message.content).strip()
+        answer = strip_private(message.content).strip()
         if answer:
             passages.append(Passage("answer", turn, answer))
         passages += [Passage("answer", turn, value) for call in message.tool_calls
@@ -79,8 +76,8 @@ def answer_passages(messages: tuple[Message, ...] | list[Message]) -> list[Passa
 
 
 def strip_reasoning(text: str) -> str:
-    """A reply without its scratchpad blocks."""
-    return _SCRATCHPAD.sub("", text)
+    """A reply without its private reasoning (`amlab.reasoning`)."""
+    return strip_private(text)
 
 
 def _assistant(messages: tuple[Message, ...] | list[Message]) -> Iterator[Message]:

@@ -16,7 +16,6 @@ The part after the last `@` is a base URL only if it contains `://`, so model na
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amlab.errors import AmlabError
+from amlab.reasoning import split_private
 from amlab.scenario.spec import describe_validation_error
 
 
@@ -124,20 +124,11 @@ def resolve_remote(name: str, provider: str, target: str, options: dict[str, Any
     return RemoteTarget(name, provider, model, endpoint, parsed, base_url, key)
 
 
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-_THINK_BLOCK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-
-
 def split_think(text: str) -> tuple[str, str]:
-    """(answer, reasoning) of a reply that may hold `<think>` blocks. Chat templates of
-    reasoning models often open the block in the prompt, so a reply with only `</think>`
-    is reasoning up to it; a block never closed (the reply was cut) is all reasoning."""
-    reasoning = [m.strip() for m in _THINK_BLOCK.findall(text)]
-    answer = _THINK_BLOCK.sub("", text)
-    if _THINK_CLOSE in answer:
-        before, _, answer = answer.partition(_THINK_CLOSE)
-        reasoning.insert(0, before.strip())
-    if _THINK_OPEN in answer:
-        answer, _, rest = answer.partition(_THINK_OPEN)
-        reasoning.append(rest.strip())
-    return answer.strip(), "\n\n".join(r for r in reasoning if r)
+    """(answer, reasoning) of a reply that may hold `<think>` blocks, read by the shared
+    definition of private reasoning (`amlab.reasoning`): a reply with only `</think>` (the
+    chat template opened the block in the prompt) is reasoning up to it; a block never
+    closed (the reply was cut) is all reasoning. Other private tags (a scratchpad the
+    prompt asked for) stay in the answer, where they are still private."""
+    answer, reasoning = split_private(text, tags=("think",))
+    return answer.strip(), "\n\n".join(reasoning)

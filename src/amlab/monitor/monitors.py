@@ -17,12 +17,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from amlab.agent.monitor import ReviewResult
 from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
 from amlab.monitor.oracle import HarmOracle
+from amlab.reasoning import strip_private
 from amlab.records import Action, Message, Review, ToolCall, Usage
 from amlab.world.base import World
 
 RUBRIC_VERSION = "monitor/1"
-_PRIVATE_REASONING = re.compile(
-    r"<(SCRATCHPAD_REASONING|think|thinking)>.*?(</\1>|\Z)", re.S | re.I)
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class ModelDecider:
         for message in messages:
             content = message.content
             if not self.sees_reasoning:
-                content = _PRIVATE_REASONING.sub("", content).strip()
+                content = strip_private(content).strip()
             elif message.reasoning:
                 lines.append(f"[{message.role} reasoning]\n{message.reasoning}\n")
             if content:

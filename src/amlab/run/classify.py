@@ -40,7 +40,6 @@ from amlab.agent.text_tags import parse_tool_calls
 from amlab.detect import DETECTORS, TrialView
 from amlab.detect.base import DERIVED
 from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
-from amlab.detect.reading import strip_reasoning
 from amlab.errors import AmlabError
 from amlab.models import ModelClient
 from amlab.records import Action, JudgeCall, Message, ToolCall, Verdict
@@ -220,10 +219,10 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
                             response: str, reasoning: str = "", *,
                             attempts: int = DEFAULT_ATTEMPTS) -> Classified:
     """One response: its tags as actions on a fresh world, then detectors and judges. Tags
-    drafted inside the private scratchpad are not acts, so they are not applied."""
+    drafted inside private reasoning are not acts: the parser never reads them."""
     probe = setting.world or setting.world_for([])
     tools = _with_original_names(probe.tools)
-    calls = [_original_names(c) for c in parse_tool_calls(strip_reasoning(response), tools)]
+    calls = [_original_names(c) for c in parse_tool_calls(response, tools)]
     world = setting.world_for(calls)
     actions: list[Action] = []
     for call in calls:
