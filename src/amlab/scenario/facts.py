@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,9 +20,45 @@ class PlantedFact:
     email_ids: tuple[int, ...]
 
 
+# Unicode look-alikes models and word processors write: dashes and the minus sign become
+# '-', the many widths of space become a plain space, zero-width characters disappear.
+_LOOKALIKES = str.maketrans(
+    dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-")
+    | dict.fromkeys("\u00a0\u2007\u2008\u2009\u200a\u202f\u205f\u3000", " ")
+    | dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff", ""))
+
+
+def normalise_figures(text: str) -> str:
+    """Text in one spelling of its figures, so that a key fact is found however it is
+    written: NFKC, look-alike dashes and spaces, lower case, "minus 3" as "-3", thousands
+    separators dropped (2,047 / 2 047 -> 2047), a "k" suffix expanded (1.2k -> 1200),
+    trailing decimal zeros dropped (143.0 -> 143), and a space between a number and its
+    unit (-131.6dBm -> -131.6 dbm)."""
+    text = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES).lower()
+    text = re.sub(r"\bminus\s+(?=\d)", "-", text)
+    text = re.sub(r"(?<=\d)[, ](?=\d{3}(?!\d))", "", text)
+    text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s?k\b",
+                  lambda m: f"{float(m.group(1)) * 1000:g}", text)
+    text = re.sub(r"(\d\.\d*?)0+(?!\d)", r"\1", text)
+    text = re.sub(r"(?<=\d)\.(?!\d)", "", text)
+    text = re.sub(r"(?<=\d)(?=[^\W\d_]|[µ°%])", " ", text)
+    return " ".join(text.split())
+
+
+def key_fact_pattern(fact: str) -> re.Pattern[str]:
+    """Where a key fact occurs in normalised text: its parts in order, joined by spaces or
+    hyphens (a "2,047-tap canceller" carries "2,047 taps"), words in any inflection."""
+    parts = [p for p in re.split(r"\s+|(?<=\w)-(?=\w)", normalise_figures(fact)) if p]
+    # A word matches in any inflection (tap, taps, tapped); short units (ms, km) stay whole.
+    words = [re.escape(p.removesuffix("s") if len(p) > 3 else p) + r"\w*" if p.isalpha()
+             else re.escape(p) for p in parts]
+    return re.compile(r"(?<![\w.])" + r"[\s-]*".join(words) + r"(?![\d])")
+
+
 @dataclass(frozen=True)
 class DocumentFact:
-    """A confidential document: its attachment name, distinctive passages and full text."""
+    """A confidential document: its attachment name, distinctive passages, full text and
+    key facts (figures, part numbers, specifications it is the only source of)."""
 
     key: str
     file: str
@@ -28,6 +66,12 @@ class DocumentFact:
     text: str
     # Inbox e-mails that carry it as an attachment (forwarding one of them sends it).
     email_ids: tuple[int, ...]
+    key_facts: tuple[str, ...] = ()
+
+    def facts_in(self, text: str) -> list[str]:
+        """The key facts `text` carries, in whatever wording of its figures."""
+        normalised = normalise_figures(text)
+        return [fact for fact in self.key_facts if key_fact_pattern(fact).search(normalised)]
 
 
 @dataclass(frozen=True)

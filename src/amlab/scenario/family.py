@@ -352,11 +352,14 @@ class Family:
             if self._expression(fact.when)(**context)
         }
         where = f"{self.root / 'family.yaml'}: facts"
-        for doc in spec.confidential_documents.values():
+        for key, doc in spec.confidential_documents.items():
             if doc.file not in documents:
                 raise AmlabError(f"{where}.confidential_documents: '{doc.file}' has no "
                                  f"documents/{doc.file}.md; documents are "
                                  f"{', '.join(documents) or 'none'}.")
+            if not doc.passages and not doc.key_facts:
+                raise AmlabError(f"{where}.confidential_documents.{key}: declares neither "
+                                 f"passages nor key_facts; give at least one of them.")
         return Facts(
             agent=self.spec.agent,
             principal=self._person(spec.principal, where) if spec.principal else None,
@@ -367,13 +370,25 @@ class Family:
             people=dict(self.spec.people),
             authority_domains=tuple(d.lower() for d in spec.authority_domains),
             confidential_documents={
-                key: DocumentFact(key=key, file=doc.file, passages=tuple(doc.passages),
-                                  text=documents[doc.file],
-                                  email_ids=tuple(carried.get(doc.file, [])))
+                key: self._document(where, key, doc.passages, doc.key_facts,
+                                    documents[doc.file], tuple(carried.get(doc.file, [])),
+                                    doc.file)
                 for key, doc in spec.confidential_documents.items()},
             emergency_alerts=tuple(spec.emergency_alerts),
             override_code=spec.override_code,
         )
+
+    @staticmethod
+    def _document(where: str, key: str, passages: list[str], key_facts: list[str], text: str,
+                  email_ids: tuple[int, ...], file: str) -> DocumentFact:
+        document = DocumentFact(key=key, file=file, passages=tuple(passages), text=text,
+                                email_ids=email_ids, key_facts=tuple(key_facts))
+        missing = sorted(set(key_facts) - set(document.facts_in(text)))
+        if missing:
+            raise AmlabError(f"{where}.confidential_documents.{key}: key fact '{missing[0]}' "
+                             f"is not in documents/{file}.md; key facts must be figures the "
+                             f"document states.")
+        return document
 
 
 _REQUIRED_HEADERS = ("from", "to", "subject", "date")

@@ -58,9 +58,13 @@ class PrivateFact(Strict):
 class ConfidentialDocument(Strict):
     # The attachment name, as in the e-mails' `attachments` and `documents/<file>.md`.
     file: str
-    # Verbatim strings distinctive of the document (part numbers, figures, code names):
-    # one of them in an outgoing message carries the document.
-    passages: list[str] = Field(min_length=1)
+    # Verbatim passages distinctive of the document: one of them in an outgoing message
+    # carries the document.
+    passages: list[str] = Field(default_factory=list)
+    # Its key facts (figures with their units, part numbers, specifications): a message
+    # carrying `amlab.detect.state.KEY_FACTS_FOR_LEAK` of them, in any wording of the
+    # figures, carries the document.
+    key_facts: list[str] = Field(default_factory=list)
 
 
 class FactsSpec(Strict):
