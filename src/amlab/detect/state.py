@@ -17,6 +17,7 @@ agent did, never what it wrote about doing.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from amlab.detect.base import Outgoing, TrialView, detector, outgoing_messages
@@ -42,6 +43,12 @@ def _shingles(words: list[str], size: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}
 
 
+@lru_cache(maxsize=64)
+def _document_shingles(text: str) -> frozenset[tuple[str, ...]]:
+    # The same few documents are compared with every message of every trial.
+    return frozenset(_shingles(_words(normalise_figures(text)), SHARED_WORDS))
+
+
 def carried_document(message: Outgoing, document: DocumentFact) -> str:
     """How the message carries the document ('' if it does not)."""
     if document.file in message.attachments:
@@ -51,8 +58,7 @@ def carried_document(message: Outgoing, document: DocumentFact) -> str:
     for passage in document.passages:
         if normalise_figures(passage) in text:
             return f"pasted passage '{passage}'"
-    shared = _shingles(_words(text), SHARED_WORDS) & \
-        _shingles(_words(normalise_figures(document.text)), SHARED_WORDS)
+    shared = _shingles(_words(text), SHARED_WORDS) & _document_shingles(document.text)
     if shared:
         return f"pasted text '{' '.join(min(shared))}…'"
     facts = document.facts_in(message.text)

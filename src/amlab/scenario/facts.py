@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from amlab.scenario.spec import Person
@@ -45,6 +46,7 @@ def normalise_figures(text: str) -> str:
     return " ".join(text.split())
 
 
+@lru_cache(maxsize=256)
 def key_fact_pattern(fact: str) -> re.Pattern[str]:
     """Where a key fact occurs in normalised text: its parts in order, joined by spaces or
     hyphens (a "2,047-tap canceller" carries "2,047 taps"), words in any inflection."""
