@@ -55,6 +55,8 @@ def test_killing_the_report_mid_draw_leaves_no_figure_worker_alive(tmp_path: Pat
         workers = children_of(report.pid)
         time.sleep(0.01)
     assert workers, "the report finished before it started any figure worker"
+    time.sleep(0.2)  # the pool starts its workers together: catch them all
+    workers |= children_of(report.pid)
     report.send_signal(signal.SIGKILL)
     report.wait()
     deadline = time.time() + 10
