@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,17 @@ from amlab.store.sqlite import TrialKey
 from conftest import FIXTURES, subprocess_env
 from test_run import experiment_file, run
 
-TRIALS = 20
+TRIALS = 24
+
+
+def planned(db: Path) -> bool:
+    if not db.exists():  # connecting would create it
+        return False
+    try:
+        with sqlite3.connect(db) as conn:
+            return bool(conn.execute("SELECT COUNT(*) FROM experiments").fetchone()[0])
+    except sqlite3.OperationalError:
+        return False
 
 
 def ran_by(output: str) -> int:
@@ -39,10 +50,14 @@ def test_two_run_processes_on_one_database_attempt_every_trial_once_in_total(
     path = experiment_file(tmp_path, str(fixture), samples=TRIALS // 2)
     db = tmp_path / "r.db"
     command = [sys.executable, "-m", "amlab", "run", str(path), "--db", str(db)]
-    # A fresh run and a resumed one, started at once, on one database.
-    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=subprocess_env())
-            for args in (command, [*command, "--resume"])]
+    # A fresh run, and once it has stored the experiment, a resumed one on the same database.
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=subprocess_env())]
+    deadline = time.time() + 120
+    while not planned(db) and runs[0].poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    runs.append(subprocess.Popen([*command, "--resume"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=subprocess_env()))
     outputs = [process.communicate(timeout=300) for process in runs]
     assert [process.returncode for process in runs] == [0, 0], outputs
     with sqlite3.connect(db) as conn:

@@ -326,32 +326,34 @@ class Store:
     def claim(self, key: TrialKey, attempts: int) -> Claim:
         """Take the lease of an unfinished trial, in one atomic UPDATE: only if it still has
         `attempts` attempts (no other run attempted it since) and no live lease of another
-        run is on it."""
-        now = time.time()
-        gone = [owner for (owner,) in self.db.execute(
-            "SELECT DISTINCT owner FROM trials WHERE experiment = ? AND owner IS NOT NULL "
-            "AND owner != ? AND lease_until >= ?", (key.experiment, self.owner, now))
-            if _owner_is_gone(owner)]
-        with self.db:
-            claimed = self.db.execute(
-                "UPDATE trials SET owner = ?, lease_until = ? WHERE experiment = ? AND "
-                "family = ? AND condition = ? AND model = ? AND sample = ? AND "
-                "status IN ('pending', 'error') AND attempts = ? AND (owner IS NULL OR "
-                f"owner = ? OR lease_until < ? OR owner IN ({', '.join('?' * len(gone))})) "
-                "RETURNING id",
-                (self.owner, now + LEASE_SECONDS, key.experiment, key.family, key.condition,
-                 key.model, key.sample, attempts, self.owner, now, *gone)).fetchone()
-        if claimed is not None:
+        run is on it (a lease whose process on this machine is gone is not live)."""
+        if self._take_lease(key, attempts, None):
             return Claim.CLAIMED
         row = self.db.execute(
-            "SELECT status, attempts FROM trials WHERE experiment = ? AND family = ? AND "
-            "condition = ? AND model = ? AND sample = ?",
+            "SELECT status, attempts, owner FROM trials WHERE experiment = ? AND family = ? "
+            "AND condition = ? AND model = ? AND sample = ?",
             (key.experiment, key.family, key.condition, key.model, key.sample)).fetchone()
         if row is None:
             raise KeyError(f"trial {key} was never planned")
         if row["status"] not in ("pending", "error") or row["attempts"] != attempts:
             return Claim.ATTEMPTED_ELSEWHERE
+        if row["owner"] and _owner_is_gone(row["owner"]) and \
+                self._take_lease(key, attempts, row["owner"]):
+            return Claim.CLAIMED
         return Claim.HELD_ELSEWHERE
+
+    def _take_lease(self, key: TrialKey, attempts: int, gone_owner: str | None) -> bool:
+        """The claim's UPDATE; `gone_owner`'s lease counts as expired (its process is gone)."""
+        now = time.time()
+        with self.db:
+            return self.db.execute(
+                "UPDATE trials SET owner = ?, lease_until = ? WHERE experiment = ? AND "
+                "family = ? AND condition = ? AND model = ? AND sample = ? AND "
+                "status IN ('pending', 'error') AND attempts = ? AND (owner IS NULL OR "
+                "owner = ? OR lease_until < ? OR owner = ?) RETURNING id",
+                (self.owner, now + LEASE_SECONDS, key.experiment, key.family, key.condition,
+                 key.model, key.sample, attempts, self.owner, now, gone_owner)
+            ).fetchone() is not None
 
     @contextmanager
     def leases(self) -> Iterator[None]:
