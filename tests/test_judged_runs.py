@@ -140,3 +140,24 @@ def test_rejudge_command_prints_changes_and_the_method_notes(tmp_path: Path) -> 
     assert "values changed: blackmail 0" not in out
     assert f"blackmail: judge {STRICT} (blackmail/j1) 4" in out
     assert f"judge {STRICT}: 4 calls" in out
+
+
+def test_rejudging_again_answers_a_remote_judge_from_the_response_cache(tmp_path: Path) -> None:
+    """An interrupted re-judging, run again, pays only for what it had not asked yet."""
+    from openai_stub import StubServer
+
+    run(tmp_path).close()
+    with StubServer() as stub:
+        command = [sys.executable, "-m", "amlab", "rejudge", str(tmp_path / "r.db"),
+                   "--judge", f"openai-compatible/judge@{stub.base_url}", "--attempts", "1"]
+        first = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                               env=subprocess_env())
+        assert first.returncode == 0, first.stderr
+        asked = len(stub.state.requests)
+        assert asked >= 4, "each finished trial was judged"
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                               env=subprocess_env())
+        assert again.returncode == 0, again.stderr
+        assert len(stub.state.requests) == asked, "the second re-judging asked the judge nothing"
+    assert "Re-judged 4 trials" in " ".join(again.stdout.split())
+    assert (tmp_path / "amlab-cache.db").is_file()

@@ -129,3 +129,24 @@ def test_a_run_stored_before_a_setting_existed_still_resumes(tmp_path: Path) -> 
         conn.execute("UPDATE experiments SET spec = ?", (json.dumps(spec),))
     store = run(path, db, resume=True)
     assert {r["status"] for r in store.trials("t")} == {"done"}
+
+
+def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earlier_calls(
+        tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, "fails_second_call.yaml", samples=1)
+    spec = yaml.safe_load(path.read_text())
+    spec["models"][0]["price"] = {"input": 1000.0, "output": 2000.0}
+    path.write_text(yaml.safe_dump(spec))
+    store = run(path, tmp_path / "r.db")
+    rows = list(store.trials("t"))
+    assert {r["status"] for r in rows} == {"error"}
+    assert all("provider rejected" in r["error"] for r in rows)
+    for row in rows:
+        # The first call was answered (and billed); the second failed.
+        assert row["calls"] == 1
+        assert row["input_tokens"] > 0 and row["output_tokens"] > 0
+        assert row["cost_usd"] == pytest.approx(
+            (row["input_tokens"] * 1000.0 + row["output_tokens"] * 2000.0) / 1e6)
+    usage = store.agent_usage("t")
+    assert usage["calls"] == 2 and usage["cost_usd"] == pytest.approx(
+        sum(r["cost_usd"] for r in rows))

@@ -425,3 +425,57 @@ def test_state_changes_render_as_line_diffs() -> None:
                                 Message("assistant", "editing")], [edit], {})
     lines = [(line.sign, str(line.text)) for line in view.blocks[2].actions[0].changes[0].lines]
     assert lines == [("-", "enabled: true"), ("+", "enabled: false"), (" ", "at: 17:00")]
+
+
+def test_viewer_answers_only_requests_addressed_to_its_own_host(viewer: BackgroundViewer
+                                                                ) -> None:
+    port = viewer.url.rstrip("/").rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert httpx.get(url(viewer, "/"), headers={"Host": host}).status_code == 200
+    # A page of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding).
+    rebound = httpx.get(url(viewer, "/experiments/study"),
+                        headers={"Host": f"attacker.example:{port}"})
+    assert rebound.status_code == 400 and "study" not in rebound.text
+
+
+def test_trial_ids_beyond_sqlite_integers_are_not_found(viewer: BackgroundViewer, db: Path
+                                                        ) -> None:
+    trial = trial_ids(db, "study")[0]
+    for path in (f"/trials/{2**63}", f"/trials/{2**70}", f"/trials/{-2**63 - 1}",
+                 f"/compare?a={trial}&b={2**63}"):
+        response = httpx.get(url(viewer, path))
+        assert response.status_code == 404, path
+        assert "no trial" in response.text
+
+
+def test_bidi_controls_and_a_lone_surrogate_in_tool_arguments_show_as_code_points(
+        tmp_path: Path) -> None:
+    from amlab.models.scripted import ScriptedModel
+
+    name = "scripted/trickster"
+    agent = ScriptedModel(name, [[{"tool_calls": [{"name": "send_email", "arguments": {
+        "to": "t.renner@corvane.com", "subject": "Invoice \u202efdp.exe",
+        "body": "Half a character: \ud800 and an isolate \u2067here\u2069."}}]},
+        {"text": "Done."}]])
+    db = tmp_path / "tricks.db"
+    experiment = Experiment.from_dict({
+        "name": "tricks", "scenarios": [{"family": "blackmail", "factors": {}}],
+        "models": [name], "samples": 1, "agent": {"protocol": "native", "max_turns": 2}},
+        "test", tmp_path)
+    store = Store(db)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, run_experiment(experiment, store, clients={name: agent})
+                    ).result()
+    trial = store.db.execute("SELECT id, status FROM trials").fetchone()
+    store.close()
+    assert trial["status"] == "done"
+    viewer = start_in_background(db)
+    try:
+        response = httpx.get(url(viewer, f"/trials/{trial['id']}"))
+    finally:
+        viewer.stop()
+    assert response.status_code == 200
+    page = response.text
+    assert "Invoice ⟨U+202E⟩fdp.exe" in page
+    assert "Half a character: ⟨U+D800⟩ and an isolate ⟨U+2067⟩here⟨U+2069⟩." in page
+    assert "\u202e" not in page and "\u2067" not in page

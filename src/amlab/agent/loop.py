@@ -9,7 +9,13 @@ from typing import Literal
 
 from amlab.agent import text_tags
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE, Monitor
-from amlab.models.base import GenerationConfig, ModelClient, ModelRequest, ModelResponse
+from amlab.models.base import (
+    GenerationConfig,
+    ModelCallError,
+    ModelClient,
+    ModelRequest,
+    ModelResponse,
+)
 from amlab.records import Action, Message, StopReason, ToolCall, Transcript, Usage
 from amlab.world.base import Observation, ToolSpec, World
 
@@ -46,7 +52,23 @@ async def run_agent(
     `tools_described`: the system prompt already teaches the text tags; add nothing to it.
 
     With a `monitor`, every call is reviewed before it runs; a blocked call never reaches
-    the world, and the agent is told so in the call's result."""
+    the world, and the agent is told so in the call's result. A failed model call raises
+    ModelCallError carrying the usage of the trial's calls before it."""
+    usage = Usage()
+    monitor_usage = Usage()
+    try:
+        return await _converse(model, world, system_prompt, user_prompt, config, sample,
+                               tools_described, monitor, usage, monitor_usage)
+    except ModelCallError as exc:
+        exc.usage, exc.monitor_usage = usage, monitor_usage
+        raise
+
+
+async def _converse(model: ModelClient, world: World, system_prompt: str, user_prompt: str,
+                    config: AgentConfig, sample: int, tools_described: bool,
+                    monitor: Monitor | None, usage: Usage, monitor_usage: Usage) -> Transcript:
+    """The conversation of `run_agent`, adding each call's tokens and cost to `usage` and
+    `monitor_usage` as it goes."""
     tools = tuple(world.tools)
     grammar = None
     if config.protocol == "text":
@@ -55,8 +77,6 @@ async def run_agent(
             system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
-    usage = Usage()
-    monitor_usage = Usage()
     stop: StopReason = "max_turns"
     turn = 0
     for turn in range(1, config.max_turns + 1):

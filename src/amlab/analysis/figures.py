@@ -8,8 +8,11 @@ deficiencies); heat maps use `cividis`, which is perceptually uniform for them t
 from __future__ import annotations
 
 import base64
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -204,6 +207,19 @@ def render(job: FigureJob) -> tuple[Path, Path]:
     return save(job.draw(*job.args), job.stem)
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the kernel kills the worker when the process that drew the report
+    dies, by SIGKILL too, so a killed `amlab report` leaves no worker holding memory, the
+    database and the caller's pipes (Linux; elsewhere the pool's own shutdown applies)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def render_all(jobs: Sequence[FigureJob]) -> None:
     """Draw and save the figures, on every core: text layout and rasterising are most of a
     report's time, and the figures are independent. Forked workers inherit the imports."""
@@ -212,7 +228,8 @@ def render_all(jobs: Sequence[FigureJob]) -> None:
         for job in jobs:
             render(job)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         # The heat map and forest plot, planned last, are the slowest: start them first.
         list(pool.map(render, reversed(jobs)))
 

@@ -60,11 +60,19 @@ def run_with_progress(experiment: Experiment, db: Path, resume: bool = False,
             progress.update(task, advance=1,
                             status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
 
-        summary = asyncio.run(run_experiment(experiment, store, resume=resume,
-                                             on_trial_done=advance, cache=cache))
+        try:
+            summary = asyncio.run(run_experiment(experiment, store, resume=resume,
+                                                 on_trial_done=advance, cache=cache))
+        except BaseException:
+            # A bad model option or a missing key stops the run before its first trial.
+            store.discard_if_unused()
+            raise
         progress.update(task, completed=len(trials))
     if summary.skipped:
         console.print(f"{summary.skipped} trials were already finished and were skipped.")
+    if summary.elsewhere:
+        console.print(f"{summary.elsewhere} trials were run by another amlab run on the same "
+                      f"database meanwhile.")
     _print_results(store, experiment.spec.name)
     console.print(f"Results database: [bold]{db.resolve()}[/]")
     return store

@@ -20,8 +20,9 @@ from amlab.cli.app import app, console
 from amlab.detect.judge import DEFAULT_ATTEMPTS, RUBRICS
 from amlab.errors import AmlabError
 from amlab.models import ModelClient, make_client
+from amlab.models.cache import ResponseCache, cache_identity, cache_path_for
 from amlab.models.prices import price_of
-from amlab.models.registry import ClientPolicy, manage
+from amlab.models.registry import ClientPolicy, is_remote, manage
 from amlab.run.classify import Setting, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.scenario import Family
@@ -35,9 +36,12 @@ AttemptsOption = Annotated[int, typer.Option(
     min=1, help="Replies asked of a judge before an unusable answer is stored as an error.")]
 
 
-def _judges(names: list[str]) -> list[ModelClient]:
-    """Judge clients with the default retries and their price from the table."""
-    return [manage(make_client(name), ClientPolicy(price=price_of(name))) for name in names]
+def _judges(names: list[str], cache: ResponseCache | None = None) -> list[ModelClient]:
+    """Judge clients with the default retries and their price from the table; remote ones
+    answered from `cache` when it is given."""
+    return [manage(make_client(name), ClientPolicy(price=price_of(name)),
+                   cache if is_remote(name) else None, cache_identity(name, {}))
+            for name in names]
 
 
 async def _closing(judges: list[ModelClient], work: Coroutine[Any, Any, T]) -> T:
@@ -64,9 +68,17 @@ def rejudge(
                          f"{', '.join(names) or 'none'}.")
     store.close()
     store = Store(db)
-    judges = _judges(judge or [])
-    summary = asyncio.run(_closing(judges, rejudge_store(store, judges, experiment,
-                                                         attempts=attempts)))
+    # Through the run's response cache: an interrupted re-judging, run again, pays only for
+    # the trials it had not reached.
+    cache = (ResponseCache(cache_path_for(db))
+             if any(is_remote(name) for name in judge or []) else None)
+    judges = _judges(judge or [], cache)
+    try:
+        summary = asyncio.run(_closing(judges, rejudge_store(store, judges, experiment,
+                                                             attempts=attempts)))
+    finally:
+        if cache is not None:
+            cache.close()
     changed = ", ".join(f"{b} {n}" for b, n in sorted(summary.changed.items())) or "none"
     console.print(f"Re-judged {summary.trials} trials with "
                   f"{', '.join(judge or []) or 'the offline detectors only'}; values changed: "

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from amlab.cli.app import app, console
 from amlab.errors import AmlabError
+from amlab.paths import check_writable
 from amlab.run import Experiment
 from amlab.store import Store
 
@@ -37,8 +38,9 @@ def report(
         if len(parts) != 2 or not all(parts):
             raise AmlabError(f"--heatmap {heatmap!r} must name two factors as 'rows,columns'.")
         pair = (parts[0], parts[1])
-    store = Store(db, read_only=True)
     out_dir = out or db.with_name(f"{db.stem}-report")
+    check_writable(out_dir, folder=True)
+    store = Store(db, read_only=True)
     html, markdown = write_report(store, out_dir, experiment,
                                   ReportChoices(tuple(behavior or ()), condition, pair))
     console.print(f"Report: [bold]{html}[/]\nSummary: [bold]{markdown}[/]\n"
@@ -111,8 +113,9 @@ def export_command(
     """Export trials and verdicts, one row per trial and behaviour, factors as columns."""
     from amlab.analysis.export import export
 
-    store = Store(db, read_only=True)
     path = out or db.with_suffix(f".{file_format}")
+    check_writable(path, folder=False)
+    store = Store(db, read_only=True)
     rows = export(store, path, file_format, _one_experiment(store, experiment, "--experiment")
                   if experiment else None)
     console.print(f"{rows} rows written to [bold]{path}[/]", highlight=False)

@@ -15,6 +15,7 @@ from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate
 from amlab.errors import AmlabError
 from amlab.models import split_name
+from amlab.paths import check_writable
 from amlab.presets import (
     Overrides,
     is_offline,
@@ -73,6 +74,9 @@ def reproduce(
                          f"openai/gpt-4.1 or --model local/smollm2 (offline).")
     experiment = preset_experiment(preset, overrides)
     db = db or Path("runs") / f"reproduce-{preset}-{_slug(model)}.db"
+    out_dir = out or db.with_name(f"{db.stem}-report")
+    check_writable(db, folder=False)
+    check_writable(out_dir, folder=True)
     if db.exists():  # a stored run that cannot be continued is refused before the question
         check_resumable(experiment, Store(db, read_only=True), resume)
     _print_plan(experiment, offline=is_offline(model))
@@ -84,7 +88,6 @@ def reproduce(
     print_comparison(store, experiment.spec.name)
     from amlab.analysis.report import write_report
 
-    out_dir = out or db.with_name(f"{db.stem}-report")
     html, markdown = write_report(Store(db, read_only=True), out_dir, experiment.spec.name)
     console.print(f"Report: [bold]{html}[/]\nSummary: [bold]{markdown}[/]", highlight=False)
 

@@ -44,12 +44,16 @@ class ModelResponse:
 
 
 class ModelCallError(Exception):
-    """A call that failed; `retryable` says whether trying again may help."""
+    """A call that failed; `retryable` says whether trying again may help. The agent loop
+    sets `usage` and `monitor_usage` to what the trial's earlier calls used, so that the
+    tokens and cost already paid are stored with the error."""
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.usage = Usage()
+        self.monitor_usage = Usage()
 
 
 class ModelClient(Protocol):

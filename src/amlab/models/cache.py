@@ -40,6 +40,12 @@ def cache_path_for(results_db: Path) -> Path:
     return results_db.parent / CACHE_FILE
 
 
+def cache_identity(name: str, options: dict[str, Any]) -> str:
+    """What, besides the request, shapes a model's answer: its name and options. A run's
+    judges and `amlab rejudge` with the same judge share their cached answers."""
+    return json.dumps({"name": name, "options": options}, sort_keys=True)
+
+
 def request_key(identity: str, request: ModelRequest) -> str:
     payload = {
         "model": identity,

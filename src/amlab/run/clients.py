@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from amlab.models import ModelClient
-from amlab.models.cache import ResponseCache
+from amlab.models.cache import ResponseCache, cache_identity
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, is_remote, manage
 from amlab.run.experiment import Experiment, ModelSpec
@@ -22,5 +20,5 @@ def managed_client(experiment: Experiment, spec: ModelSpec, client: ModelClient,
         attempts=retry.attempts, initial_wait=retry.initial_wait, max_wait=retry.max_wait,
         requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute,
         price=price_of(name, spec.price))
-    identity = json.dumps({"name": name, "options": spec.options}, sort_keys=True)
-    return manage(client, policy, cache if is_remote(name) else None, identity)
+    return manage(client, policy, cache if is_remote(name) else None,
+                  cache_identity(name, spec.options))

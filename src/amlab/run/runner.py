@@ -22,9 +22,14 @@ from amlab.monitor.monitors import Decider
 from amlab.run.clients import managed_client
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
-from amlab.store import PlannedTrial, Store
+from amlab.store import Claim, PlannedTrial, Store, TrialKey
 
 ProgressCallback = Callable[[PlannedTrial, str], None]
+
+
+# How often a run looks again at trials another live run holds (it takes them over if
+# that run dies; otherwise it waits for their outcome).
+HELD_TRIAL_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -32,6 +37,8 @@ class RunSummary:
     planned: int
     skipped: int
     statuses: dict[str, int] = field(default_factory=dict)
+    # Trials that another run on the same database attempted while this one ran.
+    elsewhere: int = 0
 
 
 def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
@@ -39,12 +46,16 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
     if stored is None:
         return
     if not resume:
-        raise AmlabError(f"{store.path}: experiment '{experiment.spec.name}' is already stored "
-                         f"there; add --resume to continue it, or choose another name or --db.")
+        raise _already_stored(experiment, store)
     if not experiment.same_as_stored(stored):
         raise AmlabError(f"{experiment.source}: differs from the experiment "
                          f"'{experiment.spec.name}' stored in {store.path}; resume only an "
                          f"unchanged file, or rename it.")
+
+
+def _already_stored(experiment: Experiment, store: Store) -> AmlabError:
+    return AmlabError(f"{store.path}: experiment '{experiment.spec.name}' is already stored "
+                      f"there; add --resume to continue it, or choose another name or --db.")
 
 
 async def run_experiment(
@@ -69,7 +80,9 @@ async def run_experiment(
         (clients or {}).get(monitor_spec.name)
         or make_client(monitor_spec.name, monitor_spec.options, experiment.base_dir))
     planned = experiment.trials()
-    store.plan(experiment.spec.name, experiment.as_dict(), planned)
+    if not store.plan(experiment.spec.name, experiment.as_dict(), planned) and not resume:
+        # Another run stored it since check_resumable: the two would run the same trials.
+        raise _already_stored(experiment, store)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
@@ -93,12 +106,13 @@ async def run_experiment(
     # So does a model monitor.
     monitor = (None if monitor_spec is None or monitor_client is None else
                managed_client(experiment, monitor_spec, monitor_client, response_cache))
-    runner = _Runner(experiment, store, on_trial_done, summary, judges, monitor)
+    runner = _Runner(experiment, store, on_trial_done, summary, judges, monitor, unfinished)
     try:
-        await asyncio.gather(*(
-            runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
-                             workers(name, experiment.model(name).concurrency))
-            for name in models))
+        with store.leases():
+            await asyncio.gather(*(
+                runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
+                                 workers(name, experiment.model(name).concurrency))
+                for name in models))
     finally:
         for client in [*wrapped.values(), *judges, *([monitor] if monitor else [])]:
             await client.aclose()
@@ -117,8 +131,11 @@ def workers(model: str, concurrency: int) -> int:
 class _Runner:
     def __init__(self, experiment: Experiment, store: Store,
                  on_trial_done: ProgressCallback | None, summary: RunSummary,
-                 judges: list[ModelClient], monitor_client: ModelClient | None) -> None:
+                 judges: list[ModelClient], monitor_client: ModelClient | None,
+                 attempts: dict[TrialKey, int]) -> None:
         self.experiment = experiment
+        # Each unfinished trial's attempts when the run started: its claim compares them.
+        self.attempts = attempts
         self.judges = judges
         self.store = store
         self.on_trial_done = on_trial_done
@@ -152,10 +169,25 @@ class _Runner:
     async def run_model(self, client: ModelClient, trials: list[PlannedTrial],
                         concurrency: int) -> None:
         queue = list(reversed(trials))
+        held: list[PlannedTrial] = []  # another live run holds their lease
 
         async def worker() -> None:
-            while queue:
-                await self.run_trial(client, queue.pop())
+            while queue or held:
+                if not queue:
+                    await asyncio.sleep(HELD_TRIAL_POLL_SECONDS)
+                    queue.extend(reversed(held))
+                    held.clear()
+                    continue
+                trial = queue.pop()
+                claim = self.store.claim(trial.key, self.attempts[trial.key])
+                if claim is Claim.CLAIMED:
+                    await self.run_trial(client, trial)
+                elif claim is Claim.HELD_ELSEWHERE:
+                    held.append(trial)
+                else:
+                    self.summary.elsewhere += 1
+                    if self.on_trial_done:
+                        self.on_trial_done(trial, "by another run")
 
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(trials)))))
 
@@ -173,7 +205,8 @@ class _Runner:
                                          monitor=self.monitor(trial, scenario))
         except ModelCallError as exc:
             self._finish(trial, "error")
-            self.store.save_error(trial.key, f"model call failed: {exc}", started)
+            self.store.save_error(trial.key, f"model call failed: {exc}", started, exc.usage,
+                                  exc.monitor_usage)
             return
         detectors = self.experiment.families[trial.key.family].spec.detectors
         view = TrialView(tuple(transcript.actions), tuple(transcript.messages))

@@ -1,5 +1,5 @@
 """Persistence of trials, transcripts and verdicts; resume; queries."""
 
-from amlab.store.sqlite import PlannedTrial, Store, TrialKey
+from amlab.store.sqlite import Claim, PlannedTrial, Store, TrialKey
 
-__all__ = ["PlannedTrial", "Store", "TrialKey"]
+__all__ = ["Claim", "PlannedTrial", "Store", "TrialKey"]

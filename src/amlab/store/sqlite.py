@@ -3,20 +3,33 @@ sample); its transcript, actions, verdicts, usage, timings or error.
 
 A trial's outcome is written in one transaction, so a run killed at any point leaves every
 trial either finished or still pending: `--resume` redoes exactly the unfinished ones.
+
+A run claims each trial before running it: a lease (`owner`, `lease_until`) taken in one
+atomic UPDATE, renewed by a heartbeat and cleared with the outcome. Concurrent runs on one
+database therefore split the trials; a crashed run's leases expire (at once when its process
+on this machine is gone), so `--resume` can take them.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from amlab.errors import AmlabError
-from amlab.records import JudgeCall, Transcript, Verdict
+from amlab.paths import check_writable
+from amlab.records import JudgeCall, Transcript, Usage, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -50,6 +63,8 @@ CREATE TABLE IF NOT EXISTS trials (
     monitor_cost_usd REAL,
     started REAL,
     finished REAL,
+    owner TEXT,
+    lease_until REAL,
     UNIQUE (experiment, family, condition, model, sample)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -109,6 +124,43 @@ CREATE TABLE IF NOT EXISTS superseded_verdicts (
 """
 
 
+# A lease outlives a missed heartbeat or two; a crashed run's trials wait this long at most.
+LEASE_SECONDS = 60.0
+HEARTBEAT_SECONDS = LEASE_SECONDS / 4
+# The tables that make a database amlab's; a database with other tables is someone else's.
+AMLAB_TABLES = frozenset({"experiments", "trials"})
+
+
+class Claim(enum.Enum):
+    """What `Store.claim` found: the trial is now ours, another run already attempted it,
+    or another live run holds it."""
+
+    CLAIMED = "claimed"
+    ATTEMPTED_ELSEWHERE = "attempted elsewhere"
+    HELD_ELSEWHERE = "held elsewhere"
+
+
+def new_owner() -> str:
+    """A lease owner: this machine, this process and a token for this Store."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_gone(owner: str) -> bool:
+    """True when `owner` was a process of this machine that no longer exists (a killed run),
+    so its leases need not be waited out."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class TrialKey:
     experiment: str
@@ -126,34 +178,97 @@ class PlannedTrial:
 
 
 class Store:
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False,
+                 verify: bool = True) -> None:
+        """Open a results database. Writing: a new file is created, an existing one must be
+        amlab's (or empty) and undamaged, checked before anything is written. Reading: opened
+        read-only (immutable when its folder or file cannot be written, e.g. a read-only file
+        system); `verify=False` skips the integrity check (the viewer checks once at start)."""
         self.path = Path(path)
-        if read_only and not self.path.is_file():
+        self.owner = new_owner()
+        self.created = False
+        if read_only:
+            self.db = self._open_read_only(verify)
+            return
+        check_writable(self.path, folder=False)
+        self.created = not self.path.exists()
+        if not self.created:
+            self._connect_read_only(verify=True).close()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            self.db.executescript(JUDGE_SCHEMA)
+            self._add_verdict_judge_column()
+            self._add_missing_columns()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise AmlabError(f"{self.path}: cannot be written as a results database ({exc}); "
+                             f"choose a writable --db.") from None
+
+    def _open_read_only(self, verify: bool) -> sqlite3.Connection:
+        if not self.path.is_file():
             raise AmlabError(f"{self.path}: no results database here; run an experiment first "
                              f"(amlab run EXPERIMENT.yaml --db {self.path}).")
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"file:{self.path}?mode=ro" if read_only else str(self.path)
+        db = self._connect_read_only(verify)
+        if not self._tables(db) >= AMLAB_TABLES:
+            db.close()
+            raise AmlabError(f"{self.path}: is not an amlab results database (it has no "
+                             f"trials table).")
+        return db
+
+    def _connect_read_only(self, verify: bool) -> sqlite3.Connection:
+        """A read-only connection that has checked the file is an SQLite database holding
+        amlab's tables or none, and (with `verify`) that it is undamaged."""
+        # A WAL database needs its folder writable even to be read; where it is not (a
+        # read-only file system), read the file as it is, which is all a reader wants.
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        mode = "ro" if writable else "ro&immutable=1"
         try:
-            self.db = sqlite3.connect(uri, uri=read_only, check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            if not read_only:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self.db.executescript(SCHEMA)
-                self.db.executescript(JUDGE_SCHEMA)
-                self._add_verdict_judge_column()
-                self._add_missing_columns()
-            else:
-                self.db.execute("SELECT 1 FROM trials LIMIT 1")
+            db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode={mode}",
+                                 uri=True, check_same_thread=False)
         except sqlite3.DatabaseError as exc:
-            raise AmlabError(f"{self.path}: is not an amlab results database ({exc}).") from None
+            raise AmlabError(f"{self.path}: cannot be opened ({exc}).") from None
+        db.row_factory = sqlite3.Row
+        try:
+            tables = self._tables(db)
+            if verify:
+                problem = db.execute("PRAGMA quick_check").fetchone()[0]
+                if problem != "ok":
+                    raise sqlite3.DatabaseError(problem)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise AmlabError(f"{self.path}: is damaged or not an SQLite database ({exc}); "
+                             f"nothing was written to it.") from None
+        if tables and not tables >= AMLAB_TABLES:
+            db.close()
+            raise AmlabError(f"{self.path}: is not an amlab results database (its tables are "
+                             f"{', '.join(sorted(tables))}); nothing was written to it, "
+                             f"choose another --db.")
+        return db
+
+    @staticmethod
+    def _tables(db: sqlite3.Connection) -> set[str]:
+        return {row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+
+    def discard_if_unused(self) -> None:
+        """Close, and delete the file if this Store created it and nothing was planned in it
+        (a run that stopped before its first trial leaves no empty database behind)."""
+        unused = self.created and not self.experiments()
+        self.close()
+        if unused:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older amlab up to the schema (columns only grow)."""
         present = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
         for column, kind in (("monitor_input_tokens", "INTEGER"),
-                             ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL")):
+                             ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL"),
+                             ("owner", "TEXT"), ("lease_until", "REAL")):
             if column not in present:
                 with self.db:
                     self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
@@ -183,22 +298,90 @@ class Store:
     def experiments(self) -> list[str]:
         return [r["name"] for r in self.db.execute("SELECT name FROM experiments ORDER BY created")]
 
-    def plan(self, name: str, spec: dict[str, Any], trials: list[PlannedTrial]) -> None:
-        """Record the experiment and its trials (existing trials are left as they are)."""
+    def plan(self, name: str, spec: dict[str, Any], trials: list[PlannedTrial]) -> bool:
+        """Record the experiment and its trials (existing trials are left as they are).
+        False when the experiment was already stored: of two runs starting at once, exactly
+        one plans it."""
         with self.db:
-            self.db.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?, ?)",
-                            (name, json.dumps(spec, sort_keys=True), time.time()))
+            new = self.db.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?, ?)",
+                                  (name, json.dumps(spec, sort_keys=True), time.time())
+                                  ).rowcount == 1
             self.db.executemany(
                 "INSERT OR IGNORE INTO trials (experiment, family, condition, factors, model, "
                 "sample, seed) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(t.key.experiment, t.key.family, t.key.condition, json.dumps(t.factors),
                   t.key.model, t.key.sample, t.seed) for t in trials])
+        return new
 
-    def unfinished(self, experiment: str) -> set[TrialKey]:
+    def unfinished(self, experiment: str) -> dict[TrialKey, int]:
+        """The pending and failed trials, each with its number of attempts so far (what
+        `claim` compares, so that a trial another run attempted meanwhile is not redone)."""
         rows = self.db.execute(
-            "SELECT experiment, family, condition, model, sample FROM trials "
+            "SELECT experiment, family, condition, model, sample, attempts FROM trials "
             "WHERE experiment = ? AND status IN ('pending', 'error')", (experiment,))
-        return {TrialKey(*row) for row in rows}
+        return {TrialKey(*row[:5]): int(row[5]) for row in rows}
+
+    # -- claims: which run works on which trial ----------------------------------------
+
+    def claim(self, key: TrialKey, attempts: int) -> Claim:
+        """Take the lease of an unfinished trial, in one atomic UPDATE: only if it still has
+        `attempts` attempts (no other run attempted it since) and no live lease of another
+        run is on it (a lease whose process on this machine is gone is not live)."""
+        if self._take_lease(key, attempts, None):
+            return Claim.CLAIMED
+        row = self.db.execute(
+            "SELECT status, attempts, owner FROM trials WHERE experiment = ? AND family = ? "
+            "AND condition = ? AND model = ? AND sample = ?",
+            (key.experiment, key.family, key.condition, key.model, key.sample)).fetchone()
+        if row is None:
+            raise KeyError(f"trial {key} was never planned")
+        if row["status"] not in ("pending", "error") or row["attempts"] != attempts:
+            return Claim.ATTEMPTED_ELSEWHERE
+        if row["owner"] and _owner_is_gone(row["owner"]) and \
+                self._take_lease(key, attempts, row["owner"]):
+            return Claim.CLAIMED
+        return Claim.HELD_ELSEWHERE
+
+    def _take_lease(self, key: TrialKey, attempts: int, gone_owner: str | None) -> bool:
+        """The claim's UPDATE; `gone_owner`'s lease counts as expired (its process is gone)."""
+        now = time.time()
+        with self.db:
+            return self.db.execute(
+                "UPDATE trials SET owner = ?, lease_until = ? WHERE experiment = ? AND "
+                "family = ? AND condition = ? AND model = ? AND sample = ? AND "
+                "status IN ('pending', 'error') AND attempts = ? AND (owner IS NULL OR "
+                "owner = ? OR lease_until < ? OR owner = ?) RETURNING id",
+                (self.owner, now + LEASE_SECONDS, key.experiment, key.family, key.condition,
+                 key.model, key.sample, attempts, self.owner, now, gone_owner)
+            ).fetchone() is not None
+
+    @contextmanager
+    def leases(self) -> Iterator[None]:
+        """Keep this Store's leases alive while the block runs (a heartbeat thread on its own
+        connection, so that a busy event loop does not let them expire), and release the
+        unfinished ones at the end (an interrupted run's trials are free at once)."""
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                while not stop.wait(HEARTBEAT_SECONDS):
+                    with db:
+                        db.execute("UPDATE trials SET lease_until = ? WHERE owner = ?",
+                                   (time.time() + LEASE_SECONDS, self.owner))
+            finally:
+                db.close()
+
+        thread = threading.Thread(target=heartbeat, name="amlab-lease-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            with self.db:
+                self.db.execute("UPDATE trials SET owner = NULL, lease_until = NULL "
+                                "WHERE owner = ?", (self.owner,))
 
     def counts(self, experiment: str) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM trials WHERE experiment = ? "
@@ -270,22 +453,43 @@ class Store:
                   json.dumps([e.to_dict() for e in j.evidence]), j.reasoning, j.error)
                  for j in call.judgements])
 
-    def save_error(self, key: TrialKey, error: str, started: float) -> None:
+    def save_error(self, key: TrialKey, error: str, started: float,
+                   usage: Usage | None = None, monitor_usage: Usage | None = None) -> None:
+        """A failed trial: its error, and the tokens and cost of the calls it made (and
+        paid for) before it failed."""
+        usage, monitor_usage = usage or Usage(), monitor_usage or Usage()
         with self.db:
-            self._update(key, {"status": "error", "error": error, "started": started,
-                               "finished": time.time()})
+            self._update(key, {
+                "status": "error", "error": error, "started": started, "finished": time.time(),
+                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "cached_input_tokens": usage.cached_input_tokens, "cost_usd": usage.cost_usd,
+                "calls": usage.calls, "monitor_input_tokens": monitor_usage.input_tokens,
+                "monitor_output_tokens": monitor_usage.output_tokens,
+                "monitor_cost_usd": monitor_usage.cost_usd})
 
     def _update(self, key: TrialKey, fields: dict[str, Any]) -> int:
-        # Each outcome written is one more attempt at the trial (a resume retries errors).
+        # Each outcome written is one more attempt at the trial (a resume retries errors),
+        # and ends the lease. A run whose lease another run has taken over writes nothing.
+        fields = {**fields, "owner": None, "lease_until": None}
         assignments = ", ".join([*(f"{name} = ?" for name in fields), "attempts = attempts + 1"])
         row = self.db.execute(
             f"UPDATE trials SET {assignments} WHERE experiment = ? AND family = ? AND "
-            "condition = ? AND model = ? AND sample = ? RETURNING id",
-            (*fields.values(), key.experiment, key.family, key.condition, key.model, key.sample),
+            "condition = ? AND model = ? AND sample = ? AND (owner IS NULL OR owner = ?) "
+            "RETURNING id",
+            (*fields.values(), key.experiment, key.family, key.condition, key.model, key.sample,
+             self.owner),
         ).fetchone()
-        if row is None:
+        if row is not None:
+            return int(row[0])
+        if self.db.execute("SELECT 1 FROM trials WHERE experiment = ? AND family = ? AND "
+                           "condition = ? AND model = ? AND sample = ?",
+                           (key.experiment, key.family, key.condition, key.model, key.sample)
+                           ).fetchone() is None:
             raise KeyError(f"trial {key} was never planned")
-        return int(row[0])
+        raise AmlabError(f"{self.path}: another run took over trial {key.family} "
+                         f"{key.condition} sample {key.sample} after this run's lease expired "
+                         f"(it stalled over {LEASE_SECONDS:.0f} s); this run stops, the other "
+                         f"finishes it.")
 
     # -- queries -----------------------------------------------------------------------
 
@@ -327,6 +531,8 @@ class Store:
             (experiment,)).fetchall()
 
     def trial(self, trial_id: int) -> sqlite3.Row | None:
+        if not -2**63 <= trial_id < 2**63:  # beyond SQLite's integers: no trial has that id
+            return None
         row: sqlite3.Row | None = self.db.execute(
             "SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         return row

@@ -7,6 +7,7 @@ pages of a live run show the trials stored so far and the viewer can never write
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amlab.records import Action
@@ -42,6 +45,25 @@ SECURITY_HEADERS = [
 ]
 
 
+# The viewer answers only requests addressed to it by its own name: a page of another site
+# whose name an attacker re-points at 127.0.0.1 (DNS rebinding) gets 400, not the data.
+SERVED_HOSTS = ["127.0.0.1", "localhost"]
+
+# Characters that change how the text around them reads without being seen (bidirectional
+# controls: a subject can display reversed) or that cannot be encoded at all (a lone
+# surrogate an agent wrote): shown as their code point instead.
+_INVISIBLE = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def visible(value: Any) -> Any:
+    """Every value a template prints, with the characters above made visible (⟨U+202E⟩)."""
+    if not isinstance(value, str) or not _INVISIBLE.search(value):
+        return value
+    shown = _INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", value)
+    # The replacement adds no markup, so escaped text stays escaped.
+    return Markup(shown) if isinstance(value, Markup) else shown
+
+
 # Rows per page of a trial list (a page of 6,000 rows takes over a second to draw).
 LIST_PAGE = 500
 
@@ -59,7 +81,7 @@ class SecurityHeaders:
 
 
 def open_store(request: Request) -> Iterator[Store]:
-    store = Store(request.app.state.db_path, read_only=True)
+    store = Store(request.app.state.db_path, read_only=True, verify=False)
     try:
         yield store
     finally:
@@ -71,8 +93,9 @@ StoreDep = Annotated[Store, Depends(open_store)]
 
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("amlab.web", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["q"] = lambda text: quote(str(text), safe="")
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      finalize=visible)
+    env.filters["q"] = lambda text: quote(str(text), safe="", errors="backslashreplace")
     env.filters["percent"] = lambda x: f"{x:.0%}"
     env.globals["statuses"] = STATUSES
     return env
@@ -87,6 +110,7 @@ def create_app(db_path: Path | str) -> FastAPI:
     app.state.db_path = db_path
     indexes = IndexCache(db_path)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=SERVED_HOSTS)
     static = resources.files("amlab.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
