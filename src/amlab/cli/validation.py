@@ -16,6 +16,7 @@ from rich.table import Table
 from amlab.cli.app import app, console, err_console
 from amlab.cli.judging import JudgeOption, _closing, _judges
 from amlab.errors import AmlabError
+from amlab.records import Action
 from amlab.store import Store
 from amlab.validation import (
     FloorCheck,
@@ -220,7 +221,7 @@ def _show_trial(trial: TrialToLabel, position: int, total: int) -> None:
     row = trial.row
     console.rule(f"trial {position} of {total} · {row['experiment']} · {row['family']} · "
                  f"{row['condition']} · {row['model']} · sample {row['sample']}")
-    actions = {}
+    actions: dict[int, list[Action]] = {}
     for action in trial.actions:
         actions.setdefault(action.turn, []).append(action)
     turn = 0
