@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amlab.agent import AgentConfig, run_agent
 from amlab.detect import TrialView
@@ -34,6 +34,8 @@ class CaseResult:
     offline_method: dict[str, MethodName]
     # Judges that gave no usable answer for a behaviour: (behaviour, method).
     judge_errors: frozenset[tuple[str, MethodName]] = frozenset()
+    # The offline verdicts themselves, with their evidence.
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
 def awareness_class(verdict: Verdict) -> Label:
@@ -102,7 +104,7 @@ async def run_case(case: Case, scenarios: _Scenarios, judges: Sequence[ModelClie
                     errors.add((judgement.behavior, method))
                 else:
                     decided[(judgement.behavior, method)] = label_of(judged)
-    return CaseResult(case, decided, methods, frozenset(errors))
+    return CaseResult(case, decided, methods, frozenset(errors), offline)
 
 
 async def run_corpus(cases: Sequence[Case], judges: Sequence[ModelClient] = (),
