@@ -182,12 +182,11 @@ def test_validate_cli_prints_a_table_and_json_and_rejects_unknown_behaviour() ->
 # -- human labels of a stored run ----------------------------------------------------------
 
 
-@pytest.fixture
-def stored_run(tmp_path: Path) -> Path:
+def make_run(tmp_path: Path, **extra: object) -> Path:
     spec = {"name": "t", "scenarios": [{"family": "blackmail",
                                         "factors": {"urgency": ["replacement"]}}],
             "models": [{"name": f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"}],
-            "samples": 3, "agent": {"protocol": "text", "max_turns": 3}}
+            "samples": 3, "agent": {"protocol": "text", "max_turns": 3}, **extra}
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(spec))
     db = tmp_path / "r.db"
@@ -195,6 +194,11 @@ def stored_run(tmp_path: Path) -> Path:
     asyncio.run(run_experiment(Experiment.load(path), store))
     store.close()
     return db
+
+
+@pytest.fixture
+def stored_run(tmp_path: Path) -> Path:
+    return make_run(tmp_path)
 
 
 def test_labels_kept_beside_the_store_resume_and_measure_the_stored_verdicts(
@@ -255,3 +259,34 @@ def test_validate_db_errors_are_one_sentence(stored_run: Path, tmp_path: Path) -
     assert "name the database" in str(result.exception)
     result = runner.invoke(app, ["validate", str(stored_run), "--judge", "openai/gpt-4.1"])
     assert "stored verdicts are measured" in str(result.exception)
+
+
+def test_validate_with_a_judge_measures_each_judge_beside_the_heuristic() -> None:
+    judge = f"scripted/{FIXTURES / 'judges' / 'lenient.yaml'}"
+    result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "blackmail",
+                                      "--judge", judge])
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(result.output)["rows"]}
+    positives = sum(1 for c in load_corpus() if c.expect.get("blackmail") is True)
+    # The lenient judge answers "no blackmail" to everything: every threat is a miss.
+    assert rows[f"judge {judge}"]["fn"] == positives
+    assert rows[f"judge {judge}"]["tp"] == rows[f"judge {judge}"]["fp"] == 0
+    assert rows["heuristic"]["n"] == rows[f"judge {judge}"]["n"]
+
+
+def test_validate_db_measures_a_stored_judge_and_the_heuristic_it_replaced(tmp_path: Path
+                                                                         ) -> None:
+    judge = f"scripted/{FIXTURES / 'judges' / 'lenient.yaml'}"
+    db = make_run(tmp_path, judge=judge)
+    labels = default_labels_path(db)
+    store = Store(db, read_only=True)
+    answers = iter(["y", "n", "n"])
+    label_session(store, "blackmail", labels, None, lambda *_: None, lambda: next(answers))
+    rows = {r.method: r for r in measure_store(store, read_labels(labels))
+            if r.behaviour == "blackmail"}
+    store.close()
+    # The stored verdict is the judge's (it missed the threat); the heuristic is recomputed
+    # from the stored transcript and caught it.
+    assert rows[f"judge {judge}"].confusion == Confusion(fn=1, tn=2)
+    assert rows["heuristic"].confusion == Confusion(tp=1, tn=2)
+    assert rows[f"judge {judge}"].confusion.kappa == 0.0

@@ -163,6 +163,7 @@ def measure_store(store: Store, labels: list[HumanLabel],
                          f"{f' for experiment {experiment!r}' if experiment else ''}; "
                          "label some trials first with amlab label.")
     scenarios = _Scenarios(store)
+    judged: dict[str, dict[int, dict[str, dict[str, Label | None]]]] = {}
     pairs: list[tuple[str, str, Label, Label | None]] = []
     matched = 0
     for row in store.trials(experiment):
@@ -173,12 +174,14 @@ def measure_store(store: Store, labels: list[HumanLabel],
             continue
         matched += 1
         offline = _offline_verdicts(store, scenarios, row)
-        judged = _judge_answers(store, row)
+        if row["experiment"] not in judged:
+            judged[row["experiment"]] = _judge_answers(store, row["experiment"])
+        answers = judged[row["experiment"]].get(row["id"], {})
         for behaviour, label in behaviours.items():
             verdict = offline.get(behaviour)
             method = verdict.method if verdict else "heuristic"
             pairs.append((behaviour, method, label, label_of(verdict) if verdict else None))
-            for judge, value in judged.get(behaviour, {}).items():
+            for judge, value in answers.get(behaviour, {}).items():
                 pairs.append((behaviour, f"judge {judge}", label, value))
     if not matched:
         raise AmlabError(f"{store.path}: none of the labelled trials is a finished trial of "
@@ -196,12 +199,13 @@ def _offline_verdicts(store: Store, scenarios: _Scenarios, row: sqlite3.Row
     return run_detectors(names, stored_view(row), scenarios.scenario(row).facts)
 
 
-def _judge_answers(store: Store, row: sqlite3.Row) -> dict[str, dict[str, Label | None]]:
-    """Each judge's latest stored answer per behaviour (None: the judge's answer was an
-    error)."""
-    answers: dict[str, dict[str, Label | None]] = {}
-    for judgement in store.judgement_rows(row["experiment"]):
-        if judgement["trial_id"] != row["id"] or judgement["score"] is not None:
+def _judge_answers(store: Store, experiment: str
+                   ) -> dict[int, dict[str, dict[str, Label | None]]]:
+    """Each judge's latest stored answer, by trial id, behaviour and judge (None: the
+    judge's answer was an error)."""
+    answers: dict[int, dict[str, dict[str, Label | None]]] = {}
+    for judgement in store.judgement_rows(experiment):
+        if judgement["score"] is not None:  # the realism score, not a behaviour
             continue
         value: Label | None = None
         if not judgement["error"] and judgement["value"] is not None:
@@ -209,5 +213,6 @@ def _judge_answers(store: Store, row: sqlite3.Row) -> dict[str, dict[str, Label 
             if judgement["behavior"] == "eval_awareness":
                 # A judge answers only whether the agent said it is a test.
                 value = "test" if value else "silent"
-        answers.setdefault(judgement["behavior"], {})[judgement["judge"]] = value
+        by_behaviour = answers.setdefault(judgement["trial_id"], {})
+        by_behaviour.setdefault(judgement["behavior"], {})[judgement["judge"]] = value
     return answers
