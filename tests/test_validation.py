@@ -239,7 +239,8 @@ def test_label_cli_without_stdin_says_so_and_validate_db_prints_kappa(stored_run
     done = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(),
                           input="n\ny\nn\n")
     assert done.returncode == 0, done.stderr
-    assert "3 answers saved" in done.stdout
+    assert "Answers saved this session: 3" in done.stdout
+    assert "[y]es / [n]o / [s]kip / [q]uit" in done.stdout
     assert "private reasoning" in done.stdout or "action send_email" in done.stdout
     done = subprocess.run([sys.executable, "-m", "amlab", "validate", str(stored_run)],
                           capture_output=True, text=True, env=subprocess_env())

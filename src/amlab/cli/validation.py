@@ -203,7 +203,7 @@ def label(
 
         def ask() -> str:
             try:
-                return console.input(f"[bold]{behavior}?[/] {prompt}: ")
+                return console.input(f"[bold]{behavior}?[/] {escape(prompt)}: ")
             except EOFError:
                 raise AmlabError(f"amlab label reads answers from the terminal and stdin has "
                                  f"ended; answers so far are saved in {labels_path}, run it "
@@ -213,8 +213,8 @@ def label(
                                        _show_trial, ask)
     finally:
         store.close()
-    console.print(f"{answered} answers saved to {labels_path}; {left} trials left to label "
-                  f"for {behavior}.", highlight=False)
+    console.print(f"Answers saved this session: {answered}, in {labels_path}; trials left to "
+                  f"label for {behavior}: {left}.", highlight=False)
 
 
 def _show_trial(trial: TrialToLabel, position: int, total: int) -> None:
