@@ -64,10 +64,14 @@ def validate(
             raise AmlabError("--labels and --experiment measure a database's stored verdicts; "
                              "name the database: amlab validate DB --labels FILE.")
         rows = _run_corpus(wanted, judge or [], quiet=as_json)
-        checks = check_floors(rows, load_floors()) if check or not as_json else []
-        if wanted:
-            checks = [c for c in checks if c.behaviour in wanted]
+        checks = [c for c in check_floors(rows, load_floors())
+                  if not wanted or c.behaviour in wanted]
         _print(rows, checks, as_json, "corpus", kappa=False)
+        stale = sorted({c.behaviour for c in checks if c.waived} - {
+            c.behaviour for c in checks if c.waived and not c.passed})
+        if stale and not as_json:
+            console.print(f"floors.yaml waives {', '.join(stale)}, which now meet their floor; "
+                          f"remove the waiver.", highlight=False)
         failed = [c for c in checks if not c.passed and not c.waived]
         if check and failed:
             err_console.print(f"[bold red]below the floor:[/] "
