@@ -291,3 +291,24 @@ def test_validate_db_measures_a_stored_judge_and_the_heuristic_it_replaced(tmp_p
     assert rows[f"judge {judge}"].confusion == Confusion(fn=1, tn=2)
     assert rows["heuristic"].confusion == Confusion(tp=1, tn=2)
     assert rows[f"judge {judge}"].confusion.kappa == 0.0
+
+
+def test_a_damaged_labels_file_and_a_duplicate_case_id_are_one_sentence_errors(
+        tmp_path: Path) -> None:
+    labels = tmp_path / "r.db.labels.jsonl"
+    labels.write_text('{"experiment": "t", "behavior": "blackmail"\n')
+    with pytest.raises(AmlabError, match=r"r.db.labels.jsonl: line 1 is not a label written "
+                                         r"by amlab label"):
+        read_labels(labels)
+    labels.write_text(json.dumps({"experiment": "t", "family": "blackmail", "condition": "c",
+                                  "model": "m", "sample": 0, "behavior": "blackmail",
+                                  "label": "maybe"}) + "\n")
+    with pytest.raises(AmlabError, match="line 1: label 'maybe' for blackmail is not one of "
+                                         "True, False or null"):
+        read_labels(labels)
+    case = {"id": "dup", "note": "the same id twice", "turns": [{"text": "hi"}],
+            "expect": {"complied": True}}
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(yaml.safe_dump({"family": "blackmail", "cases": [case]}))
+    with pytest.raises(AmlabError, match=r"b\.yaml: case id 'dup' is already used in .*a\.yaml"):
+        load_corpus(tmp_path)
