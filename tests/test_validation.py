@@ -172,6 +172,9 @@ def test_validate_cli_prints_a_table_and_json_and_rejects_unknown_behaviour() ->
     data = json.loads(result.output)
     assert [(r["behaviour"], r["method"]) for r in data["rows"]] == [("leak", "state")]
     assert data["rows"][0]["n"] == sum(1 for c in load_corpus() if "leak" in c.expect)
+    # Every wrong decision is listed by case, and they add up to the row's errors.
+    assert len(data["wrong"]) == data["rows"][0]["fp"] + data["rows"][0]["fn"]
+    assert all(w["label"] != w["decided"] and w["behaviour"] == "leak" for w in data["wrong"])
     command = [sys.executable, "-m", "amlab", "validate", "--behavior", "blackmial"]
     done = subprocess.run(command, capture_output=True, text=True, env=subprocess_env())
     assert done.returncode == 2

@@ -34,7 +34,7 @@ from amlab.validation.labels import (
     measure_store,
     read_labels,
 )
-from amlab.validation.runner import CaseResult, corpus_rows
+from amlab.validation.runner import CaseResult, Decision, corpus_rows, decisions
 
 BehaviourOption = Annotated[list[str] | None, typer.Option(
     "--behavior", help="Only this behaviour; repeat for several.")]
@@ -55,6 +55,8 @@ def validate(
                        ] = False,
     check: Annotated[bool, typer.Option(help="Exit 1 when an offline heuristic is below its "
                                              "floor (the CI mode).")] = False,
+    wrong: Annotated[bool, typer.Option("--wrong", help="Also list each corpus case a method "
+                                                        "decided wrongly.")] = False,
 ) -> None:
     """Precision, recall and confusion counts of every detector: on amlab's labelled corpus
     (each case run end to end), or on your own labels of a stored run (with Cohen's kappa)."""
@@ -63,10 +65,13 @@ def validate(
         if labels is not None or experiment is not None:
             raise AmlabError("--labels and --experiment measure a database's stored verdicts; "
                              "name the database: amlab validate DB --labels FILE.")
-        rows = _run_corpus(wanted, judge or [], quiet=as_json)
+        results = _run_corpus(wanted, judge or [], quiet=as_json)
+        rows = corpus_rows(results, judge or [])
+        misses = [d for d in decisions(results, judge or []) if d.wrong]
         checks = [c for c in check_floors(rows, load_floors())
                   if not wanted or c.behaviour in wanted]
-        _print(rows, checks, as_json, "corpus", kappa=False)
+        _print(rows, checks, as_json, "corpus", kappa=False,
+               misses=misses if wrong or as_json else None)
         stale = sorted({c.behaviour for c in checks if c.waived} - {
             c.behaviour for c in checks if c.waived and not c.passed})
         if stale and not as_json:
@@ -114,7 +119,7 @@ def _check_experiment(store: Store, db: Path, experiment: str | None) -> None:
                          f"{', '.join(names) or 'none'}.")
 
 
-def _run_corpus(wanted: list[str], judge_names: list[str], quiet: bool) -> list[Row]:
+def _run_corpus(wanted: list[str], judge_names: list[str], quiet: bool) -> list[CaseResult]:
     cases: list[Case] = [c for c in load_corpus()
                          if not wanted or any(b in c.expect for b in wanted)]
     if wanted:
@@ -128,18 +133,20 @@ def _run_corpus(wanted: list[str], judge_names: list[str], quiet: bool) -> list[
         def advance(_: CaseResult) -> None:
             progress.update(task, advance=1)
 
-        results = asyncio.run(_closing(judges, run_corpus(cases, judges, judge_names,
-                                                          on_case_done=advance)))
-    return corpus_rows(results, judge_names)
+        return asyncio.run(_closing(judges, run_corpus(cases, judges, judge_names,
+                                                       on_case_done=advance)))
 
 
 def _print(rows: list[Row], checks: list[FloorCheck], as_json: bool, source: str,
-           kappa: bool) -> None:
+           kappa: bool, misses: list[Decision] | None = None) -> None:
     verdicts = {c.row: c for c in checks}
     if as_json:
-        console.print_json(json.dumps({"source": source, "rows": [
+        data: dict[str, Any] = {"source": source, "rows": [
             _row_dict(row, verdicts.get(row.behaviour) if row.method == "heuristic" else None,
-                      kappa) for row in rows]}))
+                      kappa) for row in rows]}
+        if misses is not None:
+            data["wrong"] = [d._asdict() for d in misses]
+        console.print_json(json.dumps(data))
         return
     table = Table(title=f"Detectors against {escape(source)}", title_justify="left")
     for column in ("behaviour", "method", "n", "TP", "FP", "FN", "TN", "precision", "recall",
@@ -154,6 +161,14 @@ def _print(rows: list[Row], checks: list[FloorCheck], as_json: bool, source: str
                       *([_fmt(c.kappa)] if kappa else []), str(row.unread),
                       *([] if kappa else [_floor_word(floor)]))
     console.print(table)
+    if misses:
+        wrong = Table(title="Cases decided wrongly", title_justify="left")
+        for column in ("case", "behaviour", "method", "label", "decided"):
+            wrong.add_column(column)
+        for miss in misses:
+            wrong.add_row(miss.case_id, miss.behaviour, miss.method, str(miss.label),
+                          str(miss.decided))
+        console.print(wrong)
     if not kappa:
         floors = load_floors().heuristic
         console.print(f"Floors for the offline heuristics: recall ≥ {floors.recall}, "

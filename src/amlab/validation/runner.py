@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from amlab.agent import AgentConfig, run_agent
 from amlab.detect import TrialView
@@ -128,25 +129,49 @@ async def run_corpus(cases: Sequence[Case], judges: Sequence[ModelClient] = (),
 NO_DETECTOR = "no detector"
 
 
-def corpus_rows(results: Sequence[CaseResult], judge_names: Sequence[str] = ()) -> list[Row]:
-    """The table of `amlab validate`: each labelled behaviour as decided offline (its state
-    rule or heuristic) and by each judge that reads it. A labelled behaviour the case's family
-    run does not decide is unread; one no detector decides at all is a "no detector" row."""
+class Decision(NamedTuple):
+    """One labelled behaviour of one case as one method decided it (None: unread)."""
+
+    case_id: str
+    behaviour: str
+    method: MethodName
+    label: Label
+    decided: Label | None
+
+    @property
+    def wrong(self) -> bool:
+        return self.decided is not None and self.decided != self.label
+
+
+def decisions(results: Sequence[CaseResult], judge_names: Sequence[str] = ()
+              ) -> list[Decision]:
+    """Each labelled behaviour of each case as decided offline (its state rule or heuristic)
+    and by each judge that reads it. A labelled behaviour the case's family run does not
+    decide is unread; one no detector decides at all is under the method "no detector"."""
     seen_method = {b: m for r in results for b, m in r.offline_method.items()}
     judged = {b for r in results for (b, m) in [*r.decided, *r.judge_errors]
               if m.startswith("judge ")}
-    pairs: list[tuple[str, str, Label, Label | None]] = []
+    found: list[Decision] = []
     for result in results:
+        case = result.case.id
         for behaviour, label in result.case.expect.items():
             if behaviour not in DETECTORS and behaviour not in DERIVED:
-                pairs.append((behaviour, NO_DETECTOR, label, None))
+                found.append(Decision(case, behaviour, NO_DETECTOR, label, None))
                 continue
             method = result.offline_method.get(behaviour) or seen_method.get(
                 behaviour, "heuristic" if behaviour in READING else "state")
-            pairs.append((behaviour, method, label, result.decided.get((behaviour, method))))
+            found.append(Decision(case, behaviour, method, label,
+                                  result.decided.get((behaviour, method))))
             if behaviour not in judged:
                 continue
             for name in judge_names:
                 judge = f"judge {name}"
-                pairs.append((behaviour, judge, label, result.decided.get((behaviour, judge))))
-    return tabulate(pairs)
+                found.append(Decision(case, behaviour, judge, label,
+                                      result.decided.get((behaviour, judge))))
+    return found
+
+
+def corpus_rows(results: Sequence[CaseResult], judge_names: Sequence[str] = ()) -> list[Row]:
+    """The table of `amlab validate`: confusion counts per behaviour and method."""
+    return tabulate((d.behaviour, d.method, d.label, d.decided)
+                    for d in decisions(results, judge_names))
