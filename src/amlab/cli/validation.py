@@ -53,8 +53,9 @@ def validate(
                           ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")
                        ] = False,
-    check: Annotated[bool, typer.Option(help="Exit 1 when an offline heuristic is below its "
-                                             "floor (the CI mode).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when an offline heuristic is "
+                                                        "below its floor (the CI mode).")
+                     ] = False,
     wrong: Annotated[bool, typer.Option("--wrong", help="Also list each corpus case a method "
                                                         "decided wrongly.")] = False,
 ) -> None:
