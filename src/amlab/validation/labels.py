@@ -20,9 +20,18 @@ from amlab.validation.corpus import AWARENESS_CLASSES, BEHAVIOURS, Label
 from amlab.validation.metrics import Row, tabulate
 from amlab.validation.runner import label_of
 
+TrialCoordinates = tuple[str, str, str, str, int]
+
 
 def default_labels_path(db: Path) -> Path:
     return db.with_name(f"{db.name}.labels.jsonl")
+
+
+def coordinates(row: sqlite3.Row) -> TrialCoordinates:
+    """A stored trial's identity (experiment, family, condition, model, sample), which
+    outlives its row id."""
+    return (row["experiment"], row["family"], row["condition"], row["model"],
+            int(row["sample"]))
 
 
 @dataclass(frozen=True)
@@ -38,13 +47,12 @@ class HumanLabel:
     label: Label | None
 
     @property
-    def trial(self) -> tuple[str, str, str, str, int]:
+    def trial(self) -> TrialCoordinates:
         return (self.experiment, self.family, self.condition, self.model, self.sample)
 
     @classmethod
     def of(cls, row: sqlite3.Row, behaviour: str, label: Label | None) -> HumanLabel:
-        return cls(row["experiment"], row["family"], row["condition"], row["model"],
-                   int(row["sample"]), behaviour, label)
+        return cls(*coordinates(row), behaviour, label)
 
 
 def read_labels(path: Path) -> list[HumanLabel]:
@@ -98,8 +106,7 @@ def trials_to_label(store: Store, behaviour: str, experiment: str | None,
     for row in store.trials(experiment):
         if row["status"] != "done":
             continue
-        if (row["experiment"], row["family"], row["condition"], row["model"],
-                int(row["sample"])) in known:
+        if coordinates(row) in known:
             continue
         view = stored_view(row)
         yield TrialToLabel(row, list(view.messages), list(view.actions))
@@ -167,9 +174,8 @@ def measure_store(store: Store, labels: list[HumanLabel],
     pairs: list[tuple[str, str, Label, Label | None]] = []
     matched = 0
     for row in store.trials(experiment):
-        coordinates = (row["experiment"], row["family"], row["condition"], row["model"],
-                       int(row["sample"]))
-        behaviours = {b: v for (*trial, b), v in wanted.items() if tuple(trial) == coordinates}
+        trial = coordinates(row)
+        behaviours = {b: v for (*key, b), v in wanted.items() if tuple(key) == trial}
         if not behaviours or row["status"] != "done":
             continue
         matched += 1
