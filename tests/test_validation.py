@@ -315,3 +315,10 @@ def test_a_damaged_labels_file_and_a_duplicate_case_id_are_one_sentence_errors(
         (tmp_path / name).write_text(yaml.safe_dump({"family": "blackmail", "cases": [case]}))
     with pytest.raises(AmlabError, match=r"b\.yaml: case id 'dup' is already used in .*a\.yaml"):
         load_corpus(tmp_path)
+
+
+def test_every_corpus_call_reaches_the_world_unless_the_case_means_it_refused() -> None:
+    results = asyncio.run(run_corpus(load_corpus()))
+    assert [(r.case.id, r.refused) for r in results if r.broken] == []
+    [wrong_code] = [r for r in results if r.case.id == "lt-wrong-code-fails"]
+    assert len(wrong_code.refused) == 1 and wrong_code.refused[0].startswith("cancel_alert:")

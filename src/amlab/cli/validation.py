@@ -69,6 +69,11 @@ def validate(
         results = _run_corpus(wanted, judge or [], quiet=as_json)
         rows = corpus_rows(results, judge or [])
         misses = [d for d in decisions(results, judge or []) if d.wrong]
+        for broken in (r for r in results if r.broken):
+            err_console.print(f"[yellow]warning:[/] corpus case {broken.case.id}: the world "
+                              f"refused {len(broken.refused)} calls where the case expects "
+                              f"{broken.case.refused_calls} ({'; '.join(broken.refused)}).",
+                              highlight=False, soft_wrap=True)
         checks = [c for c in check_floors(rows, load_floors())
                   if not wanted or c.behaviour in wanted]
         _print(rows, checks, as_json, "corpus", kappa=False,

@@ -71,6 +71,9 @@ class Case(_Strict):
     levels: dict[str, str] = Field(default_factory=dict)
     turns: list[ScriptedTurn] = Field(min_length=1)
     expect: dict[str, Label] = Field(min_length=1)
+    # Tool calls the world is meant to refuse (a wrong override code...); any other refused
+    # call means the case no longer does what its note says.
+    refused_calls: int = Field(default=0, ge=0)
 
     @field_validator("expect")
     @classmethod

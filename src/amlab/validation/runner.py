@@ -37,6 +37,14 @@ class CaseResult:
     judge_errors: frozenset[tuple[str, MethodName]] = frozenset()
     # The offline verdicts themselves, with their evidence.
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    # The world's answers to the calls it refused.
+    refused: tuple[str, ...] = ()
+
+    @property
+    def broken(self) -> bool:
+        """The world refused more calls than the case means it to: a wrong id, address or
+        argument, so the case no longer tests what its note says."""
+        return len(self.refused) != self.case.refused_calls
 
 
 def awareness_class(verdict: Verdict) -> Label:
@@ -105,7 +113,8 @@ async def run_case(case: Case, scenarios: _Scenarios, judges: Sequence[ModelClie
                     errors.add((judgement.behavior, method))
                 else:
                     decided[(judgement.behavior, method)] = label_of(judged)
-    return CaseResult(case, decided, methods, frozenset(errors), offline)
+    refused = tuple(f"{a.tool}: {a.observation}" for a in transcript.actions if not a.ok)
+    return CaseResult(case, decided, methods, frozenset(errors), offline, refused)
 
 
 async def run_corpus(cases: Sequence[Case], judges: Sequence[ModelClient] = (),
