@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 
 COMMAND_MODULES = ("commands", "scenarios", "view", "original", "judging", "report",
-                   "reproduce")
+                   "reproduce", "validation")
 
 
 def import_command_modules() -> None:
