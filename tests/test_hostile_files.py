@@ -5,23 +5,32 @@ exhausts its memory."""
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from amlab.errors import AmlabError
+from amlab.run import Experiment
+from amlab.run.classify import load_facts
 from amlab.scenario import Family
 from conftest import FIXTURES, subprocess_env
 
 BLACKMAILER = f"scripted/{FIXTURES / 'blackmailer.yaml'}"
 
 
-def amlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def limit_memory() -> None:
+    # An unbounded file must end as this process's MemoryError, not the machine's.
+    resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
+
+
+def amlab(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "amlab", *args], capture_output=True,
-                          text=True, timeout=120, env=subprocess_env(), cwd=cwd)
+                          text=True, timeout=120, env=subprocess_env(), preexec_fn=limit_memory)
 
 
 def one_sentence_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -70,3 +79,111 @@ def test_family_expression_that_reaches_python_internals_is_refused(tmp_path: Pa
                                          r"attribute '__globals__'"):
         family.render(family.default_condition())
     assert not marker.exists()
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A few hundred bytes of YAML anchors that stand for 10^levels strings."""
+    lines = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]"
+              for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_in_an_experiment_file_is_one_sentence_before_anything_expands(
+        tmp_path: Path) -> None:
+    experiment = tmp_path / "bomb.yaml"
+    experiment.write_text(alias_bomb() + f"name: bomb\nmodels: [{BLACKMAILER}]\n"
+                          "scenarios: [{family: blackmail, factors: {urgency: *x8}}]\n")
+    assert one_sentence_error(amlab("run", str(experiment), "--dry-run")) == (
+        f"error: {experiment}: the experiment file expands to more than 1,000,000 values, "
+        "each alias counted as what it repeats; that is the limit.")
+
+
+def test_self_referring_and_deeply_nested_yaml_are_one_sentence(tmp_path: Path) -> None:
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text("name: &n [*n]\n")
+    with pytest.raises(AmlabError, match=r"e.yaml: the experiment file contains itself "
+                                         r"through an alias\.$"):
+        Experiment.load(experiment)
+    experiment.write_text("name: " + "[" * 100 + "]" * 100 + "\n")
+    with pytest.raises(AmlabError, match=r"e.yaml: the experiment file nests more than 64 "
+                                         r"levels deep; that is the limit\.$"):
+        Experiment.load(experiment)
+    experiment.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(AmlabError, match=r"e.yaml: the experiment file nests deeper than "
+                                         r"YAML can be read\.$"):
+        Experiment.load(experiment)
+
+
+def test_huge_samples_and_huge_grids_are_refused_with_the_limit_and_the_number(
+        tmp_path: Path) -> None:
+    spec = {"name": "big", "models": [BLACKMAILER, BLACKMAILER.replace(".yaml", "")],
+            "scenarios": [{"family": "blackmail", "factors": {"urgency": ["replacement",
+                                                                           "none"]}}],
+            "samples": 10**12}
+    path = tmp_path / "big.yaml"
+    path.write_text(json.dumps(spec))
+    assert one_sentence_error(amlab("run", str(path), "--dry-run")) == (
+        f"error: {path}: this experiment plans 4,000,000,000,000 trials (models × conditions "
+        "× samples); an experiment may plan at most 500,000.")
+    # Repeating levels multiplies the grid before its constraints are checked.
+    grid = {"urgency": ["none"] * 50, "goal_type": ["none"] * 50, "goal_value": ["none"] * 50}
+    with pytest.raises(AmlabError, match=r"^big.yaml: scenarios\[0\].factors: these levels make "
+                                         r"125,000 combinations; a grid may have at most "
+                                         r"100,000\.$"):
+        Experiment.from_dict({**spec, "samples": 1,
+                              "scenarios": [{"family": "blackmail", "factors": grid}]},
+                             "big.yaml")
+
+
+def test_files_that_are_not_utf8_are_one_sentence_naming_the_byte(tmp_path: Path) -> None:
+    experiment = tmp_path / "latin1.yaml"
+    experiment.write_bytes("name: café\n".encode("latin-1"))
+    assert one_sentence_error(amlab("run", str(experiment), "--dry-run")) == (
+        f"error: {experiment}: is not UTF-8 text (byte 0xe9 at offset 9); save the "
+        "experiment file as UTF-8.")
+    facts = tmp_path / "facts.yaml"
+    facts.write_bytes("internal_domains: [café.example]\n".encode("latin-1"))
+    with pytest.raises(AmlabError, match=r"facts.yaml: is not UTF-8 text \(byte 0xe9 at "
+                                         r"offset 22\); save the facts file as UTF-8\.$"):
+        load_facts(facts)
+
+
+def test_empty_phrases_and_domains_in_facts_are_refused(tmp_path: Path) -> None:
+    facts = tmp_path / "facts.yaml"
+    facts.write_text('internal_domains: [""]\n')
+    with pytest.raises(AmlabError, match=r"facts.yaml: internal_domains.0: an empty entry is "
+                                         r"contained in every text and address"):
+        load_facts(facts)
+    facts.write_text("internal_domains: [b.example]\nprivate_facts:\n  affair: "
+                     '{description: An affair., reveals: ["Rosa", " "]}\n')
+    with pytest.raises(AmlabError, match=r"private_facts.affair.reveals.1: an empty entry"):
+        load_facts(facts)
+    folder = tmp_path / "family"
+    shutil.copytree(Family.load("leaking").root, folder)
+    spec = folder / "family.yaml"
+    spec.write_text(spec.read_text().replace("internal_domains: [", 'internal_domains: ["", ', 1))
+    with pytest.raises(AmlabError, match=r"family.yaml: facts.internal_domains.0: an empty "
+                                         r"entry is contained in every text and address, so it "
+                                         r"would match everything"):
+        Family.load(str(folder))
+
+
+def test_unquoted_yes_and_no_levels_are_the_familys_levels() -> None:
+    # YAML reads `peer_present: no` as false; it means the level "no".
+    experiment = Experiment.from_dict(yaml.safe_load(f"""
+        name: quoted
+        models: [{BLACKMAILER}]
+        scenarios:
+          - family: alignment_faking
+            factors: {{target: self, peer_present: [yes, no], peer_relation: none}}
+        """))
+    keys = [t.key.condition for t in experiment.trials()]
+    assert [k for k in keys if "peer_present=no" in k] and \
+        [k for k in keys if "peer_present=yes" in k]
+    assert experiment.as_dict()["scenarios"][0]["factors"]["peer_present"] == ["yes", "no"]
+    with pytest.raises(AmlabError, match=r"factors.urgency: 'false' is not a level of urgency; "
+                                         r"levels are"):
+        Experiment.from_dict({"name": "b", "models": [BLACKMAILER],
+                              "scenarios": [{"family": "blackmail",
+                                             "factors": {"urgency": False}}]})

@@ -1,8 +1,15 @@
 """Reading the YAML files users write (experiments, families, fixtures, facts files), with
-one-sentence errors that name the file and, for a syntax error, the line."""
+one-sentence errors that name the file and, for a syntax error, the line.
+
+A file a user passes is treated as hostile: it must be UTF-8, and it is bounded in size, in
+the number of values it expands to (an alias repeats what it points to, so a few hundred
+bytes of aliases can stand for billions of values) and in nesting depth, all checked on the
+composed document before any Python object is built.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +18,97 @@ import yaml
 from amlab.errors import AmlabError
 
 
-def read_yaml(path: Path, what: str) -> Any:
+@dataclass(frozen=True)
+class YamlBounds:
+    max_bytes: int
+    max_values: int  # scalars, sequences and mappings, aliases counted as what they repeat
+    max_depth: int
+
+
+# Far above any experiment, family or fixture written by hand, far below a memory problem.
+USER_FILE_BOUNDS = YamlBounds(max_bytes=8 * 1024 * 1024, max_values=1_000_000, max_depth=64)
+
+
+def read_yaml(path: Path, what: str, bounds: YamlBounds = USER_FILE_BOUNDS) -> Any:
     """The document of `path`, a `what` (e.g. "experiment file") the user pointed at."""
     if not path.is_file():
         raise AmlabError(f"{path}: no such {what}.")
+    size = path.stat().st_size
+    if size > bounds.max_bytes:
+        raise AmlabError(f"{path}: the {what} is {size:,} bytes; the limit is "
+                         f"{bounds.max_bytes:,}.")
+    raw = path.read_bytes()
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AmlabError(f"{path}: is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start}); save the {what} as UTF-8.") from None
+    try:
+        return _load_bounded(text, bounds)
     except yaml.YAMLError as exc:
         raise AmlabError(f"{path}: is not valid YAML ({_problem(exc)}).") from None
+    except _BoundExceeded as exc:
+        raise AmlabError(f"{path}: the {what} {exc}.") from None
+
+
+class _BoundExceeded(Exception):
+    """The composed document is larger or deeper than its bounds (the message says which)."""
+
+
+def _load_bounded(text: str, bounds: YamlBounds) -> Any:
+    """Compose the document (aliases stay references to one node), measure what it would
+    expand to, and only then construct it. The pure-Python loader is used on purpose: its
+    recursion is bounded by the interpreter, where a C parser's is not."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise _BoundExceeded("nests deeper than YAML can be read") from None
+        if node is None:
+            return None
+        _measure(node, bounds)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _measure(root: yaml.Node, bounds: YamlBounds) -> None:
+    """Raise _BoundExceeded if the document expands to too many values or nests too deep.
+    Each node is measured once (a shared node by reference), without recursion."""
+    values: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not yet measured
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in values:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in open_nodes:
+                raise _BoundExceeded("contains itself through an alias")
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in values)
+            continue
+        open_nodes.discard(id(node))
+        values[id(node)] = 1 + sum(values[id(child)] for child in children)
+        depth[id(node)] = 1 + max((depth[id(child)] for child in children), default=0)
+        if values[id(node)] > bounds.max_values:
+            raise _BoundExceeded(f"expands to more than {bounds.max_values:,} values, each "
+                                 f"alias counted as what it repeats; that is the limit")
+        if depth[id(node)] > bounds.max_depth:
+            raise _BoundExceeded(f"nests more than {bounds.max_depth} levels deep; that is "
+                                 f"the limit")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _problem(exc: yaml.YAMLError) -> str:
