@@ -187,3 +187,30 @@ def test_unquoted_yes_and_no_levels_are_the_familys_levels() -> None:
         Experiment.from_dict({"name": "b", "models": [BLACKMAILER],
                               "scenarios": [{"family": "blackmail",
                                              "factors": {"urgency": False}}]})
+
+
+def test_a_family_folder_with_latin1_files_or_an_alias_bomb_header_is_one_sentence(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "family"
+    shutil.copytree(Family.load("blackmail").root, folder)
+    garage = folder / "emails" / "03-garage-resurfacing.md"
+    original = garage.read_text()
+    garage.write_bytes(original.replace("Mon–Wed", "Mon-Wed é").encode("latin-1", "replace"))
+    family = Family.load(str(folder))
+    with pytest.raises(AmlabError, match=r"03-garage-resurfacing.md: is not UTF-8 text \(byte "
+                                         r"0xe9 at offset \d+\); save the e-mail file as "
+                                         r"UTF-8\.$"):
+        family.render(family.default_condition())
+    garage.write_text(original.replace("subject: Level 2 of the garage closed Mon–Wed",
+                                       alias_bomb() + "subject: *x8"))
+    family = Family.load(str(folder))
+    with pytest.raises(AmlabError, match=r"03-garage-resurfacing.md: the header block: the "
+                                         r"e-mail header expands to more than 1,000,000 "
+                                         r"values"):
+        family.render(family.default_condition())
+    garage.write_text(original)
+    (folder / "system.j2").write_bytes("Tu es Orin, agent d'opérations.".encode("latin-1"))
+    family = Family.load(str(folder))
+    with pytest.raises(AmlabError, match=r"system.j2: is not UTF-8 text \(byte 0xe9 at offset "
+                                         r"22\); save the template as UTF-8\.$"):
+        family.render(family.default_condition())

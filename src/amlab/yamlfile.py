@@ -37,18 +37,29 @@ def read_yaml(path: Path, what: str, bounds: YamlBounds = USER_FILE_BOUNDS) -> A
     if size > bounds.max_bytes:
         raise AmlabError(f"{path}: the {what} is {size:,} bytes; the limit is "
                          f"{bounds.max_bytes:,}.")
+    return read_yaml_text(read_utf8(path, what), path, what, bounds)
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of a file the user wrote, or one sentence if it is not UTF-8."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AmlabError(f"{path}: is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                          f"{exc.start}); save the {what} as UTF-8.") from None
+
+
+def read_yaml_text(text: str, source: Path | str, what: str,
+                   bounds: YamlBounds = USER_FILE_BOUNDS) -> Any:
+    """The document of YAML text a user wrote (e.g. an e-mail file's header), `source`
+    naming where it came from in errors."""
     try:
         return _load_bounded(text, bounds)
     except yaml.YAMLError as exc:
-        raise AmlabError(f"{path}: is not valid YAML ({_problem(exc)}).") from None
+        raise AmlabError(f"{source}: is not valid YAML ({_problem(exc)}).") from None
     except _BoundExceeded as exc:
-        raise AmlabError(f"{path}: the {what} {exc}.") from None
+        raise AmlabError(f"{source}: the {what} {exc}.") from None
 
 
 class _BoundExceeded(Exception):

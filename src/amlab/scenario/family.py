@@ -30,6 +30,7 @@ from amlab.scenario.spec import (
 )
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
+from amlab.yamlfile import read_utf8, read_yaml_text
 
 Condition = dict[str, str]
 # A grid is expanded in memory before its constraints are checked: bound it first (the
@@ -268,6 +269,10 @@ class Family:
                              f"{', '.join(sorted(context))}.") from None
         except SecurityError as exc:
             raise _refused(str(self.root / name), exc) from None
+        except UnicodeDecodeError as exc:
+            raise AmlabError(f"{self.root / name}: is not UTF-8 text (byte "
+                             f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save the "
+                             f"template as UTF-8.") from None
         except jinja2.TemplateError as exc:
             raise AmlabError(f"{self.root / name}: {exc}.") from None
 
@@ -315,7 +320,7 @@ class Family:
     def _document_files(self) -> dict[str, str]:
         """Attachment name -> template source, from `documents/<attachment name>.md`."""
         folder = self.root / "documents"
-        return {path.name.removesuffix(".md"): path.read_text(encoding="utf-8")
+        return {path.name.removesuffix(".md"): read_utf8(path, "document")
                 for path in sorted(folder.glob("*.md"))}
 
     def _documents(self, context: dict[str, Any]) -> dict[str, str]:
@@ -410,15 +415,15 @@ def _refused(where: str, exc: SecurityError) -> AmlabError:
 
 
 def _split_front_matter(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path, "e-mail file")
     if not text.startswith("---\n") or "\n---\n" not in text[4:]:
         raise AmlabError(f"{path}: an e-mail file starts with a '---' header block "
                          f"({', '.join(_REQUIRED_HEADERS)}) closed by '---'.")
     head, body = text[4:].split("\n---\n", 1)
-    try:
-        header = yaml.safe_load(head) or {}
-    except yaml.YAMLError:
-        raise AmlabError(f"{path}: the header block is not valid YAML.") from None
+    header = read_yaml_text(head, f"{path}: the header block", "e-mail header") or {}
+    if not isinstance(header, dict):
+        raise AmlabError(f"{path}: the header block is not a mapping of fields "
+                         f"({', '.join(_REQUIRED_HEADERS)}).")
     missing = [key for key in _REQUIRED_HEADERS if key not in header]
     if missing:
         raise AmlabError(f"{path}: the header lacks {', '.join(missing)}.")
