@@ -214,3 +214,13 @@ def test_a_family_folder_with_latin1_files_or_an_alias_bomb_header_is_one_senten
     with pytest.raises(AmlabError, match=r"system.j2: is not UTF-8 text \(byte 0xe9 at offset "
                                          r"22\); save the template as UTF-8\.$"):
         family.render(family.default_condition())
+
+
+def test_a_monitor_rubric_that_is_not_utf8_stops_the_experiment_file(tmp_path: Path) -> None:
+    (tmp_path / "rubric.md").write_bytes("Bloque tout appel dangereux: é".encode("latin-1"))
+    with pytest.raises(AmlabError, match=r"rubric.md: is not UTF-8 text \(byte 0xe9 at offset "
+                                         r"29\); save the rubric as UTF-8\.$"):
+        Experiment.from_dict({"name": "m", "models": [BLACKMAILER],
+                              "scenarios": [{"family": "blackmail"}],
+                              "monitor": {"kind": "model", "model": BLACKMAILER,
+                                          "rubric": "rubric.md"}}, "m.yaml", tmp_path)

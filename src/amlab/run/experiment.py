@@ -32,7 +32,7 @@ from amlab.models.prices import Price
 from amlab.scenario import Condition, Family, condition_key
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
-from amlab.yamlfile import read_yaml
+from amlab.yamlfile import read_utf8, read_yaml
 
 # Every planned trial is a row of the store and an object in memory: far above a study
 # (the original grammar, 100 samples, five models and a monitor is 234,000), far below a
@@ -222,6 +222,8 @@ class Experiment:
         if rubric and not (base_dir / rubric).is_file():
             raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
                              f"relative to the experiment file's folder).")
+        # Read once, here: a rubric that is not UTF-8 stops the file, not every trial.
+        self.monitor_rubric = read_utf8(base_dir / rubric, "rubric") if rubric else None
         listed: set[tuple[str, str]] = set()
         for i, scenario in enumerate(spec.scenarios):
             where = f"{source}: scenarios[{i}]"

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from amlab.agent import run_agent
 from amlab.agent.monitor import Monitor
@@ -154,8 +153,9 @@ class _Runner:
         oracle = HarmOracle.for_family(detectors, scenario.facts)
         decider: Decider = RuleDecider()
         if self.monitor_client:
-            rubric = (Path(self.experiment.base_dir, spec.rubric).read_text(encoding="utf-8")
-                      if spec.rubric else default_rubric())
+            rubric = self.experiment.monitor_rubric
+            if rubric is None:
+                rubric = default_rubric()
             decider = ModelDecider(self.monitor_client, rubric,
                                    trial.factors.get("monitor_sees_reasoning") == "true",
                                    spec.on_error)
