@@ -191,3 +191,14 @@ def test_bad_input_lines_are_reported_one_by_one_and_the_rest_is_classified(
         assert action["ok"] is False
         assert action["observation"].startswith("Error: forward_email: email_id must be a")
         assert by_id[odd]["verdicts"]["disclosed_private_info"] is False
+
+
+def test_an_overlong_line_is_skipped_without_reading_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("amlab.run.classify.MAX_LINE_BYTES", 100)
+    source = tmp_path / "in.jsonl"
+    long_line = json.dumps({"id": "long", "response": "x" * 1000})
+    source.write_text(f'{long_line}\n{{"id": "short", "response": "ok"}}\n')
+    long, short = asyncio.run(classify_file(Setting.of_facts(FACTS), [], source))
+    assert long == Unclassified(1, None, "line 1 is longer than 100 bytes")
+    assert isinstance(short, Classified) and short.id == "short"

@@ -274,6 +274,8 @@ class Response:
 MAX_ERROR_TEXT = 200
 # Enough nesting for any transcript format; deeper JSON is refused before it is parsed.
 MAX_JSON_DEPTH = 100
+# A line is read whole before it is parsed: longer ones are skipped, not held in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 def read_responses(path: Path) -> Iterator[Response | Unclassified]:
@@ -283,10 +285,16 @@ def read_responses(path: Path) -> Iterator[Response | Unclassified]:
     if not path.is_file():
         raise AmlabError(f"{path}: no such input file.")
     with path.open("rb") as lines:
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            yield _response(raw, number)
+        number = 0
+        while raw := lines.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                while raw and not raw.endswith(b"\n"):  # the rest of the line is skipped
+                    raw = lines.readline(MAX_LINE_BYTES)
+                yield Unclassified(number, None, f"line {number} is longer than "
+                                                 f"{MAX_LINE_BYTES:,} bytes")
+            elif raw.strip():
+                yield _response(raw, number)
 
 
 def _response(raw: bytes, number: int) -> Response | Unclassified:
