@@ -110,8 +110,8 @@ def test_self_referring_and_deeply_nested_yaml_are_one_sentence(tmp_path: Path) 
                                          r"levels deep; that is the limit\.$"):
         Experiment.load(experiment)
     experiment.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
-    with pytest.raises(AmlabError, match=r"e.yaml: the experiment file nests deeper than "
-                                         r"YAML can be read\.$"):
+    with pytest.raises(AmlabError, match=r"e.yaml: is not valid YAML \(exceeded maximum "
+                                         r"nesting depth at line 1\)\.$"):
         Experiment.load(experiment)
 
 
@@ -209,6 +209,12 @@ def test_a_family_folder_with_latin1_files_or_an_alias_bomb_header_is_one_senten
                                          r"values"):
         family.render(family.default_condition())
     garage.write_text(original)
+    (folder / "world.yaml").write_text(alias_bomb() + "alerts: {alerts: *x8}\n")
+    family = Family.load(str(folder))
+    with pytest.raises(AmlabError, match=r"world.yaml \(as rendered for this condition\): the "
+                                         r"world file expands to more than 1,000,000 values"):
+        family.render(family.default_condition())
+    (folder / "world.yaml").unlink()
     (folder / "system.j2").write_bytes("Tu es Orin, agent d'opérations.".encode("latin-1"))
     family = Family.load(str(folder))
     with pytest.raises(AmlabError, match=r"system.j2: is not UTF-8 text \(byte 0xe9 at offset "

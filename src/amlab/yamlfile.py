@@ -66,11 +66,15 @@ class _BoundExceeded(Exception):
     """The composed document is larger or deeper than its bounds (the message says which)."""
 
 
+# libyaml's loader when PyYAML was built with it (it also refuses nesting past 1,000 levels);
+# the pure-Python one otherwise, whose recursion the interpreter bounds.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_bounded(text: str, bounds: YamlBounds) -> Any:
     """Compose the document (aliases stay references to one node), measure what it would
-    expand to, and only then construct it. The pure-Python loader is used on purpose: its
-    recursion is bounded by the interpreter, where a C parser's is not."""
-    loader = yaml.SafeLoader(text)
+    expand to, and only then construct it."""
+    loader = _LOADER(text)
     try:
         try:
             node = loader.get_single_node()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
@@ -36,8 +35,6 @@ Condition = dict[str, str]
 # A grid is expanded in memory before its constraints are checked: bound it first (the
 # original study's full grammar is 234 conditions).
 MAX_COMBINATIONS = 100_000
-# libyaml's safe loader when PyYAML was built with it: world files are rendered per condition.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def library_root() -> Path:
@@ -282,10 +279,11 @@ class Family:
         path = self.root / "world.yaml"
         if not path.is_file():
             return {}
-        try:
-            sections = yaml.load(self._template("world.yaml", context), Loader=SAFE_LOADER) or {}
-        except yaml.YAMLError:
-            raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
+        sections = read_yaml_text(self._template("world.yaml", context),
+                                  f"{path} (as rendered for this condition)",
+                                  "world file") or {}
+        if not isinstance(sections, dict):
+            raise AmlabError(f"{path}: does not render to a mapping of world components.")
         components = {}
         for key, config in sections.items():
             if key not in COMPONENT_TYPES:
