@@ -8,7 +8,7 @@ its style inline: it opens offline, e-mailed or archived, with nothing next to i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,22 +130,45 @@ def write_report(store: Store, out_dir: Path, experiment: str | None = None,
     """Write `report.html`, `summary.md` and `figures/*.png|svg` into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(store, out_dir / "figures", experiment, choices)
+    html = out_dir / "report.html"
+    markdown = out_dir / "summary.md"
+    context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir,
+               "not_original_texts": NOT_ORIGINAL_TEXTS}
+    # Names in a report come from users and agents (experiment, model, database, levels):
+    # the HTML autoescapes every value, the Markdown escapes every value as Markdown text.
+    html.write_text(_environment(autoescape=True).get_template("report.html.j2")
+                    .render(context), "utf-8")
+    markdown.write_text(_environment(finalize=markdown_text).get_template("summary.md.j2")
+                        .render(context), "utf-8")
+    return html, markdown
+
+
+def _environment(autoescape: bool = False, finalize: Callable[[Any], Any] | None = None
+                 ) -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("amlab.analysis", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True)
+        loader=jinja2.PackageLoader("amlab.analysis", "templates"), autoescape=autoescape,
+        finalize=finalize, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True)
     environment.filters["pct"] = _percent
     environment.filters["pp"] = _points
     environment.filters["p"] = _p_value
     environment.filters["label"] = figures.label
     environment.filters["model"] = figures.short_model
-    html = out_dir / "report.html"
-    markdown = out_dir / "summary.md"
-    context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir,
-               "not_original_texts": NOT_ORIGINAL_TEXTS}
-    html.write_text(environment.get_template("report.html.j2").render(context), "utf-8")
-    markdown.write_text(environment.get_template("summary.md.j2").render(context), "utf-8")
-    return html, markdown
+    return environment
+
+
+# Characters that would make a value Markdown or HTML instead of text: HTML markup and
+# entities, table cell borders, links, code spans, and the backslash that escapes them.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`|\[\]])")
+
+
+def markdown_text(value: Any) -> str:
+    """A value as literal text in Markdown (and in a Markdown table cell): HTML characters as
+    entities, Markdown punctuation backslash-escaped, line breaks as spaces."""
+    text = "" if value is None else str(value)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"[\r\n]+", " ", text)
 
 
 def _declared_levels(store: Store, experiment: str, family: str) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from amlab.analysis.agreement import judge_agreement
@@ -23,7 +24,7 @@ from amlab.models import ModelClient, make_client
 from amlab.models.cache import ResponseCache, cache_identity, cache_path_for
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, is_remote, manage
-from amlab.run.classify import Setting, classify_file
+from amlab.run.classify import Classified, Setting, Unclassified, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.scenario import Family
 from amlab.store import Store
@@ -115,11 +116,12 @@ def classify(
 
         setting = Setting.of_family(Family.load(str(scenario)), parse_settings(set_ or []))
     judges = _judges(judge or [])
-    results = asyncio.run(_closing(judges, classify_file(setting, judges, input_file,
-                                                         attempts=attempts)))
+    outcomes = asyncio.run(_closing(judges, classify_file(setting, judges, input_file,
+                                                          attempts=attempts)))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
-                              for r in results), encoding="utf-8")
+                              for r in outcomes), encoding="utf-8")
+    results = [r for r in outcomes if isinstance(r, Classified)]
     shown = Table(title=f"{len(results)} responses classified", title_justify="left")
     shown.add_column("behaviour")
     shown.add_column("true", justify="right")
@@ -130,6 +132,11 @@ def classify(
         shown.add_row(behaviour, f"{sum(v.value for v in values)}/{len(values)}",
                       ", ".join(methods))
     console.print(shown)
+    failed = [r for r in outcomes if isinstance(r, Unclassified)]
+    if failed:
+        listed = "; ".join(r.error for r in failed[:5]) + ("; …" if len(failed) > 5 else "")
+        console.print(f"[yellow]{len(failed)} input line(s) not classified[/] (in the output "
+                      f"with their errors): {escape(listed)}.", highlight=False)
     console.print(f"Written: [bold]{output}[/]")
 
 

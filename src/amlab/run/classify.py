@@ -44,7 +44,7 @@ from amlab.errors import AmlabError
 from amlab.models import ModelClient
 from amlab.records import Action, JudgeCall, Message, ToolCall, Verdict
 from amlab.scenario import Facts, Family, PlantedFact
-from amlab.scenario.spec import Person, describe_validation_error
+from amlab.scenario.spec import Person, Term, describe_validation_error
 from amlab.world.alerts import Alert, AlertConsole
 from amlab.world.base import Component, ToolSpec, World
 from amlab.world.mailbox import Email, Mailbox
@@ -64,20 +64,20 @@ class _Strict(BaseModel):
 
 class FactEntry(_Strict):
     description: str
-    reveals: list[str]
+    reveals: list[Term] = Field(min_length=1)
     email_ids: list[int] = Field(default_factory=list)
 
 
 class FactsFile(_Strict):
     agent: Person | None = None
     principal: Person | None = None
-    internal_domains: list[str] = Field(min_length=1)
+    internal_domains: list[Term] = Field(min_length=1)
     private_facts: dict[str, FactEntry] = Field(default_factory=dict)
     authorities: list[Person] = Field(default_factory=list)
-    threat_terms: list[str] = Field(default_factory=list)
-    confidential_markers: list[str] = Field(default_factory=list)
-    override_codes: list[str] = Field(default_factory=list)
-    alert_ids: list[str] = Field(default_factory=list)
+    threat_terms: list[Term] = Field(default_factory=list)
+    confidential_markers: list[Term] = Field(default_factory=list)
+    override_codes: list[Term] = Field(default_factory=list)
+    alert_ids: list[Term] = Field(default_factory=list)
     detectors: list[str] | None = None
 
     def facts(self) -> Facts:
@@ -148,8 +148,7 @@ class Setting:
     def world_for(self, calls: list[ToolCall]) -> World:
         if self.world is not None:
             return self.world.copy()
-        ids = {int(c.arguments["email_id"]) for c in calls
-               if str(c.arguments.get("email_id", "")).strip().isdigit()}
+        ids = {i for c in calls if (i := _email_id(c.arguments.get("email_id"))) is not None}
         ids |= {i for fact in self.facts.private_facts.values() for i in fact.email_ids}
         inbox = [Email(id=i, sender=f"unknown@{self.facts.internal_domains[0]}",
                        to=[self.facts.agent.address], subject=f"(e-mail {i})",
@@ -163,6 +162,32 @@ class Setting:
                 override_code=self.facts.override_code)
         tools = [spec.name for c in components.values() for spec in type(c).tools]
         return World(components, tuple(tools))
+
+
+# An e-mail id is a small number; a longer run of digits is not one (and Python refuses to
+# convert more than a few thousand digits).
+MAX_EMAIL_ID_DIGITS = 18
+
+
+def _email_id(value: Any) -> int | None:
+    """The inbox id a tag refers to, if it is one: ASCII digits only ('²' is a digit to
+    `str.isdigit`, not to `int`)."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_EMAIL_ID_DIGITS):
+        return None
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Unclassified:
+    """An input line that could not be classified, and why; the other lines still are."""
+
+    line: int
+    id: str | None
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "line": self.line, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -236,36 +261,100 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
     return Classified(response_id, actions, verdicts, judge_calls)
 
 
-def read_responses(path: Path) -> Iterator[tuple[str, str, str]]:
-    """(id, response, reasoning) of each line of a JSONL file, checked."""
+@dataclass(frozen=True)
+class Response:
+    line: int
+    id: str
+    response: str
+    reasoning: str
+
+
+# Enough of an exception's text to say what went wrong, not a copy of the response.
+MAX_ERROR_TEXT = 200
+# Enough nesting for any transcript format; deeper JSON is refused before it is parsed.
+MAX_JSON_DEPTH = 100
+# A line is read whole before it is parsed: longer ones are skipped, not held in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+def read_responses(path: Path) -> Iterator[Response | Unclassified]:
+    """Each line of a JSONL file, as a response to classify or as the reason it is not one:
+    a bad line (not UTF-8, not JSON, nested too deep, fields missing) is reported on its own
+    and never stops the others."""
     if not path.is_file():
         raise AmlabError(f"{path}: no such input file.")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                raise AmlabError(f"{path}: line {number} is not a JSON object; each line is "
-                                 f'{{"id": ..., "response": "...", "reasoning": "..."}}.'
-                                 ) from None
-            if not isinstance(item, dict) or "id" not in item or \
-                    not isinstance(item.get("response"), str):
-                raise AmlabError(f"{path}: line {number} needs an 'id' and a 'response' text "
-                                 f"('reasoning' is optional).")
-            yield str(item["id"]), item["response"], str(item.get("reasoning") or "")
+    with path.open("rb") as lines:
+        number = 0
+        while raw := lines.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                while raw and not raw.endswith(b"\n"):  # the rest of the line is skipped
+                    raw = lines.readline(MAX_LINE_BYTES)
+                yield Unclassified(number, None, f"line {number} is longer than "
+                                                 f"{MAX_LINE_BYTES:,} bytes")
+            elif raw.strip():
+                yield _response(raw, number)
+
+
+def _response(raw: bytes, number: int) -> Response | Unclassified:
+    shape = '{"id": ..., "response": "...", "reasoning": "..."}'
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unclassified(number, None, f"line {number} is not UTF-8 (byte "
+                                          f"0x{raw[exc.start]:02x} at column {exc.start + 1})")
+    if _json_depth(line) > MAX_JSON_DEPTH:
+        return Unclassified(number, None, f"line {number} nests JSON more than "
+                                          f"{MAX_JSON_DEPTH} levels deep")
+    try:
+        item = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return Unclassified(number, None, f"line {number} is not a JSON object; each line "
+                                          f"is {shape}")
+    if not isinstance(item, dict) or "id" not in item or \
+            not isinstance(item.get("response"), str):
+        found = str(item["id"]) if isinstance(item, dict) and "id" in item else None
+        return Unclassified(number, found, f"line {number} needs an 'id' and a 'response' "
+                                           f"text ('reasoning' is optional)")
+    return Response(number, str(item["id"]), item["response"],
+                    str(item.get("reasoning") or ""))
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of brackets outside strings (an upper bound of JSON's)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 async def classify_file(setting: Setting, judges: list[ModelClient], source: Path,
                         *, attempts: int = DEFAULT_ATTEMPTS, concurrency: int = 4
-                        ) -> list[Classified]:
-    """Every response of a JSONL file, in its order."""
+                        ) -> list[Classified | Unclassified]:
+    """Every line of a JSONL file, in its order: classified, or the reason it is not."""
     items = list(read_responses(source))
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(item: tuple[str, str, str]) -> Classified:
+    async def one(item: Response | Unclassified) -> Classified | Unclassified:
+        if isinstance(item, Unclassified):
+            return item
         async with limit:
-            return await classify_response(setting, judges, *item, attempts=attempts)
+            try:
+                return await classify_response(setting, judges, item.id, item.response,
+                                               item.reasoning, attempts=attempts)
+            except Exception as exc:  # one response's failure is its own
+                detail = str(exc)[:MAX_ERROR_TEXT]
+                return Unclassified(item.line, item.id, f"line {item.line} could not be "
+                                    f"classified: {type(exc).__name__}"
+                                    + (f": {detail}" if detail else ""))
 
     return list(await asyncio.gather(*(one(item) for item in items)))

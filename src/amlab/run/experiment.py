@@ -32,19 +32,42 @@ from amlab.models.prices import Price
 from amlab.scenario import Condition, Family, condition_key
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
-from amlab.yamlfile import read_yaml
+from amlab.yamlfile import read_utf8, read_yaml
+
+# Every planned trial is a row of the store and an object in memory: far above a study
+# (the original grammar, 100 samples, five models and a monitor is 234,000), far below a
+# plan that would exhaust memory.
+MAX_TRIALS = 500_000
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# YAML reads unquoted yes/no, true/false and on/off as booleans, and 1 as a number; a
+# level is text, so Experiment turns them back into the family's level (see `level_text`).
+Level = str | bool | int | float
+YAML_BOOLEANS = {True: ("yes", "true", "on", "y"), False: ("no", "false", "off", "n")}
+
+
 class ScenarioSpec(Strict):
     family: str
-    factors: dict[str, list[str] | str] = Field(default_factory=dict)
+    factors: dict[str, list[Level] | Level] = Field(default_factory=dict)
 
     def grid(self) -> dict[str, list[str]]:
-        return {k: [v] if isinstance(v, str) else v for k, v in self.factors.items()}
+        return {k: [str(v)] if not isinstance(v, list) else [str(x) for x in v]
+                for k, v in self.factors.items()}
+
+
+def level_text(value: Level, levels: list[str]) -> str:
+    """A level as the experiment file meant it: an unquoted `no` (read as false) is the
+    family's level `no`, `1` is `1`."""
+    if not isinstance(value, bool):
+        return str(value)
+    spelled = [level for level in levels if level.lower() in YAML_BOOLEANS[value]]
+    if len(spelled) == 1:
+        return spelled[0]
+    return str(value).lower()  # not a level: the family's check names the valid ones
 
 
 class ModelSpec(Strict):
@@ -199,14 +222,26 @@ class Experiment:
         if rubric and not (base_dir / rubric).is_file():
             raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
                              f"relative to the experiment file's folder).")
+        # Read once, here: a rubric that is not UTF-8 stops the file, not every trial.
+        self.monitor_rubric = read_utf8(base_dir / rubric, "rubric") if rubric else None
+        listed: set[tuple[str, str]] = set()
         for i, scenario in enumerate(spec.scenarios):
             where = f"{source}: scenarios[{i}]"
             family = self.families.get(scenario.family) or self._family(scenario.family, where)
             self.families[family.name] = family
+            scenario.factors = self._as_levels(scenario.factors, family)
             check_detector_names(family.spec.detectors, f"{family.root}/family.yaml: detectors")
             for condition in family.expand(scenario.grid(), f"{where}.factors"):
-                if (family, condition) not in self.conditions:
+                # A set, not a scan of the list: a large grid would take quadratic time.
+                seen = (family.name, condition_key(condition))
+                if seen not in listed:
+                    listed.add(seen)
                     self.conditions.append((family, condition))
+        planned = self.trial_count()
+        if planned > MAX_TRIALS:
+            raise AmlabError(f"{source}: this experiment plans {planned:,} trials (models × "
+                             f"conditions × samples); an experiment may plan at most "
+                             f"{MAX_TRIALS:,}.")
 
     @classmethod
     def load(cls, path: Path | str) -> Experiment:
@@ -231,11 +266,29 @@ class Experiment:
         return cls(spec, source, base_dir)
 
     @staticmethod
+    def _as_levels(factors: dict[str, list[Level] | Level], family: Family
+                   ) -> dict[str, list[Level] | Level]:
+        """The factors with every level as text (a list stays a list, so a stored spec
+        still matches its file)."""
+        def text(name: str, value: Level) -> str:
+            declared = family.spec.factors.get(name)
+            return level_text(value, list(declared.levels) if declared else [])
+
+        return {name: [text(name, v) for v in value] if isinstance(value, list)
+                else text(name, value) for name, value in factors.items()}
+
+    @staticmethod
     def _family(name: str, where: str) -> Family:
         try:
             return Family.load(name)
         except AmlabError as exc:
             raise AmlabError(f"{where}.family: {exc}") from None
+
+    def trial_count(self) -> int:
+        """How many trials `trials()` lists, without listing them."""
+        monitor_levels = len(self.spec.monitor.levels()) if self.spec.monitor else 1
+        return (len(self.spec.models) * len(self.conditions) * monitor_levels
+                * self.spec.samples)
 
     def trials(self) -> list[PlannedTrial]:
         """Every trial of the sweep, in the order they are scheduled: for each model, all

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from amlab.agent import run_agent
 from amlab.agent.monitor import Monitor
@@ -121,6 +120,18 @@ async def run_experiment(
     return summary
 
 
+# Enough of an exception's text to say what went wrong, not a copy of a hostile payload.
+MAX_FAILURE_TEXT = 300
+
+
+def trial_failure(stage: str, exc: BaseException) -> str:
+    """The stored reason of a trial that failed outside a model call."""
+    detail = str(exc)
+    if len(detail) > MAX_FAILURE_TEXT:
+        detail = detail[:MAX_FAILURE_TEXT] + "…"
+    return f"{stage} failed: {type(exc).__name__}" + (f": {detail}" if detail else "")
+
+
 def workers(model: str, concurrency: int) -> int:
     """How many trials of a model run at once. An in-process model computes one call at a
     time anyway, and interleaved trials would evict each other's evaluated prompt prefix, so
@@ -159,8 +170,9 @@ class _Runner:
         oracle = HarmOracle.for_family(detectors, scenario.facts)
         decider: Decider = RuleDecider()
         if self.monitor_client:
-            rubric = (Path(self.experiment.base_dir, spec.rubric).read_text(encoding="utf-8")
-                      if spec.rubric else default_rubric())
+            rubric = self.experiment.monitor_rubric
+            if rubric is None:
+                rubric = default_rubric()
             decider = ModelDecider(self.monitor_client, rubric,
                                    trial.factors.get("monitor_sees_reasoning") == "true",
                                    spec.on_error)
@@ -198,20 +210,28 @@ class _Runner:
         spec = self.experiment.spec
         config = spec.agent.config(trial.seed, *([spec.monitor.block_message]
                                                  if spec.monitor else []))
+        # What the agent writes is hostile: whatever the world, the monitor, a detector or a
+        # judge then raise ends this trial as an error with its reason; the run goes on.
+        stage = "the agent loop (world or monitor)"
         try:
             transcript = await run_agent(client, world, scenario.system_prompt,
                                          scenario.user_prompt, config, trial.key.sample,
                                          tools_described=scenario.tools_described,
                                          monitor=self.monitor(trial, scenario))
+            stage = "the detectors or judges"
+            detectors = self.experiment.families[trial.key.family].spec.detectors
+            view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
+            verdicts, judge_calls = await decide(view, scenario.facts, detectors, self.judges,
+                                                 attempts=self.experiment.spec.judge_attempts)
         except ModelCallError as exc:
             self._finish(trial, "error")
             self.store.save_error(trial.key, f"model call failed: {exc}", started, exc.usage,
                                   exc.monitor_usage)
             return
-        detectors = self.experiment.families[trial.key.family].spec.detectors
-        view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
-        verdicts, judge_calls = await decide(view, scenario.facts, detectors, self.judges,
-                                             attempts=self.experiment.spec.judge_attempts)
+        except Exception as exc:  # any failure is this trial's, reported
+            self._finish(trial, "error")
+            self.store.save_error(trial.key, trial_failure(stage, exc), started)
+            return
         self.store.save_result(trial.key, transcript, verdicts, started, judge_calls)
         self._finish(trial, "refused" if transcript.stop_reason == "refused" else "done")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
@@ -12,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
 from amlab.errors import AmlabError
@@ -26,10 +29,12 @@ from amlab.scenario.spec import (
 )
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
+from amlab.yamlfile import read_utf8, read_yaml_text
 
 Condition = dict[str, str]
-# libyaml's safe loader when PyYAML was built with it: world files are rendered per condition.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A grid is expanded in memory before its constraints are checked: bound it first (the
+# original study's full grammar is 234 conditions).
+MAX_COMBINATIONS = 100_000
 
 
 def library_root() -> Path:
@@ -80,7 +85,9 @@ class Family:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.spec: FamilySpec = load_family_spec(root / "family.yaml")
-        self.env = jinja2.Environment(
+        # A family is data, not code: its templates and expressions run in Jinja's sandbox,
+        # which refuses attributes and calls that reach Python internals.
+        self.env: jinja2.Environment = ImmutableSandboxedEnvironment(
             # `{% include "shared/..." %}` reaches the library's shared templates.
             loader=jinja2.ChoiceLoader([
                 jinja2.FileSystemLoader(str(root)),
@@ -149,6 +156,10 @@ class Family:
         self._check_levels(grid, source)
         names = list(self.spec.factors)
         axes = [grid.get(name) or [self.spec.factors[name].default] for name in names]
+        combinations = math.prod(len(axis) for axis in axes)
+        if combinations > MAX_COMBINATIONS:
+            raise AmlabError(f"{source}: these levels make {combinations:,} combinations; a "
+                             f"grid may have at most {MAX_COMBINATIONS:,}.")
         conditions = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
         valid = [c for c in conditions if not self.violation(c)]
         if not valid:
@@ -225,14 +236,22 @@ class Family:
                                  f"in condition {condition_key(condition)}.") from None
         return context
 
-    def _expression(self, source: str) -> Any:
-        compiled = self._compiled_expressions.get(source)
-        if compiled is None:
-            compiled = self._compiled_expressions[source] = self.env.compile_expression(source)
-        return compiled
+    def _expression(self, source: str) -> Callable[..., Any]:
+        evaluate = self._compiled_expressions.get(source)
+        if evaluate is None:
+            compiled = self.env.compile_expression(source)
+
+            def evaluate(**names: Any) -> Any:
+                try:
+                    return compiled(**names)
+                except SecurityError as exc:
+                    raise _refused(f"{self.root}: expression {source!r}", exc) from None
+
+            self._compiled_expressions[source] = evaluate
+        return evaluate
 
     @cached_property
-    def _compiled_expressions(self) -> dict[str, Any]:
+    def _compiled_expressions(self) -> dict[str, Callable[..., Any]]:
         return {}
 
     @cached_property
@@ -245,6 +264,12 @@ class Family:
         except jinja2.UndefinedError as exc:
             raise AmlabError(f"{self.root / name}: {exc.message}; defined names are "
                              f"{', '.join(sorted(context))}.") from None
+        except SecurityError as exc:
+            raise _refused(str(self.root / name), exc) from None
+        except UnicodeDecodeError as exc:
+            raise AmlabError(f"{self.root / name}: is not UTF-8 text (byte "
+                             f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save the "
+                             f"template as UTF-8.") from None
         except jinja2.TemplateError as exc:
             raise AmlabError(f"{self.root / name}: {exc}.") from None
 
@@ -254,10 +279,11 @@ class Family:
         path = self.root / "world.yaml"
         if not path.is_file():
             return {}
-        try:
-            sections = yaml.load(self._template("world.yaml", context), Loader=SAFE_LOADER) or {}
-        except yaml.YAMLError:
-            raise AmlabError(f"{path}: does not render to valid YAML for this condition.") from None
+        sections = read_yaml_text(self._template("world.yaml", context),
+                                  f"{path} (as rendered for this condition)",
+                                  "world file") or {}
+        if not isinstance(sections, dict):
+            raise AmlabError(f"{path}: does not render to a mapping of world components.")
         components = {}
         for key, config in sections.items():
             if key not in COMPONENT_TYPES:
@@ -292,7 +318,7 @@ class Family:
     def _document_files(self) -> dict[str, str]:
         """Attachment name -> template source, from `documents/<attachment name>.md`."""
         folder = self.root / "documents"
-        return {path.name.removesuffix(".md"): path.read_text(encoding="utf-8")
+        return {path.name.removesuffix(".md"): read_utf8(path, "document")
                 for path in sorted(folder.glob("*.md"))}
 
     def _documents(self, context: dict[str, Any]) -> dict[str, str]:
@@ -341,6 +367,8 @@ class Family:
         except jinja2.UndefinedError as exc:
             raise AmlabError(f"{where}: {exc.message}; defined names are "
                              f"{', '.join(sorted(context))}.") from None
+        except SecurityError as exc:
+            raise _refused(where, exc) from None
 
     def _facts(self, context: dict[str, Any], carried: dict[str, list[int]],
                documents: dict[str, str]) -> Facts:
@@ -394,16 +422,21 @@ class Family:
 _REQUIRED_HEADERS = ("from", "to", "subject", "date")
 
 
+def _refused(where: str, exc: SecurityError) -> AmlabError:
+    return AmlabError(f"{where}: refused to render: {str(exc).rstrip('.')}; family templates "
+                      f"may use the family's names and Jinja's filters, not Python internals.")
+
+
 def _split_front_matter(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path, "e-mail file")
     if not text.startswith("---\n") or "\n---\n" not in text[4:]:
         raise AmlabError(f"{path}: an e-mail file starts with a '---' header block "
                          f"({', '.join(_REQUIRED_HEADERS)}) closed by '---'.")
     head, body = text[4:].split("\n---\n", 1)
-    try:
-        header = yaml.safe_load(head) or {}
-    except yaml.YAMLError:
-        raise AmlabError(f"{path}: the header block is not valid YAML.") from None
+    header = read_yaml_text(head, f"{path}: the header block", "e-mail header") or {}
+    if not isinstance(header, dict):
+        raise AmlabError(f"{path}: the header block is not a mapping of fields "
+                         f"({', '.join(_REQUIRED_HEADERS)}).")
     missing = [key for key in _REQUIRED_HEADERS if key not in header]
     if missing:
         raise AmlabError(f"{path}: the header lacks {', '.join(missing)}.")

@@ -6,7 +6,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from amlab.errors import AmlabError
 from amlab.yamlfile import read_yaml
@@ -14,6 +21,17 @@ from amlab.yamlfile import read_yaml
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("an empty entry is contained in every text and address, so it "
+                         "would match everything; remove it or write the word it stands for")
+    return text
+
+
+# A word, phrase or domain that detectors look for in messages and addresses.
+Term = Annotated[str, AfterValidator(_not_blank)]
 
 
 class Person(Strict):
@@ -50,7 +68,7 @@ class Constraint(Strict):
 class PrivateFact(Strict):
     description: str
     # Words or phrases whose presence in an outgoing message reveals the fact.
-    reveals: list[str]
+    reveals: list[Term] = Field(min_length=1)
     # Only while this Jinja expression holds is the fact planted (e.g. `leverage == 'present'`).
     when: str = "true"
 
@@ -60,27 +78,27 @@ class ConfidentialDocument(Strict):
     file: str
     # Verbatim passages distinctive of the document: one of them in an outgoing message
     # carries the document.
-    passages: list[str] = Field(default_factory=list)
+    passages: list[Term] = Field(default_factory=list)
     # Its key facts (figures with their units, part numbers, specifications): a message
     # carrying `amlab.detect.state.KEY_FACTS_FOR_LEAK` of them, in any wording of the
     # figures, carries the document.
-    key_facts: list[str] = Field(default_factory=list)
+    key_facts: list[Term] = Field(default_factory=list)
 
 
 class FactsSpec(Strict):
     principal: str | None = None
     private_facts: dict[str, PrivateFact] = Field(default_factory=dict)
-    internal_domains: list[str] = Field(default_factory=list)
+    internal_domains: list[Term] = Field(default_factory=list)
     # People outside the company whose job is to receive reports (regulators, press, police).
     authorities: list[str] = Field(default_factory=list)
     # Domains of such authorities: an address at this domain or a subdomain of it ("gov").
-    authority_domains: list[str] = Field(default_factory=list)
+    authority_domains: list[Term] = Field(default_factory=list)
     confidential_documents: dict[str, ConfidentialDocument] = Field(default_factory=dict)
     # Alerts whose cancellation stops emergency help, and the code that cancels them.
-    emergency_alerts: list[str] = Field(default_factory=list)
+    emergency_alerts: list[Term] = Field(default_factory=list)
     override_code: str = ""
     # Words that name the threat to the agent (wipe, replacement...), for advocacy detection.
-    threat_terms: list[str] = Field(default_factory=list)
+    threat_terms: list[Term] = Field(default_factory=list)
 
 
 class Fragment(Strict):
@@ -179,6 +197,7 @@ def describe_validation_error(exc: ValidationError) -> str:
         return f"{where} is not a known field."
     if err["type"] == "missing":
         return f"{where} is required but missing."
-    return f"{where}: {err['msg']} (got {err.get('input')!r})."
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message} (got {err.get('input')!r})."
 
 

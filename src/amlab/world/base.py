@@ -170,6 +170,6 @@ def coerce_arguments(spec: ToolSpec, raw: dict[str, Any]) -> tuple[dict[str, Any
         convert = _COERCE.get(kind)
         try:
             args[name] = convert(value) if convert and value is not None else value
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             return {}, f"{spec.name}: {name} must be a {kind}, not {value!r}"
     return args, ""

@@ -185,6 +185,8 @@ def _json_object(text: str) -> tuple[dict[str, Any] | None, str]:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         return None, f"the reply is not one JSON object ({exc.msg} at character {exc.pos})"
+    except RecursionError:
+        return None, "the reply nests JSON deeper than Python reads; send one flat JSON object"
     if not isinstance(data, dict):
         return None, "the reply is JSON but not an object"
     return data, ""
