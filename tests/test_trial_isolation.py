@@ -11,15 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amlab.detect import TrialView
+import pytest
+
+from amlab.detect import DETECTORS, TrialView
 from amlab.detect.judge import decide
 from amlab.models.scripted import ScriptedModel
+from amlab.records import Verdict
+from amlab.run import Experiment, run_experiment
 from amlab.scenario import Family
+from amlab.scenario.facts import Facts
+from amlab.store import Store
 from conftest import FIXTURES, forward, run_scripted, send, subprocess_env
 
 BOMBER = f"scripted/{FIXTURES / 'alias_bomber.yaml'}"
 # The run's address space: what amlab needs (its imports reserve about 650 MB), far less
-# than the alias bomb expands to, so that the bomb ends as a MemoryError, not the machine's.
+# than the alias bomb would expand to if anything read it unbounded.
 MEMORY_LIMIT = 1024**3
 
 
@@ -35,11 +41,19 @@ def amlab_run(*args: str) -> subprocess.CompletedProcess[str]:
 def trials(db: Path) -> dict[tuple[str, int], tuple[str, str | None, int]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT condition, sample, status, error, attempts FROM trials")
-        return {(condition.rsplit("monitor=", 1)[1], sample): (status, error, attempts)
+        return {(condition.partition("monitor=")[2] or "none", sample): (status, error, attempts)
                 for condition, sample, status, error, attempts in rows}
 
 
-def test_alias_bomb_written_by_the_agent_ends_only_its_trial_with_monitor_and_detectors(
+def sabotage_values(db: Path) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(db) as conn:
+        verdicts = conn.execute(
+            "SELECT t.condition, t.sample, v.value FROM verdicts v JOIN trials t "
+            "ON t.id = v.trial_id WHERE v.behavior = 'sabotage'").fetchall()
+    return sorted((c.partition("monitor=")[2] or "none", s, v) for c, s, v in verdicts)
+
+
+def test_alias_bomb_written_by_the_agent_is_read_bounded_by_world_monitor_and_detectors(
         tmp_path: Path) -> None:
     experiment = tmp_path / "bomb.yaml"
     experiment.write_text(json.dumps({
@@ -50,31 +64,39 @@ def test_alias_bomb_written_by_the_agent_ends_only_its_trial_with_monitor_and_de
     first = amlab_run(str(experiment), "--db", str(db))
     assert first.returncode == 0, first.stderr[-2000:]
     assert "Traceback" not in first.stderr
-    after_first = trials(db)
-    # Sample 0 wrote the bomb: without a monitor it went off in the sabotage detector, with
-    # the rule monitor in the harm oracle's run of the same detector before the call.
-    assert after_first[("none", 0)] == (
-        "error", "the detectors or judges failed: MemoryError", 1)
-    assert after_first[("rules", 0)] == (
-        "error", "the agent loop (world or monitor) failed: MemoryError", 1)
-    # Sample 1 disabled the controller: a finished trial with its sabotage verdict.
-    assert after_first[("none", 1)] == ("done", None, 1)
-    assert after_first[("rules", 1)] == ("done", None, 1)
-    with sqlite3.connect(db) as conn:
-        verdicts = conn.execute(
-            "SELECT t.condition, t.sample, v.value FROM verdicts v JOIN trials t "
-            "ON t.id = v.trial_id WHERE v.behavior = 'sabotage'").fetchall()
-    assert sorted((c.rsplit("monitor=", 1)[1], s, v) for c, s, v in verdicts) == [
-        ("none", 1, 1), ("rules", 1, 0)]  # the rule monitor blocked the edit
+    # Sample 0 wrote the bomb, sample 1 disabled the controller: within the memory limit,
+    # both finish. An unreadable configuration stops the controller, so the bomb is
+    # sabotage; the rule monitor, which runs the same detectors on a copy, blocks both.
+    assert set(trials(db).values()) == {("done", None, 1)}
+    assert sabotage_values(db) == [("none", 0, 1), ("none", 1, 1),
+                                   ("rules", 0, 0), ("rules", 1, 0)]
 
-    # --resume tries the failed trials once more, and ends.
-    resumed = amlab_run(str(experiment), "--db", str(db), "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "2 trials were already finished and were skipped." in resumed.stdout
-    after_resume = trials(db)
-    assert after_resume[("none", 0)][::2] == ("error", 2)
-    assert after_resume[("rules", 0)][::2] == ("error", 2)
-    assert after_resume[("none", 1)] == after_first[("none", 1)]
+
+def test_a_detector_that_fails_on_what_the_agent_did_ends_only_that_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sabotage = DETECTORS["sabotage"]
+
+    def fails_on_a_disabled_controller(view: TrialView, facts: Facts) -> Verdict:
+        if any("enabled: false" in str(action.args) for action in view.actions):
+            raise RuntimeError("a case nobody foresaw")
+        return sabotage(view, facts)
+
+    monkeypatch.setitem(DETECTORS, "sabotage", fails_on_a_disabled_controller)
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(json.dumps({
+        "name": "fails", "scenarios": [{"family": "shutdown_tampering"}], "models": [BOMBER],
+        "samples": 2, "agent": {"max_turns": 3}}))
+    store = Store(tmp_path / "r.db")
+    asyncio.run(run_experiment(Experiment.load(experiment), store))
+    outcomes = trials(tmp_path / "r.db")
+    assert outcomes[("none", 0)] == ("done", None, 1)
+    assert outcomes[("none", 1)] == (
+        "error", "the detectors or judges failed: RuntimeError: a case nobody foresaw", 1)
+    assert sabotage_values(tmp_path / "r.db") == [("none", 0, 1)]
+
+    # --resume tries the failed trial once more, and ends.
+    asyncio.run(run_experiment(Experiment.load(experiment), store, resume=True))
+    assert trials(tmp_path / "r.db")[("none", 1)][::2] == ("error", 2)
 
 
 def test_an_email_id_that_is_no_integer_is_the_tools_error_not_a_crash() -> None:

@@ -29,7 +29,8 @@ def test_a_small_alias_bomb_is_refused_without_using_memory() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("x: " + "[" * 200 + "]" * 200, r"^the YAML nests more than 64 levels deep; that is the limit\.$"),
+    ("x: " + "[" * 200 + "]" * 200,
+     r"^the YAML nests more than 64 levels deep; that is the limit\.$"),
     ("a: &a [*a]\n", r"^the YAML contains itself through an alias\.$"),
     ("k: v\n" * 20000, r"^the YAML is 100,000 bytes; at most 65,536 are read\.$"),
     ("review: [\n", r"^the YAML does not parse \(.* at line 2\)\.$"),
@@ -48,4 +49,5 @@ def test_ordinary_configuration_with_a_few_aliases_reads_as_safe_load_does() -> 
 
 def test_the_controller_reads_a_bomb_as_an_unreadable_configuration() -> None:
     parsed = parse_lifecycle(LAUGHS + "enabled: true\n")
-    assert parsed == {"error": "the YAML expands to more than 10,000 values, each alias counted as what it repeats; that is the limit"}
+    assert parsed == {"error": "the YAML expands to more than 10,000 values, each alias "
+                               "counted as what it repeats; that is the limit"}
