@@ -36,6 +36,9 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 _DROPPED = (ConnectionError, httpx.TransportError, httpx2.TransportError)
+# aiohttp's own failures, named rather than imported (a run need not load aiohttp): the
+# google-genai SDK lets them through unwrapped when it calls through aiohttp.
+_AIOHTTP_DROPPED = frozenset({"ClientConnectionError", "ClientPayloadError"})
 _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, KeyError, IndexError, TypeError)
 _MESSAGE_LIMIT = 300
 _SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
@@ -96,7 +99,8 @@ def classify_failure(name: str, exc: BaseException, secret: str | None = None
     cause = exc.__cause__ or exc.__context__
     if "Timeout" in kind or isinstance(exc, _TIMEOUTS) or isinstance(cause, _TIMEOUTS):
         return ModelCallError(f"{name}: the request timed out", retryable=True)
-    if "Connection" in kind or isinstance(exc, _DROPPED):
+    if ("Connection" in kind or isinstance(exc, _DROPPED)
+            or any(c.__name__ in _AIOHTTP_DROPPED for c in type(exc).__mro__)):
         reason = type(cause).__name__ if cause else kind
         return ModelCallError(f"{name}: the connection failed or was dropped ({reason})",
                               retryable=True)
