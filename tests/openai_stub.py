@@ -126,7 +126,8 @@ async def _json(send: Send, status: int, payload: dict[str, Any],
 async def _raw(send: Send, status: int, data: bytes,
                headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": data})
 
 
