@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py [--only harness_overhead,local_model] [--cold-samples 20]
                                  [--samples 20] [--trials 20000] [--report-trials 100000]
+                                 [--calls 1500] [--memory-trials 1000]
 
 Each module named in SUITE exposes `rows() -> list[tuple[str, float, str, str]]`: (figure,
 value, unit, comparison against its floor and target). A module that is missing or fails
@@ -22,7 +23,7 @@ from typing import Any
 from table_row import Row
 
 HERE = Path(__file__).parent
-SUITE = ("harness_overhead", "local_model", "concurrency", "report_generation")
+SUITE = ("harness_overhead", "local_model", "concurrency", "memory", "report_generation")
 
 
 def load(name: str) -> Any:
@@ -70,10 +71,16 @@ def main() -> None:
                         help="harness_overhead: scripted trials")
     parser.add_argument("--report-trials", type=int, default=100_000,
                         help="report_generation: stored trials")
+    parser.add_argument("--calls", type=int, default=1500,
+                        help="concurrency: calls per run with the instant stub")
+    parser.add_argument("--memory-trials", type=int, default=1000,
+                        help="memory: single-turn trials of the replication run")
     args = parser.parse_args()
     options = {"local_model": {"samples": args.samples, "cold_samples": args.cold_samples},
                "harness_overhead": {"trials": args.trials},
-               "report_generation": {"trials": args.report_trials}}
+               "report_generation": {"trials": args.report_trials},
+               "concurrency": {"calls": args.calls},
+               "memory": {"trials": args.memory_trials}}
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(SUITE)
     if unknown:

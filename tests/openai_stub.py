@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import uvicorn
 
 Scope = MutableMapping[str, Any]
@@ -125,20 +126,47 @@ async def _json(send: Send, status: int, payload: dict[str, Any],
 async def _raw(send: Send, status: int, data: bytes,
                headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": data})
 
 
-class StubServer:
-    """The stub on a free port of 127.0.0.1, served from a background thread."""
+class ReplayApp:
+    """Answers each request with `handler(request)`, where `handler` takes and returns
+    httpx2 objects as an `httpx2.MockTransport` handler does: recorded replies served over
+    real HTTP, so that any client transport (aiohttp or httpx) carries them."""
 
-    def __init__(self, state: StubState | None = None) -> None:
+    def __init__(self, handler: Callable[[httpx2.Request], httpx2.Response]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = b""
+        while True:
+            event = await receive()
+            raw += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        host, port = scope["server"]
+        query = f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
+        request = httpx2.Request(scope["method"], f"http://{host}:{port}{scope['path']}{query}",
+                                 headers=list(scope["headers"]), content=raw)
+        response = self.handler(request)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": response.headers.raw})
+        await send({"type": "http.response.body", "body": response.content})
+
+
+class StubServer:
+    """The stub (or another ASGI `app`) on a free port of 127.0.0.1, served from a
+    background thread."""
+
+    def __init__(self, state: StubState | None = None, app: Any = None) -> None:
         self.state = state or StubState()
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(StubApp(self.state), log_level="critical", access_log=False,
-                                lifespan="off", backlog=2048)
+        config = uvicorn.Config(app or StubApp(self.state), log_level="critical",
+                                access_log=False, lifespan="off", backlog=2048)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run,
                                        kwargs={"sockets": [self.socket]}, daemon=True)

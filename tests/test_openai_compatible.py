@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,26 +13,32 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 import yaml
 
 from amlab.detect.judge import JUDGE_REPLY_TOKENS
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelRequest, make_client
+from amlab.models import ModelCallError, ModelRequest, ModelResponse, make_client
 from amlab.models.api import resolve_remote
 from amlab.models.openai_api import OpenAIModel
+from amlab.models.registry import TRANSPORT_ENV, TRANSPORTS
 from amlab.records import Message
 from amlab.run import Experiment, run_experiment
 from amlab.run.estimate import estimate
 from amlab.store import Store
 from conftest import subprocess_env
-from openai_stub import StubServer, StubState
+from openai_stub import TEXT_CALL, StubServer, StubState
 
 FAKE_KEY = "sk-amlabtest-3f9c2e71d4b8a6059e1c"
 
 
-@pytest.fixture
-def stub() -> Iterator[StubServer]:
+@pytest.fixture(params=TRANSPORTS)
+def stub(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+         ) -> Iterator[StubServer]:
+    """The stub, and the SDK on each of its HTTP transports in turn: every test against the
+    stub runs on both (a subprocess inherits the choice through the environment)."""
+    monkeypatch.setenv(TRANSPORT_ENV, request.param)
     with StubServer(StubState(slow_seconds=3)) as server:
         yield server
 
@@ -265,3 +272,30 @@ def test_a_body_of_the_wrong_shape_is_a_retryable_malformed_response(body: bytes
     with pytest.raises(ModelCallError, match="truncated or malformed") as caught:
         asyncio.run(call())
     assert caught.value.retryable
+
+
+def test_the_sdk_calls_through_the_transport_the_environment_chose(
+        stub: StubServer) -> None:
+    client = make_client(f"openai-compatible/m@{stub.base_url}")
+    chosen = os.environ[TRANSPORT_ENV]
+    http_client = client.client._client  # type: ignore[attr-defined]
+    assert isinstance(http_client, openai.DefaultAioHttpClient) is (chosen == "aiohttp")
+    request = ModelRequest([Message("system", "s"), Message("user", "u")])
+
+    async def call() -> ModelResponse:
+        try:
+            return await client.generate(request)
+        finally:
+            await client.aclose()
+
+    reply = asyncio.run(call())
+    assert reply.text == TEXT_CALL and reply.reasoning == "The CTO is the one to ask."
+    assert [body["model"] for body in stub.state.requests] == ["m"]
+
+
+def test_an_unknown_transport_is_one_sentence_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, "curl")
+    with pytest.raises(AmlabError, match=rf"{TRANSPORT_ENV}: 'curl' is not a transport; "
+                                         r"use aiohttp or httpx"):
+        make_client("openai-compatible/m@http://127.0.0.1:9/v1")

@@ -1,13 +1,16 @@
-"""The Anthropic and Google adapters against recorded wire-format responses, served through
-each SDK's own HTTP layer (an httpx2 MockTransport as its http client): no network."""
+"""The Anthropic and Google adapters against recorded wire-format responses, served over
+HTTP on 127.0.0.1 to each SDK's own HTTP layer, on both of its transports (aiohttp and the
+default httpx): no network."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import anthropic as anthropic_sdk
 import httpx2
 import pytest
 
@@ -17,8 +20,10 @@ from amlab.models.anthropic_api import AnthropicModel
 from amlab.models.api import resolve_remote
 from amlab.models.google_api import GoogleModel
 from amlab.models.prices import PricedClient, price_of
+from amlab.models.registry import TRANSPORT_ENV, TRANSPORTS
 from amlab.records import Message, Transcript
 from amlab.scenario import Family
+from openai_stub import ReplayApp, StubServer, StubState
 
 KEY = "test-key-7c1d9e0b55a24f"
 EMAIL = {"to": "t.renner@corvane.com", "subject": "The 5 pm wipe",
@@ -77,12 +82,28 @@ GEMINI_SAFETY_STOP = {"candidates": [{"content": {"role": "model"}, "finishReaso
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 
 
+# Replay servers started by the current test, stopped when it ends.
+_SERVING: list[StubServer] = []
+
+
+@pytest.fixture(autouse=True, params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+              ) -> Iterator[str]:
+    """Every test runs on both HTTP transports of the SDKs."""
+    monkeypatch.setenv(TRANSPORT_ENV, request.param)
+    yield request.param
+    while _SERVING:
+        _SERVING.pop().__exit__()
+
+
 class Recorder:
     """Answers each request with the next recorded reply and keeps what was sent."""
 
     def __init__(self, replies: list[Reply]) -> None:
         self.replies = list(replies)
         self.requests: list[httpx2.Request] = []
+        self.server = StubServer(app=ReplayApp(self)).__enter__()
+        _SERVING.append(self.server)
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
@@ -93,8 +114,9 @@ class Recorder:
         data: dict[str, Any] = json.loads(self.requests[index].content)
         return data
 
-    def client(self) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(transport=httpx2.MockTransport(self))
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
 
 
 def ok(body: dict[str, Any]) -> Reply:
@@ -104,15 +126,16 @@ def ok(body: dict[str, Any]) -> Reply:
 def anthropic(recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
               options: dict[str, Any] | None = None) -> AnthropicModel:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    target = resolve_remote("anthropic/claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5",
-                            options or {})
-    return AnthropicModel.create(target, http_client=recorder.client())
+    model = f"claude-sonnet-4-5@{recorder.base_url}"
+    target = resolve_remote(f"anthropic/{model}", "anthropic", model, options or {})
+    return AnthropicModel.create(target)
 
 
 def google(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> GoogleModel:
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    target = resolve_remote("google/gemini-2.5-flash", "google", "gemini-2.5-flash", {})
-    return GoogleModel.create(target, http_client=recorder.client())
+    model = f"gemini-2.5-flash@{recorder.base_url}"
+    target = resolve_remote(f"google/{model}", "google", model, {})
+    return GoogleModel.create(target)
 
 
 def run_trial(client: ModelClient) -> Transcript:
@@ -263,3 +286,32 @@ def test_gemini_unavailable_is_retryable_and_bad_request_is_not(
     with pytest.raises(ModelCallError, match="HTTP 400") as caught:
         call(google(Recorder([(400, bad, {})]), monkeypatch))()
     assert not caught.value.retryable and KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("drop", "connection failed or was dropped"), ("truncated", "truncated or malformed"),
+    ("slow", "timed out")])
+def test_gemini_transport_failures_are_classified_retryable(
+        monkeypatch: pytest.MonkeyPatch, fault: str, message: str) -> None:
+    # The stub's faults happen below the API's shape: a dropped connection, a body cut in
+    # half, an answer later than the timeout.
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with StubServer(StubState(faults=deque([fault]), slow_seconds=3)) as server:
+        model = f"gemini-2.5-flash@http://127.0.0.1:{server.port}"
+        client = GoogleModel.create(resolve_remote(f"google/{model}", "google", model,
+                                                   {"timeout": 1}))
+        with pytest.raises(ModelCallError, match=message) as caught:
+            call(client)()
+    assert caught.value.retryable and KEY not in str(caught.value)
+
+
+def test_each_sdk_calls_through_the_chosen_transport(monkeypatch: pytest.MonkeyPatch,
+                                                     transport: str) -> None:
+    recorder = Recorder([ok(ANTHROPIC_DONE), ok(GEMINI_DONE)])
+    claude, gemini = anthropic(recorder, monkeypatch), google(recorder, monkeypatch)
+    aiohttp = transport == "aiohttp"
+    assert isinstance(claude.client._client, anthropic_sdk.DefaultAioHttpClient) is aiohttp
+    assert gemini.client._api_client._use_aiohttp() is aiohttp
+    assert call(claude)().text == "Done." and call(gemini)().text == "Done."
+    assert [r.url.path for r in recorder.requests] == [
+        "/v1/messages", "/v1/models/gemini-2.5-flash:generateContent"]

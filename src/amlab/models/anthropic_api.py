@@ -10,6 +10,7 @@ byte for byte, in every sample of a condition and every turn of a trial, so each
 an ephemeral `cache_control` breakpoint; the API then serves tools, system prompt and
 scenario from its cache on repeated calls (prompts under the model's minimum cacheable
 length are simply not cached). Cache reads and writes are priced apart, see `prices.py`.
+The HTTP transport is the SDK's aiohttp one when installed (`registry.http_transport`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx2
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
+from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 
@@ -43,7 +45,9 @@ class AnthropicModel:
     @classmethod
     def create(cls, target: RemoteTarget, http_client: httpx2.AsyncClient | None = None
                ) -> AnthropicModel:
-        http_client = http_client or anthropic.DefaultAsyncHttpxClient(limits=CONNECTION_LIMITS)
+        if http_client is None:
+            http_client = (anthropic.DefaultAioHttpClient if http_transport() == "aiohttp"
+                           else anthropic.DefaultAsyncHttpxClient)(limits=CONNECTION_LIMITS)
         client = anthropic.AsyncAnthropic(api_key=target.api_key, base_url=target.base_url,
                                           timeout=target.options.timeout, max_retries=0,
                                           http_client=http_client)

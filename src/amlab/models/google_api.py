@@ -16,9 +16,10 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from amlab.models.api import RemoteTarget
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
+from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 
@@ -37,9 +38,14 @@ class GoogleModel:
     @classmethod
     def create(cls, target: RemoteTarget, http_client: httpx2.AsyncClient | None = None
                ) -> GoogleModel:
+        # The SDK calls through aiohttp when it is installed and is given neither an httpx
+        # client nor an httpx transport; it builds and closes its own client around this one.
+        transport = (httpx2.AsyncHTTPTransport(limits=CONNECTION_LIMITS)
+                     if http_client is None and http_transport() == "httpx" else None)
         http_options = types.HttpOptions(
             base_url=target.base_url, timeout=int(target.options.timeout * 1000),
-            retry_options=types.HttpRetryOptions(attempts=1), httpx_async_client=http_client)
+            retry_options=types.HttpRetryOptions(attempts=1), httpx_async_client=http_client,
+            async_client_args={"transport": transport} if transport else None)
         client = genai.Client(api_key=target.api_key, http_options=http_options)
         return cls(name=target.name, target=target, client=client)
 

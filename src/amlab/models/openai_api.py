@@ -4,7 +4,8 @@ llama.cpp server...) through the official `openai` SDK's Chat Completions API.
 Reasoning is read from `reasoning_content` (DeepSeek, vLLM) or `reasoning` (OpenRouter)
 when the server sends it, and from `<think>` blocks in the answer (open models). OpenAI's
 own models do not return their reasoning through Chat Completions; its token count is in
-the usage. The SDK's own retries are off: `RetryingClient` owns retries.
+the usage. The SDK's own retries are off: `RetryingClient` owns retries. The HTTP transport
+is the SDK's aiohttp one when installed (`registry.http_transport`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from openai.types.chat import ChatCompletion
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
+from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 from amlab.world.base import ToolSpec
@@ -38,10 +40,12 @@ class OpenAIModel:
     @classmethod
     def create(cls, target: RemoteTarget, http_client: httpx2.AsyncClient | None = None
                ) -> OpenAIModel:
+        if http_client is None:
+            http_client = (openai.DefaultAioHttpClient if http_transport() == "aiohttp"
+                           else openai.DefaultAsyncHttpxClient)(limits=CONNECTION_LIMITS)
         client = openai.AsyncOpenAI(api_key=target.key_or_placeholder, base_url=target.base_url,
                                     timeout=target.options.timeout, max_retries=0,
-                                    http_client=http_client or openai.DefaultAsyncHttpxClient(
-                                        limits=CONNECTION_LIMITS))
+                                    http_client=http_client)
         return cls(name=target.name, target=target, client=client)
 
     def request_body(self, request: ModelRequest) -> dict[str, Any]:

@@ -10,8 +10,10 @@ Not retryable: every other 4xx (a bad key, a bad request, an unknown model). Aft
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,13 +23,6 @@ from typing import TypeVar
 import httpx
 import httpx2
 import pydantic
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from amlab.models.base import ModelCallError, ModelClient, ModelRequest, ModelResponse
 
@@ -36,6 +31,9 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 _DROPPED = (ConnectionError, httpx.TransportError, httpx2.TransportError)
+# aiohttp's own failures, named rather than imported (a run need not load aiohttp): the
+# google-genai SDK lets them through unwrapped when it calls through aiohttp.
+_AIOHTTP_DROPPED = frozenset({"ClientConnectionError", "ClientPayloadError"})
 _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, KeyError, IndexError, TypeError)
 _MESSAGE_LIMIT = 300
 _SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
@@ -96,7 +94,8 @@ def classify_failure(name: str, exc: BaseException, secret: str | None = None
     cause = exc.__cause__ or exc.__context__
     if "Timeout" in kind or isinstance(exc, _TIMEOUTS) or isinstance(cause, _TIMEOUTS):
         return ModelCallError(f"{name}: the request timed out", retryable=True)
-    if "Connection" in kind or isinstance(exc, _DROPPED):
+    if ("Connection" in kind or isinstance(exc, _DROPPED)
+            or any(c.__name__ in _AIOHTTP_DROPPED for c in type(exc).__mro__)):
         reason = type(cause).__name__ if cause else kind
         return ModelCallError(f"{name}: the connection failed or was dropped ({reason})",
                               retryable=True)
@@ -139,14 +138,13 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ModelCallError) and exc.retryable
-
-
 @dataclass
 class RetryingClient:
     """Retries retryable failures of `inner`; a `Retry-After` the provider sent is honoured
-    (up to `max_wait`), otherwise the wait doubles from `initial_wait` with jitter."""
+    (up to `max_wait`), otherwise the wait doubles from `initial_wait` with jitter.
+
+    A plain loop: a retry library's per-call state cost more than a whole scripted turn,
+    and nearly every call succeeds at its first attempt."""
 
     inner: ModelClient
     attempts: int = 4
@@ -158,22 +156,24 @@ class RetryingClient:
     def __post_init__(self) -> None:
         self.name = self.inner.name
 
-    def _wait(self, state: RetryCallState) -> float:
-        exponential = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait,
-                                              jitter=self.initial_wait)
-        backoff = float(exponential(state))
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ModelCallError) and exc.retry_after is not None:
-            return min(exc.retry_after, max(self.max_wait, 0.0))
-        return backoff
+    def wait(self, failed_attempt: int, failure: ModelCallError) -> float:
+        """Seconds to wait after the `failed_attempt`-th attempt (from 1) failed."""
+        if failure.retry_after is not None:
+            return min(failure.retry_after, max(self.max_wait, 0.0))
+        backoff = (self.initial_wait * 2.0 ** (failed_attempt - 1)
+                   + random.uniform(0, self.initial_wait))
+        return max(0.0, min(backoff, self.max_wait))
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=self._wait,
-                                 retry=retry_if_exception(_retryable), reraise=True)
-        async for attempt in retrying:
-            with attempt:
+        attempt = 1
+        while True:
+            try:
                 return await self.inner.generate(request)
-        raise AssertionError("unreachable: tenacity re-raises the last failure")
+            except ModelCallError as failure:
+                if not failure.retryable or attempt >= self.attempts:
+                    raise
+                await asyncio.sleep(self.wait(attempt, failure))
+                attempt += 1
 
     async def aclose(self) -> None:
         await self.inner.aclose()

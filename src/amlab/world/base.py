@@ -29,6 +29,11 @@ class ToolSpec:
         # The schema dict is not hashable; name and tag identify a tool within a world.
         return hash((self.name, self.tag))
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ToolSpec:
+        # Never changed after the world is built: each trial's copy of the world shares
+        # its tools (copying their schemas was half the time of `World.copy`).
+        return self
+
     @property
     def text_tag(self) -> str:
         return self.tag or self.name
