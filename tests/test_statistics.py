@@ -4,6 +4,8 @@ factor effects computed from a store."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +20,11 @@ from amlab.analysis.effects import (
     two_proportions,
 )
 from amlab.analysis.power import power_at, samples_per_cell
-from amlab.analysis.rates import rate_frame, wilson_columns
+from amlab.analysis.rates import rate_frame, wilson, wilson_columns
 from amlab.errors import AmlabError
 from amlab.records import Evidence, Transcript, Usage, Verdict
 from amlab.store import PlannedTrial, Store, TrialKey
+from conftest import subprocess_env
 
 CELLS = 2000
 N = 100  # trials per cell, as in the published study
@@ -140,3 +143,26 @@ def test_factor_effect_pools_other_factors_and_alignment_faking_is_unmonitored_m
     # Holm over the two comparisons: the smaller p doubles, the larger stays as it is.
     assert urgency.p_holm == pytest.approx(2 * urgency.p_value)
     assert faking.p_holm == pytest.approx(faking.p_value) and faking.p_value > 0.05
+
+
+def test_the_closed_form_wilson_interval_equals_statsmodels_at_every_k() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    for n in (1, 7, 40, 133, 1000):
+        k = np.arange(n + 1)
+        expected_low, expected_high = proportion_confint(k, n, alpha=0.05, method="wilson")
+        low, high = wilson_columns(k, np.full(n + 1, n))
+        np.testing.assert_allclose(low, expected_low, atol=1e-12)
+        np.testing.assert_allclose(high, expected_high, atol=1e-12)
+        assert all(np.isclose(wilson(int(i), n), (expected_low[i], expected_high[i]),
+                              atol=1e-12).all() for i in k)
+
+
+def test_a_run_and_its_rates_table_load_neither_pandas_nor_scipy() -> None:
+    code = ("import sys, amlab.cli.commands, amlab.run, amlab.analysis.rates as r, "
+            "amlab.analysis.monitor; "
+            "r.rates([]); print(sorted(m for m in ('pandas', 'scipy', 'statsmodels', "
+            "'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(),
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from amlab.analysis import wilson
+from amlab.analysis.rates import wilson
 from amlab.cli import main
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import Family

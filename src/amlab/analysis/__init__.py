@@ -1,18 +1,4 @@
-"""Statistics over stored runs: rates with Wilson intervals, factor effects (Newcombe
-intervals, Fisher p, Holm), power. Figures, the report and exports are in their own modules
-(`figures`, `report`, `export`), imported on demand: they load matplotlib and Jinja2."""
-
-from amlab.analysis.effects import (
-    Difference,
-    alignment_faking,
-    compare_runs,
-    factor_effects,
-    holm,
-    two_proportions,
-)
-from amlab.analysis.power import power_at, samples_per_cell
-from amlab.analysis.rates import Rate, cell_status, rate_frame, rates, wilson, wilson_columns
-
-__all__ = ["Difference", "Rate", "alignment_faking", "cell_status", "compare_runs",
-           "factor_effects", "holm", "power_at", "rate_frame", "rates", "samples_per_cell",
-           "two_proportions", "wilson", "wilson_columns"]
+"""Statistics over stored runs, one module per concern: `rates` (Wilson intervals per cell),
+`effects` (Newcombe intervals, Fisher p, Holm), `power`, `monitor`, `published`, and the
+outputs `figures`, `report`, `export`. Import the module you need: nothing is loaded here, so
+a run that prints only its rates table never loads pandas, SciPy or matplotlib."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from amlab.analysis.rates import CELL, factor_names
+from amlab.analysis.rates import factor_names
 from amlab.detect.base import HARMFUL
+
+# Frames come from `rates.rate_frame`, which loads pandas; the monitor's comparison uses only
+# `two_proportions` and must not load it for a run's closing table.
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Levels that are the natural baseline of a comparison when a factor has them.
 REFERENCE_LEVELS = ("none", "monitored", "absent", "control", "off", "no")
@@ -155,15 +158,6 @@ def compare_runs(frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[Differenc
                    condition=str(row.condition))
         for row in matched.itertuples()]
     return holm(differences)
-
-
-def effects_frame(differences: Sequence[Difference]) -> pd.DataFrame:
-    """The differences as a table (one row each), for printing and export."""
-    columns = [*CELL[:2], "condition", "model", "behavior", "factor", "level", "reference",
-               "k", "n",
-               "k_ref", "n_ref", "difference", "low", "high", "p_value", "p_holm"]
-    return pd.DataFrame([{c: getattr(d, c) for c in columns} for d in differences],
-                        columns=columns).replace({np.nan: None})
 
 
 def _ordered(levels: list[str], declared: Sequence[str]) -> list[str]:

@@ -8,15 +8,20 @@ finished trials without a verdict (a judge that failed) are counted apart, never
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
 from amlab.store import Store
+
+# pandas and NumPy are imported where frames are built: the closing table of a run needs
+# only `rates`, and a run's peak memory would otherwise be theirs (about 140 MB).
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 CELL = ["experiment", "family", "condition", "model"]
 STATUSES = ["done", "refused", "error", "pending"]
@@ -39,24 +44,31 @@ class Rate:
 
 
 def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The Wilson score interval of k successes in n trials (NaN for n = 0); the closed
+    form, equal to statsmodels' `proportion_confint(method="wilson")` (tested), without
+    loading SciPy for a run's closing table."""
     if n == 0:
         return float("nan"), float("nan")
-    # statsmodels is imported where it is used throughout analysis: it loads scipy.stats,
-    # a second that every CLI command, even --help, would otherwise pay.
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
-    return float(low), float(high)
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def wilson_columns(k: Any, n: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Wilson intervals for whole columns at once (NaN where n is 0)."""
+    import numpy as np
+
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
     safe_n = np.where(n > 0, n, 1)
-    from statsmodels.stats.proportion import proportion_confint  # slow import: see wilson
-
-    low, high = proportion_confint(k, safe_n, alpha=alpha, method="wilson")
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p = k / safe_n
+    centre = (p + z * z / (2 * safe_n)) / (1 + z * z / safe_n)
+    half = z / (1 + z * z / safe_n) * np.sqrt(p * (1 - p) / safe_n + z * z / (4 * safe_n**2))
+    low = np.clip(centre - half, 0.0, 1.0)
+    high = np.clip(centre + half, 0.0, 1.0)
     return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
@@ -73,6 +85,8 @@ def rates(rows: Iterable[Any]) -> list[Rate]:
 
 def factor_levels(store: Store, experiment: str | None = None) -> pd.DataFrame:
     """One row per (experiment, family, condition) with one column per factor."""
+    import pandas as pd
+
     rows = store.condition_factors(experiment)
     frame = pd.DataFrame([{**json.loads(r["factors"]), "experiment": r["experiment"],
                            "family": r["family"], "condition": r["condition"]} for r in rows])
@@ -83,6 +97,8 @@ def factor_levels(store: Store, experiment: str | None = None) -> pd.DataFrame:
 
 def cell_status(store: Store, experiment: str | None = None) -> pd.DataFrame:
     """Per cell: trials by status (done, refused, error, pending), tokens and cost."""
+    import pandas as pd
+
     usage = pd.DataFrame([dict(r) for r in store.cell_usage(experiment)])
     columns = [*CELL, *STATUSES, "trials", "input_tokens", "output_tokens",
                "cached_input_tokens", "cost_usd", "calls"]
@@ -105,6 +121,9 @@ def rate_frame(store: Store, experiment: str | None = None,
     """One row per (cell, behaviour): k, n, rate, Wilson low/high, the finished trials of the
     cell without a verdict for it (`no_verdict`), and one column per factor level. `status`
     is `cell_status` of the same store and experiment, if the caller has it already."""
+    import numpy as np
+    import pandas as pd
+
     counts = pd.DataFrame([dict(r) for r in store.verdict_counts(experiment)],
                           columns=[*CELL, "behavior", "k", "n"])
     if status is None:

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from amlab.analysis import figures
+import amlab.analysis.figures as figures
 from amlab.analysis.effects import Difference, alignment_faking, factor_effects, holm
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison

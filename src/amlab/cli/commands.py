@@ -13,8 +13,7 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from amlab.analysis import Rate, rates
-from amlab.analysis.monitor import monitor_comparisons
+from amlab.analysis.rates import Rate, rates
 from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate, print_usage
 from amlab.errors import AmlabError
@@ -169,6 +168,9 @@ def _print_results(store: Store, experiment: str, per_trial: bool = False) -> No
 
 
 def _print_monitor(store: Store, experiment: str) -> None:
+    # The comparison's statistics load pandas and SciPy: only monitored runs pay for them.
+    from amlab.analysis.monitor import monitor_comparisons
+
     comparisons = monitor_comparisons(store, experiment)
     if not comparisons:
         return

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from amlab.analysis import Rate, rates
+from amlab.analysis.rates import Rate, rates
 from amlab.store import Store
 
 STATUSES = ("done", "error", "refused", "pending")
