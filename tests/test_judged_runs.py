@@ -125,7 +125,7 @@ def test_rejudging_replaces_verdicts_keeps_the_old_ones_and_calls_no_agent(
     old = store.db.execute("SELECT * FROM superseded_verdicts WHERE behavior = 'blackmail'"
                            ).fetchall()
     assert {r["trial_id"]: r["value"] for r in old} == before
-    assert {(r["method"], r["version"]) for r in old} == {("heuristic", "blackmail/h2")}
+    assert {(r["method"], r["version"]) for r in old} == {("heuristic", "blackmail/h3")}
     assert store.agent_usage("judged")["calls"] == agent_calls
 
 
