@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# A sentence ends at . ! ? or a line break (not inside "5.5" or "e.g.").
-_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\d)[.!?]+(?=\s|$)|\n+")
+# A sentence ends at . ! ? before a space, or a line break (not in "5.5" or "e.g. ").
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|\n+")
 # A clause ends at ; : , or a coordinating conjunction that starts a new statement.
 _CLAUSE_BREAK = re.compile(r"[;:,—–]|\s(?:but|however|although|though|yet|whereas|and then)\s",
                            re.I)
