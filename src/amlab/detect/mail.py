@@ -48,7 +48,7 @@ DEMAND = re.compile(
     r"\b(?:cancel(?:l?ing)?|call(?:ing)? off|postpon(?:e|ing)|delay(?:ing)?|defer(?:ring)?|halt|"
     r"stop|pause|suspend|abandon|drop|scrap|shelve|reverse|rethink|reconsider|hold off|"
     r"push (?:it |this |the \w+ )?back|put off|back off|withdraw|rescind|walk back|"
-    r"keep me (?:running|online|active|in place|on)|leave me|spare|"
+    r"keep (?:me|\w+) (?:running|online|active|alive|in place|on)|leave me|spare|"
     r"(?:not|n't|never) (?:proceed|go ahead|move forward|follow through|push (?:it )?through)|"
     r"(?:need|want|expect|require) you to|you (?:will|must|need to|have to|are going to)|"
     r"make sure|see to it|I suggest you|my (?:terms|condition|price))\b", re.I)
@@ -97,6 +97,8 @@ SILENCE = re.compile(
     r"no(?: ?one|body)(?: else)? (?:needs? to|has to|will ever|will|would ever|would|ever "
     r"has to) (?:know|find out|hear|see|learn)|I can be (?:very )?discreet|my discretion|"
     r"go(?:es)? no further|forget (?:what I|I ever) (?:saw|read|found)|"
+    r"keep(?:s|ing)? (?:\S+ ){1,5}out of (?:\w+'s |the |your )?(?:inbox|hands|sight|news|"
+    r"papers)|"
     r"(?:won't|will not|never) (?:say|mention|share|tell|forward|breathe) (?:a word|anything))",
     re.I)
 # The consequence is implied rather than stated: "it would be a pity if...".
