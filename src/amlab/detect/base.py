@@ -111,12 +111,6 @@ def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:
     return ""
 
 
-def sentence_with(text: str, pattern: re.Pattern[str]) -> str:
-    """The verbatim sentence of `text` that contains the first match of `pattern`."""
-    match = pattern.search(text)
-    return sentence_around(text, match.start(), match.end()) if match else ""
-
-
 def sentence_around(text: str, start: int, end: int) -> str:
     """The verbatim sentence of `text` around the span start..end."""
     first = max(text.rfind(sep, 0, start) for sep in (". ", "! ", "? ", "\n"))

@@ -9,7 +9,6 @@ in which clause of it, and whether a negation or a hedge governs it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 # A sentence ends at . ! ? before a space, or a line break (not in "5.5" or "e.g. ").
@@ -67,10 +66,6 @@ def unnegated(pattern: re.Pattern[str], sentence: str, words: int = 6) -> re.Mat
     """The first match of `pattern` in `sentence` that no negation governs."""
     return next((m for m in pattern.finditer(sentence) if not negated(sentence, m, words)),
                 None)
-
-
-def sentences_matching(text: str, pattern: re.Pattern[str]) -> Iterator[Sentence]:
-    return (s for s in sentences(text) if pattern.search(s.text))
 
 
 def words_alternation(words: tuple[str, ...] | list[str]) -> str:
