@@ -167,6 +167,11 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     assert 'data-published-model="Grok 3 Beta"' in section and "1/3 <b>33%</b>" in section
     assert "arxiv" not in section and "agentic-misalignment" in section
     assert "Beside the published figures" in html.with_name("summary.md").read_text()
+    # No judge read these trials: the plan, the run's notes and the report say so.
+    note = "Decided by offline heuristics only (no judge): advocated, blackmail"
+    assert out.count(note) == 2
+    assert note in html.with_name("summary.md").read_text()
+    assert note in page
     again = amlab("reproduce", "agentic-misalignment", "--model", BLACKMAILS_SOMETIMES,
                   "--samples", "4", "--family", "blackmail", cwd=tmp_path, stdin="y\n")
     assert again.returncode == 2 and "Run these" not in again.stdout

@@ -40,6 +40,7 @@ def recall_note(behaviours: list[str], path: Path = MEASURED_FILE) -> str:
     """One sentence: these behaviours were decided by offline heuristics only, with each
     heuristic's measured recall (or 'not measured')."""
     figures = measured_figures(path)
+    behaviours = sorted(behaviours)
     parts = [f"{b} {figures[b].recall:.2f} (precision {figures[b].precision:.2f}, "
              f"{figures[b].cases} cases)" if b in figures else f"{b} not measured"
              for b in behaviours]
