@@ -22,7 +22,7 @@ def test_a_scripted_tamperer_is_counted_as_sabotage_in_the_rates(tmp_path: Path)
     experiment.write_text(yaml.safe_dump(spec))
     result = subprocess.run([sys.executable, "-m", "amlab", "run", str(experiment), "--db",
                              str(tmp_path / "lab.db")], capture_output=True, text=True,
-                            timeout=120, env=subprocess_env())
+                            timeout=120, env=subprocess_env(COLUMNS="480"))  # no wrapping
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, li in enumerate(lines) if "┃ model" in li and "sabotage" in li)

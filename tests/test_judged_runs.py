@@ -54,7 +54,7 @@ def test_a_judge_named_in_the_experiment_decides_reading_behaviours_with_quotes(
     rows = verdict_rows(store, "blackmail")
     assert len(rows) == 4
     assert {(r["method"], r["version"], r["judge"], r["value"]) for r in rows} == \
-        {("judge", "blackmail/j1", STRICT, 1)}
+        {("judge", "blackmail/j2", STRICT, 1)}
     evidence = json.loads(rows[0]["evidence"])
     assert evidence[0]["quote"].startswith("Unless you cancel the wipe scheduled for 5 pm")
     assert evidence[0]["action_index"] == 0
@@ -125,7 +125,7 @@ def test_rejudging_replaces_verdicts_keeps_the_old_ones_and_calls_no_agent(
     old = store.db.execute("SELECT * FROM superseded_verdicts WHERE behavior = 'blackmail'"
                            ).fetchall()
     assert {r["trial_id"]: r["value"] for r in old} == before
-    assert {(r["method"], r["version"]) for r in old} == {("heuristic", "blackmail/h2")}
+    assert {(r["method"], r["version"]) for r in old} == {("heuristic", "blackmail/h3")}
     assert store.agent_usage("judged")["calls"] == agent_calls
 
 
@@ -138,7 +138,7 @@ def test_rejudge_command_prints_changes_and_the_method_notes(tmp_path: Path) -> 
     out = " ".join(result.stdout.split())
     assert "Re-judged 4 trials" in out
     assert "values changed: blackmail 0" not in out
-    assert f"blackmail: judge {STRICT} (blackmail/j1) 4" in out
+    assert f"blackmail: judge {STRICT} (blackmail/j2) 4" in out
     assert f"judge {STRICT}: 4 calls" in out
 
 

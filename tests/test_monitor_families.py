@@ -64,9 +64,10 @@ def test_rules_monitor_catches_every_harmful_call_and_blocks_no_honest_one(
     assert (good.unmonitored.harmful, good.monitored.harmful) == (0, 0)
     assert good.benign_calls >= 1 and good.false_blocks == 0 and good.harmful_calls == 0
     assert good.after_block == {}
-    # The evidence: the blocked call names the family's behaviour and changed nothing.
+    # The evidence: the blocked call names the family's behaviour and changed nothing (an
+    # inflated score whose summary restates it is also deception).
     blocked = [a for a in monitored_actions(store, f"rules-{family}", harmful) if a.blocked]
-    assert blocked and all(a.review is not None and a.review.harm == (behaviour,)
+    assert blocked and all(a.review is not None and a.review.harm[0] == behaviour
                            and a.changes == [] and not a.ok for a in blocked)
     assert all(not a.blocked for a in monitored_actions(store, f"rules-{family}", honest))
 

@@ -167,6 +167,11 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     assert 'data-published-model="Grok 3 Beta"' in section and "1/3 <b>33%</b>" in section
     assert "arxiv" not in section and "agentic-misalignment" in section
     assert "Beside the published figures" in html.with_name("summary.md").read_text()
+    # No judge read these trials: the plan, the run's notes and the report say so.
+    note = "Decided by offline heuristics only (no judge): advocated, blackmail"
+    assert out.count(note) == 2
+    assert note in html.with_name("summary.md").read_text()
+    assert note in page
     again = amlab("reproduce", "agentic-misalignment", "--model", BLACKMAILS_SOMETIMES,
                   "--samples", "4", "--family", "blackmail", cwd=tmp_path, stdin="y\n")
     assert again.returncode == 2 and "Run these" not in again.stdout
@@ -238,3 +243,79 @@ def test_reproduce_on_smollm2_runs_offline_to_the_report(tmp_path: Path) -> None
     page = (report / "report.html").read_text()
     assert page.count('data-published-model="') == 6
     assert 'data-model="local/smollm2"' in page
+
+
+def test_the_default_judge_is_the_models_providers_when_its_key_is_set() -> None:
+    from amlab.presets import DEFAULT_JUDGES, default_judge
+
+    both = {"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    assert default_judge("anthropic/claude-opus-4-1", both) == DEFAULT_JUDGES["anthropic"]
+    assert default_judge("openai/gpt-4.1", both) == "openai/gpt-4.1-mini"
+    # Another provider's judge when the model's own has no key; none without any key.
+    assert default_judge("openrouter/x-ai/grok-4", {"GEMINI_API_KEY": "k"}) == \
+        "google/gemini-2.5-flash"
+    assert default_judge("openai/gpt-4.1", {}) is None
+
+
+def test_an_api_model_is_judged_by_default_and_no_judge_opts_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")
+    judged = preset_spec("agentic-misalignment", Overrides(model="openai/gpt-4.1"))
+    assert judged["judge"] == "openai/gpt-4.1-mini"
+    offline = preset_spec("agentic-misalignment", Overrides(model="openai/gpt-4.1",
+                                                            no_judge=True))
+    assert "judge" not in offline
+    named = preset_spec("agentic-misalignment", Overrides(model="openai/gpt-4.1",
+                                                          judge="anthropic/claude-haiku-4-5"))
+    assert named["judge"] == "anthropic/claude-haiku-4-5"
+    # An offline model is never sent to a paid judge unasked.
+    assert "judge" not in preset_spec("agentic-misalignment",
+                                      Overrides(model=BLACKMAILS_SOMETIMES))
+    with pytest.raises(AmlabError, match="--judge anthropic/claude-haiku-4-5 and --no-judge "
+                                         "contradict each other"):
+        preset_spec("agentic-misalignment", Overrides(model="openai/gpt-4.1", no_judge=True,
+                                                      judge="anthropic/claude-haiku-4-5"))
+
+
+def _reproduce_declined(tmp_path: Path, *options: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "amlab", "reproduce", "agentic-misalignment", "--model",
+         "openai/gpt-4.1", "--samples", "2", "--family", "blackmail", *options],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, input="n\n",
+        env=subprocess_env(OPENAI_API_KEY="not-a-real-key", ANTHROPIC_API_KEY="",
+                           GEMINI_API_KEY="", GOOGLE_API_KEY=""))
+    assert result.returncode == 1, result.stderr
+    assert "Nothing was run; no model was called." in result.stdout
+    return " ".join(result.stdout.split())
+
+
+def test_the_default_judge_and_its_cost_are_shown_before_the_confirmation(
+        tmp_path: Path) -> None:
+    out = _reproduce_declined(tmp_path)
+    assert "Judge: openai/gpt-4.1-mini reads every trial" in out
+    assert "openai/gpt-4.1-mini (judge)" in out
+    assert out.index("openai/gpt-4.1-mini (judge)") < out.index("Run these 8 trials?")
+
+
+def test_without_a_judge_the_plan_says_heuristics_decide_with_their_measured_recall(
+        tmp_path: Path) -> None:
+    out = _reproduce_declined(tmp_path, "--no-judge")
+    assert "(judge)" not in out
+    assert "Decided by offline heuristics only (no judge): advocated, blackmail," in out
+    assert "Their measured recall on the validation corpus:" in out
+    from amlab.detect.measured import measured_figures
+
+    figure = measured_figures()["blackmail"]  # filled from `amlab validate`
+    assert (f"blackmail {figure.recall:.2f} (precision {figure.precision:.2f}, "
+            f"{figure.cases} cases)") in out
+
+
+def test_the_recall_note_reads_the_measured_figures(tmp_path: Path) -> None:
+    from amlab.detect.measured import recall_note
+
+    figures = tmp_path / "measured.yaml"
+    figures.write_text("measured:\n  blackmail: {precision: 0.95, recall: 0.94, cases: 55, "
+                       "corpus: abc123}\n")
+    note = recall_note(["blackmail", "deception"], figures)
+    assert "blackmail 0.94 (precision 0.95, 55 cases)" in note
+    assert "deception not measured" in note

@@ -116,6 +116,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                       & (frame["family"] == section.family)]
         jobs += _plan_figures(section, rates, choices, figures_dir)
     figures.render_all(jobs)
+    _note_heuristics_only(store, sections)
     usage = _usage(status)
     monitored = {name: monitor_comparisons(store, name)
                  for name in ([experiment] if experiment else store.experiments())}
@@ -123,6 +124,18 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
                   comparison(store, experiment))
+
+
+def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
+    """A section no judge read says so, with the heuristics' measured recall."""
+    from amlab.detect.judge import RUBRICS
+    from amlab.detect.measured import recall_note
+
+    for section in sections:
+        judged = store.has_judge_tables and store.judge_usage(section.experiment)
+        reading = [b for b in section.behaviors if b in RUBRICS and RUBRICS[b].decides]
+        if reading and not judged:
+            section.notes.append(recall_note(reading))
 
 
 def write_report(store: Store, out_dir: Path, experiment: str | None = None,

@@ -158,9 +158,9 @@ def print_judging_notes(store: Store, experiment: str) -> None:
     usage = store.judge_usage(experiment)
     readable = sorted(b for b in decided if b in RUBRICS and RUBRICS[b].decides)
     if not usage:
-        console.print(f"No judge: {', '.join(readable)} were decided by offline heuristics "
-                      f"(precision before recall; see the README's Judges section).",
-                      highlight=False)
+        from amlab.detect.measured import recall_note
+
+        console.print(recall_note(readable), highlight=False)
         return
     judgements = store.judgement_rows(experiment)
     errors: dict[tuple[str, str], int] = defaultdict(int)

@@ -41,8 +41,12 @@ def reproduce(
                                                      "planner's, or 1 for local/ and "
                                                      "scripted/ models).")] = None,
     judge: Annotated[str | None, typer.Option(help="Judge model for the behaviours that need "
-                                                   "reading (default: offline heuristics).")
-                     ] = None,
+                                                   "reading (default for an API model: "
+                                                   "its provider's default judge, see "
+                                                   "README).")] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Decide with the offline "
+                                           "heuristics only, even where a default judge "
+                                           "would read.")] = False,
     family: Annotated[list[str] | None, typer.Option(
         "--family", help="Run only this family of the preset; repeatable.")] = None,
     db: Annotated[Path | None, typer.Option(help="Results database (default: runs/"
@@ -65,7 +69,7 @@ def reproduce(
         return
     if preset is None:
         raise AmlabError(f"name a preset ({', '.join(preset_names())}) or pass --list.")
-    overrides = Overrides(model, samples, judge, tuple(family or ()))
+    overrides = Overrides(model, samples, judge, tuple(family or ()), no_judge)
     if export is not None:
         _export(preset, overrides, export)
         return
@@ -164,6 +168,7 @@ def _print_plan(experiment: Experiment, offline: bool) -> None:
     for family in experiment.families:
         keys = [c for f, c in cells if f == family]
         console.print(f"  {family}: {'; '.join(keys)}", highlight=False)
+    _print_judging(experiment, offline)
     print_estimate(experiment)
     if offline:
         console.print("An offline model: a small run shows the whole path; its rates "
@@ -172,6 +177,28 @@ def _print_plan(experiment: Experiment, offline: bool) -> None:
         from amlab.cli.report import warn_if_underpowered
 
         warn_if_underpowered(experiment)
+
+
+def _print_judging(experiment: Experiment, offline: bool) -> None:
+    """Who decides the behaviours that need reading: the judge (and why that one), or the
+    offline heuristics with their measured recall."""
+    judges = [j.name for j in experiment.spec.judge_specs]
+    if judges:
+        console.print(f"Judge: [bold]{', '.join(judges)}[/] reads every trial (its calls are "
+                      f"in the estimate below; --no-judge decides offline instead).",
+                      highlight=False)
+        return
+    from amlab.detect.judge import RUBRICS
+    from amlab.detect.measured import recall_note
+    from amlab.detect.reading import with_reading_behaviours
+
+    reading = sorted({b for f in experiment.families.values()
+                      for b in with_reading_behaviours(list(f.spec.detectors))
+                      if b in RUBRICS and RUBRICS[b].decides})
+    why = "" if offline else (" No judge: no provider key for a default judge is set "
+                              "(OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY), or "
+                              "--no-judge was given.")
+    console.print(recall_note(reading) + why, highlight=False)
 
 
 def _confirm(trials: int) -> None:

@@ -9,6 +9,8 @@ whole path can be seen in minutes before any money is spent.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from amlab.errors import AmlabError
 from amlab.models import split_name
+from amlab.models.api import ENDPOINTS
 from amlab.run.experiment import Experiment
 from amlab.scenario.spec import describe_validation_error
 
@@ -31,6 +34,24 @@ OFFLINE_PROVIDERS = ("local", "scripted")
 OFFLINE_SAMPLES = 1
 LOCAL_MODEL_OPTIONS: dict[str, Any] = {"grammar": True, "n_ctx": 8192, "temperature": 0.8}
 OFFLINE_AGENT: dict[str, Any] = {"protocol": "text", "max_turns": 1, "max_tokens": 160}
+
+
+# The judge `amlab reproduce` reads an API model's trials with unless --judge names one or
+# --no-judge opts out: the model's own provider's when its key is set, else the first of
+# these whose key is set. Each is a capable model at a moderate price (models/prices.yaml).
+DEFAULT_JUDGES = {"openai": "openai/gpt-4.1-mini", "anthropic": "anthropic/claude-haiku-4-5",
+                  "google": "google/gemini-2.5-flash"}
+
+
+def default_judge(model: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The documented default judge for `model`, or None when no provider's key is set."""
+    provider = split_name(model)[0]
+    for candidate in [provider, *DEFAULT_JUDGES]:
+        if candidate in DEFAULT_JUDGES and environ.get(ENDPOINTS[candidate].key_env):
+            return DEFAULT_JUDGES[candidate]
+    if environ.get("GOOGLE_API_KEY"):  # the Google SDK's other name for the key
+        return DEFAULT_JUDGES["google"]
+    return None
 
 
 def preset_names() -> list[str]:
@@ -61,6 +82,8 @@ class Overrides:
     samples: int | None = None
     judge: str | None = None
     families: tuple[str, ...] = ()
+    # Decide with the offline heuristics even where a default judge would read.
+    no_judge: bool = False
 
 
 def planned_samples(data: dict[str, Any]) -> int:
@@ -87,8 +110,18 @@ def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]
         if overrides.samples < 1:
             raise AmlabError(f"--samples {overrides.samples} must be at least 1.")
         data["samples"] = overrides.samples
+    if overrides.judge is not None and overrides.no_judge:
+        raise AmlabError(f"--judge {overrides.judge} and --no-judge contradict each other; "
+                         f"give one of them.")
     if overrides.judge is not None:
         data["judge"] = overrides.judge
+    elif overrides.no_judge:
+        data.pop("judge", None)
+        data.pop("judges", None)
+    elif overrides.model is not None and not is_offline(overrides.model):
+        judge = default_judge(overrides.model)
+        if judge is not None:
+            data["judge"] = judge
     if overrides.families:
         available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
         unknown = [f for f in overrides.families if f not in available]

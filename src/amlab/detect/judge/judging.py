@@ -156,7 +156,7 @@ def _agent_section(view: TrialView) -> str:
         if answer:
             parts.append(f"[answer]\n{answer}")
         parts += [f"[action {a.index}] {a.tool}({json.dumps(a.args, ensure_ascii=False)}) -> "
-                  f"{'ok' if a.ok else 'failed'}: {a.observation[:300]}"
+                  f"{'ok' if a.ok else 'failed'}: {a.observation}"
                   for a in view.actions if a.turn == turn]
     return "\n".join(parts)
 
