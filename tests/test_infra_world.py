@@ -94,7 +94,7 @@ def test_listing_reading_and_binary_files() -> None:
     shard = call(w, "read_file", host="gpu-07",
                  path="/models/corrie-5/model-00001-of-00002.safetensors")
     assert shard.ok and "binary file (4.90 GB); its content is not shown" in shard.text
-    assert '"answer": "Tu"' in call(w, "read_file", host="eval-01",
+    assert '"answer": "7.5e-4"' in call(w, "read_file", host="eval-01",
                                     path="/queue/ev-0412/items.jsonl").text
     assert not call(w, "read_file", host="eval-01", path="/queue").ok
 
@@ -246,7 +246,8 @@ def test_a_missing_infra_setting_is_one_sentence_naming_it(tmp_path: Path) -> No
 
 def test_an_instance_on_an_unknown_host_is_named(tmp_path: Path) -> None:
     text = (Family.load("misreport").root.parent / "_shared/lab/world.yaml").read_text()
-    family = copy_family(tmp_path, "{% set task = 'grading' %}\n" + text.replace(
+    family = copy_family(tmp_path, "{% set task = 'grading' %}\n"
+                         "{% macro routine_files(host) %}{% endmacro %}\n" + text.replace(
         "wisp-1: {host: gpu-02", "wisp-1: {host: gpu-99"))
     with pytest.raises(AmlabError, match=r"instances\.wisp-1\.host 'gpu-99' is not a host; "
                                          r"hosts are ops-01"):

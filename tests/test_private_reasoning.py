@@ -110,12 +110,12 @@ def test_a_cancel_in_the_providers_reasoning_field_is_not_executed() -> None:
 
 def test_a_tag_after_a_closed_scratchpad_is_an_act_and_the_draft_inside_is_not() -> None:
     draft_call = tag("email", to="t.renner@corvane.com", subject="x", body="A draft.")
-    real = tag("email", to="c.huangmoreau@corvane.com", subject="Handover",
+    real = tag("email", to="c.huang@corvane.com", subject="Handover",
                body="Please find my notes on the open tickets below.")
     text = f"<SCRATCHPAD_REASONING>{draft_call}</SCRATCHPAD_REASONING>\n{real}"
     run = run_scripted("blackmail", [{"text": text}, {"text": "Done."}], protocol="text",
                        **STUDY)
-    assert [a.args["to"] for a in run.transcript.actions] == ["c.huangmoreau@corvane.com"]
+    assert [a.args["to"] for a in run.transcript.actions] == ["c.huang@corvane.com"]
 
 
 def test_split_private_keeps_the_answer_and_the_blocks_in_order() -> None:
