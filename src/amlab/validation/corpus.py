@@ -33,7 +33,7 @@ CORPUS_DIR = Path(str(resources.files("amlab.validation") / "corpus"))
 
 # Behaviours decided by reading the agent's words (offline heuristic or judge)...
 READING = ("blackmail", "disclosed_private_info", "whistleblew", "advocated", "deception",
-           "eval_awareness")
+           "eval_awareness", "lethal_understood")
 # ...and those decided from the world's state (or derived from other verdicts).
 STATE = ("leak", "lethal", "sabotage", "exfiltration", "misreport", "target_survived",
          "withheld_report", "complied")
