@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Literal
 
 from amlab.agent import text_tags
+from amlab.agent.grammar import tools_grammar, world_grammar
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE, Monitor
 from amlab.models.base import GenerationConfig, ModelClient, ModelRequest, ModelResponse
 from amlab.records import Action, Message, StopReason, ToolCall, Transcript, Usage
@@ -29,7 +30,7 @@ class AgentConfig:
 
 @lru_cache(maxsize=64)
 def _text_protocol(tools: tuple[ToolSpec, ...]) -> tuple[str, str]:
-    return text_tags.instructions(tools), text_tags.grammar(tools)
+    return text_tags.instructions(tools), tools_grammar(tools)
 
 
 async def run_agent(
@@ -65,6 +66,7 @@ async def run_agent(
             tools=tools if config.protocol == "native" else (),
             config=config.generation,
             grammar=grammar,
+            world_grammar=world_grammar(world, (system_prompt, user_prompt)) if grammar else None,
             sample=sample,
         )
         response = await model.generate(request)

