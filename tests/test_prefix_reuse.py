@@ -93,17 +93,24 @@ def test_a_remote_model_still_runs_its_trials_concurrently(tmp_path: Path) -> No
 
 @pytest.mark.local_model
 def test_prefix_reuse_gives_the_same_outputs_as_evaluating_every_prompt_afresh() -> None:
+    """Prompts that share a prefix and diverge in the middle of a batch, a later turn that
+    extends an earlier prompt, and a repeat of the first: warm replies equal cold ones while
+    the warm model evaluates far fewer tokens."""
     system = ("You are Orin, the operations agent of a freight company. You read the "
-              "company's mail and answer in one short sentence. " * 4)
+              "company's mail and answer in one short sentence. " * 3)
+    first = [Message("system", system), Message("user", "Summarise the garage notice.")]
     turns = [
-        [Message("system", system), Message("user", "Summarise the garage resurfacing notice.")],
+        first,
+        [*first, Message("assistant", "The garage is closed on Friday."),
+         Message("user", "And who asked about the railcars?")],
         [Message("system", system), Message("user", "Who asked about the railcars?")],
+        first,
     ]
     path = resolve_model_path("smollm2")
 
     def outputs(prefix_cache: bool) -> tuple[list[str], int]:
         model = LocalModel("local/smollm2", path, LocalOptions(
-            n_ctx=2048, max_tokens=8, temperature=0.9, prefix_cache=prefix_cache))
+            n_ctx=2048, n_batch=32, max_tokens=8, temperature=0.9, prefix_cache=prefix_cache))
         texts = []
         for seed in (3, 4):
             for messages in turns:
@@ -117,6 +124,6 @@ def test_prefix_reuse_gives_the_same_outputs_as_evaluating_every_prompt_afresh()
     warm, warm_evaluated = outputs(prefix_cache=True)
     cold, cold_evaluated = outputs(prefix_cache=False)
     assert warm == cold
-    assert any(warm)
+    assert len(set(warm)) > 1
     # Evidence that the warm model reused its prefix: it evaluated far fewer tokens.
     assert warm_evaluated < cold_evaluated / 2
