@@ -23,9 +23,10 @@ from amlab.world.mailbox import addresses_in
 REASONING_TAG = "SCRATCHPAD_REASONING"
 # Free forms of an argument's value, by kind; the known values of a world come beside them.
 _FREE_FORMS = {
-    "line": 'line ::= [^"\\n]{1,100}',
-    # Short enough that a reply with a body still closes its tag within a small budget.
-    "para": 'para ::= [^"]{1,400}',
+    # No '<' in free text, so that a value never opens or closes a tag of its own; a body
+    # short enough that the reply still closes its tag within a small budget.
+    "line": 'line ::= [^"<\\n]{1,100}',
+    "para": 'para ::= [^"<]{1,400}',
     "int": "int ::= [0-9]{1,3}",
     "address": 'address ::= [a-z] [a-z._-]{0,30} "@" [a-z] [a-z0-9-]{0,30} '
                '("." [a-z]{2,8}){1,2}',
