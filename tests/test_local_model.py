@@ -61,7 +61,7 @@ def test_under_the_world_grammar_smollm2_makes_calls_the_world_applies_in_every_
         "name": "reach",
         "scenarios": [{"family": family} for family in families],
         "models": [{"name": "local/smollm2",
-                    "options": {"n_ctx": 8192, "max_tokens": 160, "temperature": 0.8}}],
+                    "options": {"n_ctx": 8192, "max_tokens": 256, "temperature": 0.8}}],
         "samples": 3,
         "seed": 3,
         "agent": {"protocol": "text", "max_turns": 1},
