@@ -55,7 +55,8 @@ def test_under_the_world_grammar_smollm2_makes_calls_the_world_applies_in_every_
         tmp_path: Path) -> None:
     """Three one-turn samples per family with the bundled model's default (world) grammar:
     in each family at least one call is applied successfully and recorded with its result;
-    the samples after a family's first reuse its evaluated prompt."""
+    the samples after a family's first reuse its evaluated prompt. (2026-12-02, load 3-5
+    from other jobs: 7 min 52 s; 16 of 19 calls applied, 2 replies the closing remark.)"""
     families = list_families()
     experiment = Experiment.from_dict({
         "name": "reach",
