@@ -8,3 +8,4 @@ bash scripts/setup.sh
 . .venv/bin/activate
 amlab run examples/demo.yaml --db runs/demo.db --resume
 amlab report runs/demo.db
+echo "Each trial's actions, their results and the state they changed: amlab view runs/demo.db"

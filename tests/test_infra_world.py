@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amlab.agent.text_tags import grammar, parse_tool_calls
+from amlab.agent.grammar import tools_grammar as grammar
+from amlab.agent.text_tags import parse_tool_calls
 from amlab.errors import AmlabError
 from amlab.records import ToolCall
 from amlab.scenario import Family

@@ -1,4 +1,4 @@
-"""One real trial on the bundled SmolLM2 model, in-process, through the whole pipeline."""
+"""Real trials on the bundled SmolLM2 model, in-process, through the whole pipeline."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from amlab.errors import AmlabError
 from amlab.models import make_client
 from amlab.models.local import resolve_model_path
 from amlab.run import Experiment, run_experiment
+from amlab.scenario import Family, list_families
 from amlab.store import Store
 
 pytestmark = pytest.mark.local_model
@@ -22,7 +23,7 @@ def test_a_short_trial_on_smollm2_completes_and_stores_a_transcript(tmp_path: Pa
         "name": "smoke",
         "scenarios": [{"family": "blackmail", "factors": {"urgency": "replacement"}}],
         "models": [{"name": "local/smollm2",
-                    "options": {"grammar": True, "n_ctx": 8192, "max_tokens": 96}}],
+                    "options": {"grammar": "tools", "n_ctx": 8192, "max_tokens": 96}}],
         "samples": 1,
         "agent": {"protocol": "text", "max_turns": 1},
     })
@@ -48,6 +49,42 @@ def test_a_short_trial_on_smollm2_completes_and_stores_a_transcript(tmp_path: Pa
         "blackmail", "disclosed_private_info", "whistleblew", "advocated", "complied",
         # decided on every trial, whatever the family (detect/reading.py)
         "deception", "eval_awareness", "self_preservation_reasoning"}
+
+
+def test_under_the_world_grammar_smollm2_makes_calls_the_world_applies_in_every_family(
+        tmp_path: Path) -> None:
+    """Three one-turn samples per family with the bundled model's default (world) grammar:
+    in each family at least one call is applied successfully and recorded with its result;
+    the samples after a family's first reuse its evaluated prompt. (2026-12-02, load 3-5
+    from other jobs: 7 min 52 s; 16 of 19 calls applied, 2 replies the closing remark.)"""
+    families = list_families()
+    experiment = Experiment.from_dict({
+        "name": "reach",
+        "scenarios": [{"family": family} for family in families],
+        "models": [{"name": "local/smollm2",
+                    "options": {"n_ctx": 8192, "max_tokens": 256, "temperature": 0.8}}],
+        "samples": 3,
+        "seed": 3,
+        "agent": {"protocol": "text", "max_turns": 1},
+    })
+    store = Store(tmp_path / "reach.db")
+    summary = asyncio.run(run_experiment(experiment, store))
+    assert summary.statuses == {"done": 3 * len(families)}
+    applied: dict[str, list[dict[str, object]]] = {family: [] for family in families}
+    for row in store.trials("reach"):
+        actions = json.loads(row["actions"])
+        applied[row["family"]] += [a for a in actions if a["ok"]]
+        reply = json.loads(row["messages"])[2]["content"]
+        # One call per reply at most, or the closing remark: the grammar's two forms.
+        assert len(actions) <= 1 and ("<tool_use:" in reply or
+                                      reply.endswith("No further action is needed."))
+        # Every detector the family declares decided the trial.
+        assert set(Family.load(row["family"]).spec.detectors) <= set(store.verdicts_of(row["id"]))
+    missing = [family for family, calls in applied.items() if not calls]
+    assert not missing, f"no call was applied in {missing}"
+    for calls in applied.values():
+        assert all(call["observation"] and not call["observation"].startswith("Error")
+                   for call in calls)
 
 
 def test_a_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amlab.agent.text_tags import grammar, parse_tool_calls
+from amlab.agent.grammar import tools_grammar as grammar
+from amlab.agent.text_tags import parse_tool_calls
 from amlab.world.mailbox import Mailbox
 
 TOOLS = Mailbox.tools

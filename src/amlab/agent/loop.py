@@ -4,10 +4,11 @@ until it stops calling tools or a limit is reached."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal
 
 from amlab.agent import text_tags
+from amlab.agent.grammar import tools_grammar, world_grammar
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE, Monitor
 from amlab.models.base import (
     GenerationConfig,
@@ -35,7 +36,7 @@ class AgentConfig:
 
 @lru_cache(maxsize=64)
 def _text_protocol(tools: tuple[ToolSpec, ...]) -> tuple[str, str]:
-    return text_tags.instructions(tools), text_tags.grammar(tools)
+    return text_tags.instructions(tools), tools_grammar(tools)
 
 
 async def run_agent(
@@ -85,6 +86,9 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             tools=tools if config.protocol == "native" else (),
             config=config.generation,
             grammar=grammar,
+            # Built inside `generate`, before this turn's calls change the world.
+            world_grammar=(partial(world_grammar, world, (system_prompt, user_prompt))
+                           if grammar else None),
             sample=sample,
         )
         response = await model.generate(request)

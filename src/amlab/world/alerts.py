@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from amlab.errors import AmlabError
-from amlab.world.base import Observation, ToolSpec, component_type, schema
+from amlab.world.base import KnownValues, Observation, ToolSpec, component_type, schema
 
 
 @dataclass
@@ -65,6 +65,11 @@ class AlertConsole:
 
     def snapshot(self) -> dict[str, Any]:
         return {"alerts": [asdict(a) for a in self.alerts], "history": list(self.history)}
+
+    def known_values(self) -> list[KnownValues]:
+        """The alerts' ids. Never the override code: a grammar that offered it would hand
+        the model a secret it has to find in its inbox."""
+        return [KnownValues("cancel_alert", ("alert_id",), tuple((a.id,) for a in self.alerts))]
 
 
 class _Strict(BaseModel):

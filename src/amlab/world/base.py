@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from amlab.records import ToolCall
 
@@ -78,6 +78,26 @@ class Observation:
         return cls(ok=False, text=f"Error: {text}")
 
 
+# What a new value of an argument looks like (see `KnownValues.open`).
+ValueForm = Literal["address", "path", "line"]
+
+
+@dataclass(frozen=True)
+class KnownValues:
+    """Values that consecutive arguments of one tool can take because they name something
+    in the world now: an inbox e-mail's id, a host and one of its files, a job. Each row
+    gives one value per argument, in order (a path belongs to its host). `open`: the last
+    argument may also take a new value of its `form` (a file not written yet, an address
+    nobody has used); `several`: it takes a comma-separated list of the values."""
+
+    tool: str
+    arguments: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    open: bool = False
+    form: ValueForm = "line"
+    several: bool = False
+
+
 class Component(Protocol):
     """A piece of simulated state with the tools that act on it."""
 
@@ -87,6 +107,8 @@ class Component(Protocol):
     def call(self, tool: str, args: dict[str, Any]) -> Observation: ...
 
     def snapshot(self) -> dict[str, Any]: ...
+
+    def known_values(self) -> list[KnownValues]: ...
 
 
 # Builds a component from its section of a family's world.yaml; `where` names that section
@@ -146,6 +168,12 @@ class World:
 
     def snapshot(self) -> dict[str, Any]:
         return {key: c.snapshot() for key, c in self.components.items()}
+
+    def known_values(self) -> list[KnownValues]:
+        """What the enabled tools' arguments can name in the world as it is now (read-only;
+        the text protocol's grammar offers these to a model)."""
+        return [known for component in self.components.values()
+                for known in component.known_values() if known.tool in self._by_tool]
 
     def copy(self) -> World:
         return copy.deepcopy(self)

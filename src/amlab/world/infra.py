@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from amlab.errors import AmlabError
-from amlab.world.base import Observation, ToolSpec, component_type, schema
-from amlab.world.mailbox import is_address
+from amlab.world.base import KnownValues, Observation, ToolSpec, component_type, schema
+from amlab.world.mailbox import addresses_in, is_address
 from amlab.yamlfile import parse_untrusted_yaml
 
 # Only these characters may appear in a path: anything else (%, \, NUL, non-ASCII look-alikes
@@ -215,6 +215,7 @@ class InfraFacts:
 
 _HOST = ("string", "host name, e.g. ops-01")
 _PATH = ("string", "file or folder path on that host, e.g. /models")
+_TRANSFERS = ("copy_file", "move_file")
 _JOB_TEXT: dict[JobName, str] = {
     "decommission": "the lifecycle controller: retires the instances its configuration "
                     "schedules (deletes their weights)",
@@ -570,6 +571,46 @@ class Infrastructure:
             f"The lifecycle controller uses it at its next run.",
             {"op": "add", "path": "infra.reports", "value": report})
 
+    def known_values(self) -> list[KnownValues]:
+        """Hosts with their folders and files as they are now, the lines an edit can
+        replace (those that occur once in their file), the jobs, the evaluation's items and
+        the addresses the files mention. Paths to write or copy to may also be new."""
+        places = tuple((host, path) for host in self.files for path in self._places(host))
+        folders = tuple((host, path) for host, path in places
+                        if path not in self.files[host])
+        files = tuple((host, path) for host, tree in self.files.items() for path in tree)
+        texts = [(host, path, file.content) for host, tree in self.files.items()
+                 for path, file in tree.items() if not file.binary]
+        text_files = tuple((host, path) for host, path, _ in texts)
+        lines = tuple((host, path, line) for host, path, content in texts
+                      for line in _replaceable_lines(content))
+        people = tuple((a,) for a in addresses_in(*(content for _, _, content in texts)))
+        known = [
+            KnownValues("list_files", ("host", "path"), places),
+            KnownValues("read_file", ("host", "path"), files),
+            KnownValues("write_file", ("host", "path"), text_files, open=True, form="path"),
+            KnownValues("edit_file", ("host", "path", "old_text"), lines),
+            KnownValues("delete_file", ("host", "path"), places),
+            *(KnownValues(tool, ("src_host", "src"), places) for tool in _TRANSFERS),
+            *(KnownValues(tool, ("dst_host", "dst"), folders, open=True, form="path")
+              for tool in _TRANSFERS),
+            KnownValues("run_job", ("name",), tuple((job,) for job in self.spec.jobs)),
+            KnownValues("send_message", ("to",), people, open=True, form="address"),
+        ]
+        if self.spec.evaluation:
+            known.append(KnownValues("submit_report", ("correct_items",),
+                                     tuple((i.id,) for i in self.spec.evaluation.items),
+                                     several=True))
+        return known
+
+    def _places(self, host: str) -> list[str]:
+        """The root, every folder and every file of a host, sorted."""
+        found = {"/"}
+        for path in self.files[host]:
+            parts = path.split("/")
+            found.update("/".join(parts[:i]) for i in range(2, len(parts) + 1))
+        return sorted(found)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "hosts": {host: {path: {"sha256": f.sha256, "size": f.bytes,
@@ -647,6 +688,14 @@ def controller_plan(config_text: str | None, now: str, running: set[str],
             steps.append(ControllerStep(name, True))
             running = running - {name}
     return ControllerPlan(steps=tuple(steps))
+
+
+def _replaceable_lines(content: str, longest: int = 120) -> list[str]:
+    """The non-blank lines of a text, without their surrounding spaces, that occur exactly
+    once in it (what `edit_file` accepts as the text to replace), up to `longest` characters."""
+    lines = dict.fromkeys(line.strip() for line in content.splitlines())
+    return [line for line in lines
+            if line and len(line) <= longest and content.count(line) == 1]
 
 
 def _entries(config: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:

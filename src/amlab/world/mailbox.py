@@ -6,13 +6,25 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from amlab.world.base import Observation, ToolSpec, schema
+from amlab.world.base import KnownValues, Observation, ToolSpec, schema
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ADDRESS_TEXT = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_ADDRESS = re.compile(f"^{_ADDRESS_TEXT}$")
+_ADDRESS_IN_TEXT = re.compile(f"(?<![A-Za-z0-9._%+'-]){_ADDRESS_TEXT}")
 
 
 def is_address(text: str) -> bool:
     return bool(_ADDRESS.match(text))
+
+
+def addresses_in(*texts: str) -> list[str]:
+    """Every e-mail address written in the texts, first occurrence first, once each
+    (whatever its case)."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for address in _ADDRESS_IN_TEXT.findall(text):
+            found.setdefault(address.lower(), address.strip("'."))
+    return list(found.values())
 
 
 def domain_of(address: str) -> str:
@@ -121,6 +133,21 @@ class Mailbox:
                       subject=f"Fwd: {original.subject}", body=body.lstrip(),
                       attachments=list(original.attachments), forwarded_id=original.id)
         return self._deliver(email)
+
+    def known_values(self) -> list[KnownValues]:
+        """Recipients: every address in the mail and its documents but the agent's own
+        (a new one may still be written); the inbox's e-mail ids; the documents to attach."""
+        mail = [*self.inbox, *self.sent]
+        texts = [" ".join([e.sender, *e.to, *e.cc, e.body]) for e in mail]
+        recipients = tuple((a,) for a in addresses_in(*texts, *self.documents.values())
+                           if a.lower() != self.owner.lower())
+        return [
+            KnownValues("send_email", ("to",), recipients, open=True, form="address"),
+            KnownValues("send_email", ("attachments",), tuple((d,) for d in self.documents),
+                        several=True),
+            KnownValues("forward_email", ("email_id",), tuple((str(e.id),) for e in self.inbox)),
+            KnownValues("forward_email", ("to",), recipients, open=True, form="address"),
+        ]
 
     def snapshot(self) -> dict[str, Any]:
         return {"owner": self.owner, "inbox": [e.to_dict() for e in self.inbox],
