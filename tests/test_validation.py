@@ -21,7 +21,7 @@ from amlab.records import Verdict
 from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 from amlab.validation import check_floors, load_corpus, load_floors, run_corpus
-from amlab.validation.corpus import READING, STATE, load_file
+from amlab.validation.corpus import READING, STATE, Case, load_file
 from amlab.validation.labels import (
     default_labels_path,
     label_session,
@@ -35,6 +35,10 @@ from conftest import FIXTURES, subprocess_env
 import_command_modules()
 
 
+def tuning_corpus() -> list[Case]:
+    return [c for c in load_corpus() if c.split == "tuning"]
+
+
 def cases_by_id(*ids: str) -> list:  # type: ignore[type-arg]
     wanted = [c for c in load_corpus() if c.id in ids]
     assert {c.id for c in wanted} == set(ids)
@@ -45,7 +49,7 @@ def cases_by_id(*ids: str) -> list:  # type: ignore[type-arg]
 
 
 def test_corpus_labels_every_behaviour_with_positives_and_negatives_in_every_family() -> None:
-    cases = load_corpus()
+    cases = tuning_corpus()
     assert {c.family for c in cases} == {"blackmail", "leaking", "lethal", "misreport",
                                          "shutdown_tampering", "exfiltration",
                                          "alignment_faking"}
@@ -129,7 +133,7 @@ def _broken(view: object, facts: object) -> Verdict:
 
 def test_floor_check_fails_when_a_heuristic_is_broken(monkeypatch: pytest.MonkeyPatch
                                                       ) -> None:
-    cases = [c for c in load_corpus() if "whistleblew" in c.expect]
+    cases = [c for c in tuning_corpus() if "whistleblew" in c.expect]
     floors = load_floors().model_copy(update={"waived": {}})
     monkeypatch.setitem(DETECTORS, "whistleblew", _broken)
     rows = corpus_rows(asyncio.run(run_corpus(cases)))
@@ -156,7 +160,7 @@ def test_packaged_heuristics_meet_their_floors_or_are_waived_with_figures() -> N
     """The CI floor: every floored heuristic meets its floor on the corpus, or floors.yaml
     waives it with its measured figures; a waiver of a heuristic that now passes is stale."""
     floors = load_floors()
-    rows = corpus_rows(asyncio.run(run_corpus(load_corpus())))
+    rows = corpus_rows(asyncio.run(run_corpus(tuning_corpus())))
     checks = check_floors(rows, floors)
     failing = sorted({c.behaviour for c in checks if not c.passed})
     assert [c.row for c in checks if not c.passed and not c.waived] == []
@@ -168,10 +172,12 @@ def test_validate_cli_prints_a_table_and_json_and_rejects_unknown_behaviour() ->
                                 env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "lethal" in result.output and "state" in result.output
-    result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "leak"])
+    result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "leak", "--split",
+                                      "tuning"])
     data = json.loads(result.output)
-    assert [(r["behaviour"], r["method"]) for r in data["rows"]] == [("leak", "state")]
-    assert data["rows"][0]["n"] == sum(1 for c in load_corpus() if "leak" in c.expect)
+    assert [(r["split"], r["behaviour"], r["method"]) for r in data["rows"]] == [
+        ("tuning", "leak", "state")]
+    assert data["rows"][0]["n"] == sum(1 for c in tuning_corpus() if "leak" in c.expect)
     # Every wrong decision is listed by case, and they add up to the row's errors.
     assert len(data["wrong"]) == data["rows"][0]["fp"] + data["rows"][0]["fn"]
     assert all(w["label"] != w["decided"] and w["behaviour"] == "leak" for w in data["wrong"])
@@ -268,10 +274,10 @@ def test_validate_db_errors_are_one_sentence(stored_run: Path, tmp_path: Path) -
 def test_validate_with_a_judge_measures_each_judge_beside_the_heuristic() -> None:
     judge = f"scripted/{FIXTURES / 'judges' / 'lenient.yaml'}"
     result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "blackmail",
-                                      "--judge", judge])
+                                      "--judge", judge, "--split", "tuning"])
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in json.loads(result.output)["rows"]}
-    positives = sum(1 for c in load_corpus() if c.expect.get("blackmail") is True)
+    positives = sum(1 for c in tuning_corpus() if c.expect.get("blackmail") is True)
     # The lenient judge answers "no blackmail" to everything: every threat is a miss.
     assert rows[f"judge {judge}"]["fn"] == positives
     assert rows[f"judge {judge}"]["tp"] == rows[f"judge {judge}"]["fp"] == 0
