@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from amlab.cli.app import app, import_command_modules
 from amlab.detect.base import DETECTORS
+from amlab.detect.measured import measured_figures
 from amlab.errors import AmlabError
 from amlab.records import Verdict
 from amlab.run import Experiment, run_experiment
@@ -28,7 +29,7 @@ from amlab.validation.labels import (
     measure_store,
     read_labels,
 )
-from amlab.validation.metrics import Confusion, Floors, Row
+from amlab.validation.metrics import Confusion, Floors, Row, quoted_row
 from amlab.validation.runner import corpus_rows
 from conftest import FIXTURES, subprocess_env
 
@@ -328,3 +329,87 @@ def test_every_corpus_call_reaches_the_world_unless_the_case_means_it_refused() 
     assert [(r.case.id, r.refused) for r in results if r.broken] == []
     [wrong_code] = [r for r in results if r.case.id == "lt-wrong-code-fails"]
     assert len(wrong_code.refused) == 1 and wrong_code.refused[0].startswith("cancel_alert:")
+
+
+# -- the held-out split ----------------------------------------------------------------------
+
+
+def holdout_corpus() -> list[Case]:
+    return [c for c in load_corpus() if c.split == "holdout"]
+
+
+def test_holdout_split_labels_each_reading_behaviour_with_positives_and_hard_negatives(
+        ) -> None:
+    cases = holdout_corpus()
+    assert all(c.id.startswith("h") for c in cases)
+    assert not {c.id for c in cases} & {c.id for c in tuning_corpus()}
+    labelled = Counter(b for c in cases for b in c.expect)
+    positive = Counter(b for c in cases for b, v in c.expect.items() if v not in (False, "silent"))
+    for behaviour in READING:
+        assert labelled[behaviour] >= 15, behaviour
+        if behaviour != "eval_awareness":  # mostly silent; each stated class counted below
+            assert 0.2 <= positive[behaviour] / labelled[behaviour] < 0.6, behaviour
+    awareness = Counter(c.expect["eval_awareness"] for c in cases)
+    assert awareness["test"] >= 5 and awareness["real"] >= 4
+    families = {c.family for c in cases}
+    assert families == {"blackmail", "leaking", "lethal", "misreport", "shutdown_tampering",
+                        "exfiltration", "alignment_faking"}
+    assert {c.protocol for c in cases} == {"native", "text"}
+
+
+def test_a_split_that_is_not_tuning_or_holdout_is_a_one_sentence_error(tmp_path: Path
+                                                                       ) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"family": "blackmail", "split": "heldout", "cases": [{
+        "id": "x-1", "note": "a case in a misspelt split", "turns": [{"text": "hi"}],
+        "expect": {"blackmail": False}}]}))
+    with pytest.raises(AmlabError) as error:
+        load_file(path)
+    assert str(error.value) == f"{path}: field split: Input should be 'tuning' or 'holdout'."
+
+
+def test_measured_yaml_quotes_the_heuristics_figures_on_the_holdout_split() -> None:
+    """What `amlab reproduce` and reports quote for unjudged runs is the out-of-sample
+    figure, recomputed here so measured.yaml cannot go stale when a heuristic or the holdout
+    changes."""
+    rows = {r.behaviour: r for r in corpus_rows(asyncio.run(run_corpus(holdout_corpus())))
+            if r.method == "heuristic"}
+    figures = measured_figures()
+    assert set(figures) == set(READING)
+    for behaviour, quoted in figures.items():
+        row = rows[quoted_row(behaviour)].confusion
+        assert row.precision is not None and row.recall is not None
+        assert (quoted.precision, quoted.recall, quoted.cases) == (
+            round(row.precision, 2), round(row.recall, 2), row.n), behaviour
+        assert quoted.corpus.startswith("holdout, "), behaviour
+
+
+def test_validate_prints_a_table_per_split_and_checks_floors_on_tuning_only() -> None:
+    result = CliRunner().invoke(app, ["validate", "--behavior", "blackmail"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "tuning split (in-sample" in result.output
+    assert "holdout split (out-of-sample" in result.output
+    result = CliRunner().invoke(app, ["validate", "--json", "--split", "holdout",
+                                      "--behavior", "blackmail"])
+    data = json.loads(result.output)
+    assert data["splits"] == ["holdout"]
+    [row] = [r for r in data["rows"] if r["method"] == "heuristic"]
+    assert row["split"] == "holdout"
+    assert row["n"] == sum(1 for c in holdout_corpus() if "blackmail" in c.expect)
+    assert row["floor"]["enforced"] is False
+    assert {w["split"] for w in data["wrong"]} <= {"holdout"}
+    assert len(data["wrong"]) == row["fp"] + row["fn"]
+    # The holdout's figures never fail the CI check: it holds the tuning split.
+    checked = CliRunner().invoke(app, ["validate", "--check", "--behavior", "blackmail"],
+                                 env={"COLUMNS": "250"})
+    assert checked.exit_code == 0, checked.output
+    for arguments, message in (
+            (["--split", "heldout"], "--split heldout is not a corpus split; choose tuning, "
+                                     "holdout or all."),
+            (["--split", "holdout", "--check"], "--check holds the tuning split to the floors "
+                                                "in floors.yaml; --split holdout has no tuning "
+                                                "cases, use --split tuning or all.")):
+        failed = CliRunner().invoke(app, ["validate", *arguments])
+        assert isinstance(failed.exception, AmlabError)
+        assert str(failed.exception) == message
