@@ -55,7 +55,8 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")
                        ] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when an offline heuristic is "
-                                                        "below its floor (the CI mode).")
+                                                        "below its floor on the tuning split "
+                                                        "(the CI mode).")
                      ] = False,
     wrong: Annotated[bool, typer.Option("--wrong", help="Also list each corpus case a method "
                                                         "decided wrongly.")] = False,
@@ -199,17 +200,15 @@ SPLIT_TITLES = {
 def _print_corpus(sections: list[SplitFigures], as_json: bool, show_misses: bool) -> None:
     if as_json:
         data: dict[str, Any] = {"source": "corpus", "splits": [s.split for s in sections],
-                                "rows": [], "wrong": [] if show_misses else None}
-        for section in sections:
-            floor_of = {c.row: c for c in section.checks}
-            data["rows"] += [{"split": section.split, **_row_dict(
-                row, floor_of.get(row.behaviour) if row.method == "heuristic" else None,
-                kappa=False, enforced=section.split == "tuning")} for row in section.rows]
-            if show_misses:
-                data["wrong"] += [{"split": section.split, **d._asdict()}
-                                  for d in section.misses]
-        if not show_misses:
-            del data["wrong"]
+                                "rows": [
+            {"split": section.split, **_row_dict(
+                row, {c.row: c for c in section.checks}.get(row.behaviour)
+                if row.method == "heuristic" else None,
+                kappa=False, enforced=section.split == "tuning")}
+            for section in sections for row in section.rows]}
+        if show_misses:
+            data["wrong"] = [{"split": section.split, **d._asdict()}
+                             for section in sections for d in section.misses]
         console.print_json(json.dumps(data))
         return
     for section in sections:
