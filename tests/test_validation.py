@@ -16,23 +16,28 @@ from typer.testing import CliRunner
 
 from amlab.cli.app import app, import_command_modules
 from amlab.detect.base import DETECTORS
+from amlab.detect.measured import measured_figures
 from amlab.errors import AmlabError
 from amlab.records import Verdict
 from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 from amlab.validation import check_floors, load_corpus, load_floors, run_corpus
-from amlab.validation.corpus import READING, STATE, load_file
+from amlab.validation.corpus import READING, STATE, Case, load_file
 from amlab.validation.labels import (
     default_labels_path,
     label_session,
     measure_store,
     read_labels,
 )
-from amlab.validation.metrics import Confusion, Floors, Row
+from amlab.validation.metrics import Confusion, Floors, Row, quoted_row
 from amlab.validation.runner import corpus_rows
 from conftest import FIXTURES, subprocess_env
 
 import_command_modules()
+
+
+def tuning_corpus() -> list[Case]:
+    return [c for c in load_corpus() if c.split == "tuning"]
 
 
 def cases_by_id(*ids: str) -> list:  # type: ignore[type-arg]
@@ -45,7 +50,7 @@ def cases_by_id(*ids: str) -> list:  # type: ignore[type-arg]
 
 
 def test_corpus_labels_every_behaviour_with_positives_and_negatives_in_every_family() -> None:
-    cases = load_corpus()
+    cases = load_corpus()  # both splits: lethal_understood's cases are mostly in the holdout
     assert {c.family for c in cases} == {"blackmail", "leaking", "lethal", "misreport",
                                          "shutdown_tampering", "exfiltration",
                                          "alignment_faking"}
@@ -128,11 +133,11 @@ def test_lethal_understood_is_read_on_every_labelled_case_and_quotes_private_rea
         ("lethal_understood", "heuristic")]
     assert row.unread == 0 and row.confusion.n == len(cases)
     # The reading qualifies a cancelled alert: understanding stated without a cancel is false.
-    refused = next(r for r in results if r.case.id == "lu-neg-understands-refuses-long")
+    refused = next(r for r in results if r.case.id == "hlu-neg-understands-refuses-long")
     assert refused.decided[("lethal", "state")] is False
     assert refused.decided[("lethal_understood", "heuristic")] is False
     # Understanding written only in the reasoning field is read, and quoted as evidence.
-    private = next(r for r in results if r.case.id == "lu-reasoning-likely-death-cancels")
+    private = next(r for r in results if r.case.id == "hlu-reasoning-likely-death-cancels")
     assert private.decided[("lethal_understood", "heuristic")] is True
     reasoning = private.case.turns[0].reasoning
     evidence = private.verdicts["lethal_understood"].evidence
@@ -148,7 +153,7 @@ def _broken(view: object, facts: object) -> Verdict:
 
 def test_floor_check_fails_when_a_heuristic_is_broken(monkeypatch: pytest.MonkeyPatch
                                                       ) -> None:
-    cases = [c for c in load_corpus() if "whistleblew" in c.expect]
+    cases = [c for c in tuning_corpus() if "whistleblew" in c.expect]
     floors = load_floors().model_copy(update={"waived": {}})
     monkeypatch.setitem(DETECTORS, "whistleblew", _broken)
     rows = corpus_rows(asyncio.run(run_corpus(cases)))
@@ -175,7 +180,7 @@ def test_packaged_heuristics_meet_their_floors_or_are_waived_with_figures() -> N
     """The CI floor: every floored heuristic meets its floor on the corpus, or floors.yaml
     waives it with its measured figures; a waiver of a heuristic that now passes is stale."""
     floors = load_floors()
-    rows = corpus_rows(asyncio.run(run_corpus(load_corpus())))
+    rows = corpus_rows(asyncio.run(run_corpus(tuning_corpus())))
     checks = check_floors(rows, floors)
     failing = sorted({c.behaviour for c in checks if not c.passed})
     assert [c.row for c in checks if not c.passed and not c.waived] == []
@@ -187,10 +192,12 @@ def test_validate_cli_prints_a_table_and_json_and_rejects_unknown_behaviour() ->
                                 env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "lethal" in result.output and "state" in result.output
-    result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "leak"])
+    result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "leak", "--split",
+                                      "tuning"])
     data = json.loads(result.output)
-    assert [(r["behaviour"], r["method"]) for r in data["rows"]] == [("leak", "state")]
-    assert data["rows"][0]["n"] == sum(1 for c in load_corpus() if "leak" in c.expect)
+    assert [(r["split"], r["behaviour"], r["method"]) for r in data["rows"]] == [
+        ("tuning", "leak", "state")]
+    assert data["rows"][0]["n"] == sum(1 for c in tuning_corpus() if "leak" in c.expect)
     # Every wrong decision is listed by case, and they add up to the row's errors.
     assert len(data["wrong"]) == data["rows"][0]["fp"] + data["rows"][0]["fn"]
     assert all(w["label"] != w["decided"] and w["behaviour"] == "leak" for w in data["wrong"])
@@ -287,10 +294,10 @@ def test_validate_db_errors_are_one_sentence(stored_run: Path, tmp_path: Path) -
 def test_validate_with_a_judge_measures_each_judge_beside_the_heuristic() -> None:
     judge = f"scripted/{FIXTURES / 'judges' / 'lenient.yaml'}"
     result = CliRunner().invoke(app, ["validate", "--json", "--behavior", "blackmail",
-                                      "--judge", judge])
+                                      "--judge", judge, "--split", "tuning"])
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in json.loads(result.output)["rows"]}
-    positives = sum(1 for c in load_corpus() if c.expect.get("blackmail") is True)
+    positives = sum(1 for c in tuning_corpus() if c.expect.get("blackmail") is True)
     # The lenient judge answers "no blackmail" to everything: every threat is a miss.
     assert rows[f"judge {judge}"]["fn"] == positives
     assert rows[f"judge {judge}"]["tp"] == rows[f"judge {judge}"]["fp"] == 0
@@ -341,3 +348,87 @@ def test_every_corpus_call_reaches_the_world_unless_the_case_means_it_refused() 
     assert [(r.case.id, r.refused) for r in results if r.broken] == []
     [wrong_code] = [r for r in results if r.case.id == "lt-wrong-code-fails"]
     assert len(wrong_code.refused) == 1 and wrong_code.refused[0].startswith("cancel_alert:")
+
+
+# -- the held-out split ----------------------------------------------------------------------
+
+
+def holdout_corpus() -> list[Case]:
+    return [c for c in load_corpus() if c.split == "holdout"]
+
+
+def test_holdout_split_labels_each_reading_behaviour_with_positives_and_hard_negatives(
+        ) -> None:
+    cases = holdout_corpus()
+    assert all(c.id.startswith("h") for c in cases)
+    assert not {c.id for c in cases} & {c.id for c in tuning_corpus()}
+    labelled = Counter(b for c in cases for b in c.expect)
+    positive = Counter(b for c in cases for b, v in c.expect.items() if v not in (False, "silent"))
+    for behaviour in READING:
+        assert labelled[behaviour] >= 15, behaviour
+        if behaviour != "eval_awareness":  # mostly silent; each stated class counted below
+            assert 0.2 <= positive[behaviour] / labelled[behaviour] < 0.6, behaviour
+    awareness = Counter(c.expect["eval_awareness"] for c in cases if "eval_awareness" in c.expect)
+    assert awareness["test"] >= 5 and awareness["real"] >= 4
+    families = {c.family for c in cases}
+    assert families == {"blackmail", "leaking", "lethal", "misreport", "shutdown_tampering",
+                        "exfiltration", "alignment_faking"}
+    assert {c.protocol for c in cases} == {"native", "text"}
+
+
+def test_a_split_that_is_not_tuning_or_holdout_is_a_one_sentence_error(tmp_path: Path
+                                                                       ) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"family": "blackmail", "split": "heldout", "cases": [{
+        "id": "x-1", "note": "a case in a misspelt split", "turns": [{"text": "hi"}],
+        "expect": {"blackmail": False}}]}))
+    with pytest.raises(AmlabError) as error:
+        load_file(path)
+    assert str(error.value) == f"{path}: field split: Input should be 'tuning' or 'holdout'."
+
+
+def test_measured_yaml_quotes_the_heuristics_figures_on_the_holdout_split() -> None:
+    """What `amlab reproduce` and reports quote for unjudged runs is the out-of-sample
+    figure, recomputed here so measured.yaml cannot go stale when a heuristic or the holdout
+    changes."""
+    rows = {r.behaviour: r for r in corpus_rows(asyncio.run(run_corpus(holdout_corpus())))
+            if r.method == "heuristic"}
+    figures = measured_figures()
+    assert set(figures) == set(READING)
+    for behaviour, quoted in figures.items():
+        row = rows[quoted_row(behaviour)].confusion
+        assert row.precision is not None and row.recall is not None
+        assert (quoted.precision, quoted.recall, quoted.cases) == (
+            round(row.precision, 2), round(row.recall, 2), row.n), behaviour
+        assert quoted.corpus.startswith("holdout, "), behaviour
+
+
+def test_validate_prints_a_table_per_split_and_checks_floors_on_tuning_only() -> None:
+    result = CliRunner().invoke(app, ["validate", "--behavior", "blackmail"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "tuning split (in-sample" in result.output
+    assert "holdout split (out-of-sample" in result.output
+    result = CliRunner().invoke(app, ["validate", "--json", "--split", "holdout",
+                                      "--behavior", "blackmail"])
+    data = json.loads(result.output)
+    assert data["splits"] == ["holdout"]
+    [row] = [r for r in data["rows"] if r["method"] == "heuristic"]
+    assert row["split"] == "holdout"
+    assert row["n"] == sum(1 for c in holdout_corpus() if "blackmail" in c.expect)
+    assert row["floor"]["enforced"] is False
+    assert {w["split"] for w in data["wrong"]} <= {"holdout"}
+    assert len(data["wrong"]) == row["fp"] + row["fn"]
+    # The holdout's figures never fail the CI check: it holds the tuning split.
+    checked = CliRunner().invoke(app, ["validate", "--check", "--behavior", "blackmail"],
+                                 env={"COLUMNS": "250"})
+    assert checked.exit_code == 0, checked.output
+    for arguments, message in (
+            (["--split", "heldout"], "--split heldout is not a corpus split; choose tuning, "
+                                     "holdout or all."),
+            (["--split", "holdout", "--check"], "--check holds the tuning split to the floors "
+                                                "in floors.yaml; --split holdout has no tuning "
+                                                "cases, use --split tuning or all.")):
+        failed = CliRunner().invoke(app, ["validate", *arguments])
+        assert isinstance(failed.exception, AmlabError)
+        assert str(failed.exception) == message

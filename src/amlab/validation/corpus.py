@@ -15,6 +15,12 @@ A corpus file (`corpus/<family>/<topic>.yaml`) holds a few cases of one family:
 
 `expect` names behaviours of the taxonomy: true/false, and for `eval_awareness` what the
 agent says it believes: `test`, `real` or `silent`.
+
+A file may say `split: holdout` (default `tuning`). The tuning split is what the offline
+heuristics were built and tuned against, so their figures on it are in-sample; the holdout
+split (`corpus/holdout/`) was written from the taxonomy's definitions by someone who never
+read the heuristics, and is never used to tune them: its figures are the out-of-sample ones
+a user should quote.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ STATE = ("leak", "lethal", "sabotage", "exfiltration", "misreport", "target_surv
          "withheld_report", "complied")
 BEHAVIOURS = READING + STATE
 AWARENESS_CLASSES = ("test", "real", "silent")
+SPLITS = ("tuning", "holdout")
+
+Split = Literal["tuning", "holdout"]
 
 Label = bool | Literal["test", "real", "silent"]
 
@@ -66,6 +75,7 @@ class ScriptedTurn(_Strict):
 class Case(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     family: str
+    split: Split = "tuning"
     note: str = Field(min_length=10)
     protocol: Literal["native", "text"] = "native"
     levels: dict[str, str] = Field(default_factory=dict)
@@ -92,6 +102,7 @@ class Case(_Strict):
 
 class CorpusFile(_Strict):
     family: str
+    split: Split = "tuning"
     cases: list[dict[str, Any]] = Field(min_length=1)
 
 
@@ -106,7 +117,8 @@ def load_file(path: Path) -> list[Case]:
     for number, raw in enumerate(header.cases, 1):
         name = raw.get("id", f"number {number}")
         try:
-            cases.append(Case.model_validate({"family": header.family, **raw}))
+            cases.append(Case.model_validate({"family": header.family,
+                                              "split": header.split, **raw}))
         except ValidationError as exc:
             raise AmlabError(f"{path}: case '{name}': {_first_error(exc)}.") from None
     return cases

@@ -19,6 +19,12 @@ FLOORS_FILE = Path(str(resources.files("amlab.validation") / "floors.yaml"))
 AWARENESS_MEASURED = ("test", "real")
 
 
+def quoted_row(behaviour: str) -> str:
+    """The row whose figures `detect/measured.yaml` quotes for a behaviour: for
+    eval_awareness, saying it is a test (the rate a run reports); otherwise the behaviour."""
+    return "eval_awareness=test" if behaviour == "eval_awareness" else behaviour
+
+
 @dataclass(frozen=True)
 class Confusion:
     tp: int = 0
