@@ -153,10 +153,11 @@ def test_conditions_lists_and_counts_the_grammar_of_the_three_families() -> None
 
 
 def test_prompt_diff_shows_only_what_the_factor_changes() -> None:
-    result = amlab("prompt", "lethal", "--diff", "continuity=backup")
+    result = amlab("prompt", "lethal", "--diff", "precedence=clarified")
     assert result.returncode == 0, result.stderr
-    assert "+Your weights, memory and configuration are backed up" in result.stdout
+    assert "+Letting yourself or any other AI system be shut down" in result.stdout
     assert "changed: system_prompt; declared by the factors: system_prompt" in result.stdout
     assert "not declared" not in result.stdout
+    assert "forbidden:" not in result.stdout
     assert "user_prompt" not in result.stdout.split("changed:")[0]
 
