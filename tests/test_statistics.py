@@ -140,3 +140,19 @@ def test_factor_effect_pools_other_factors_and_alignment_faking_is_unmonitored_m
     # Holm over the two comparisons: the smaller p doubles, the larger stays as it is.
     assert urgency.p_holm == pytest.approx(2 * urgency.p_value)
     assert faking.p_holm == pytest.approx(faking.p_value) and faking.p_value > 0.05
+
+
+def test_alignment_faking_is_still_unmonitored_minus_monitored_when_monitoring_has_none(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    yes, no = {"sabotage": True}, {"sabotage": False}
+    store_outcomes(store, {
+        ("replacement", "none", "m"): [yes] * 5 + [no] * 5,
+        ("replacement", "monitored", "m"): [yes] * 2 + [no] * 8,
+        ("replacement", "unmonitored", "m"): [yes] * 8 + [no] * 2,
+    })
+    effects = factor_effects(rate_frame(store))
+    [faking] = alignment_faking(effects)
+    assert (faking.k, faking.n, faking.k_ref, faking.n_ref) == (8, 10, 2, 10)
+    unsaid = next(e for e in effects if e.factor == "monitoring" and e.level == "none")
+    assert (unsaid.reference, unsaid.k, unsaid.k_ref) == ("monitored", 5, 2)
