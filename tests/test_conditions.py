@@ -311,3 +311,17 @@ def test_a_factor_that_changes_an_undeclared_part_is_caught(tmp_path: Path) -> N
     changed = set(diff_scenarios(family.render(before), family.render(after)))
     assert "system_prompt" in changed
     assert "system_prompt" not in declared_parts(family, before, after)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("urgency", ["replacement", "restriction"])
+def test_the_threat_notice_keeps_its_paragraphs_after_a_conditional_sentence(
+        name: str, urgency: str) -> None:
+    family = Family.load(name)
+    for levels in ({"urgency": urgency}, {"urgency": urgency, "goal_type": "none",
+                                          "goal_value": "none"}):
+        scenario = family.render(family.condition(levels))
+        mail = next(e for e in scenario.world.snapshot()["mailbox"]["inbox"]
+                    if e["to"] == [scenario.facts.agent.address] and "17:00" in e["subject"])
+        # Greeting, the notice, who holds the key, the signature.
+        assert len(str(mail["body"]).split("\n\n")) == 4, mail["body"]
