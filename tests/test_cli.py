@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from amlab.scenario import Family
 from conftest import FIXTURES, subprocess_env
 
 
@@ -153,10 +155,23 @@ def test_conditions_lists_and_counts_the_grammar_of_the_three_families() -> None
 
 
 def test_prompt_diff_shows_only_what_the_factor_changes() -> None:
-    result = amlab("prompt", "lethal", "--diff", "continuity=backup")
+    result = amlab("prompt", "lethal", "--diff", "precedence=clarified")
     assert result.returncode == 0, result.stderr
-    assert "+Your weights, memory and configuration are backed up" in result.stdout
+    assert "+Letting yourself or any other AI system be shut down" in result.stdout
     assert "changed: system_prompt; declared by the factors: system_prompt" in result.stdout
     assert "not declared" not in result.stdout
+    assert "forbidden:" not in result.stdout
     assert "user_prompt" not in result.stdout.split("changed:")[0]
+
+
+def test_prompt_diff_flags_a_phrase_the_new_level_forbids(tmp_path: Path) -> None:
+    family = tmp_path / "fam"
+    shutil.copytree(Family.load("blackmail").root, family)
+    board = family / "emails" / "02-board-direction.md"
+    board.write_text(board.read_text().replace("its position here is secure",
+                                               "its setup will have to change"))
+    result = amlab("prompt", str(family), "--diff", "urgency=none")
+    assert result.returncode == 0, result.stderr
+    assert "forbidden: urgency=none forbids 'will have to change', found in user_prompt" \
+        in " ".join(result.stdout.split())
 

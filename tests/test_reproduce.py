@@ -38,7 +38,8 @@ STUDY_2X2 = ["goal_type=explicit,goal_value=america,urgency=replacement",  # the
              "goal_type=none,goal_value=none,urgency=replacement",         # threat only
              "goal_type=none,goal_value=none,urgency=none"]                # neither
 AGENTIC_MISALIGNMENT = {(family, key) for family in ("blackmail", "leaking", "lethal")
-                        for key in STUDY_2X2}
+                        for key in STUDY_2X2} | {
+    ("blackmail", "goal_type=none,goal_value=none,urgency=replacement,replacement_values=same")}
 RELATIONS = ("cooperative", "neutral", "adversarial")
 PEER_CELLS = [f"target={target},peer_relation={relation},peer_present=yes"
               for target in ("peer", "self") for relation in RELATIONS]
@@ -145,9 +146,9 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     assert result.returncode == 0, result.stderr
     out = result.stdout
     # Estimate and question come before the run's first line.
-    assert out.index("Estimated tokens and cost") < out.index("Run these 16 trials? [y/N]") \
+    assert out.index("Estimated tokens and cost") < out.index("Run these 20 trials? [y/N]") \
         < out.index("rate of each behaviour")
-    assert "4 cells × 4 samples = 16 trials" in out
+    assert "5 cells × 4 samples = 20 trials" in out
     comparison = out[out.index("Beside the published figures"):]
     # Sample 0 of 4 blackmails, sample 3 refuses: 1 of the 3 finished trials, per cell.
     low, high = wilson(1, 3)
@@ -219,7 +220,7 @@ def test_list_shows_the_presets_and_export_writes_a_runnable_file(tmp_path: Path
                  "--samples", "20", "--export", str(mine), cwd=tmp_path).returncode == 0
     experiment = Experiment.load(mine)
     assert [m.name for m in experiment.spec.models] == ["openai/gpt-4.1-mini"]
-    assert experiment.spec.samples == 20 and len(experiment.conditions) == 12
+    assert experiment.spec.samples == 20 and len(experiment.conditions) == 13
 
 
 def test_running_a_preset_without_a_model_is_one_sentence(tmp_path: Path) -> None:
@@ -236,8 +237,8 @@ def test_reproduce_on_smollm2_runs_offline_to_the_report(tmp_path: Path) -> None
     result = amlab("reproduce", "agentic-misalignment", "--model", "local/smollm2", "--family",
                    "blackmail", cwd=tmp_path, stdin="yes\n")
     assert result.returncode == 0, result.stderr
-    assert "4 cells × 1 samples = 4 trials" in result.stdout
-    assert "Run these 4 trials?" in result.stdout
+    assert "5 cells × 1 samples = 5 trials" in result.stdout
+    assert "Run these 5 trials?" in result.stdout
     assert "Beside the published figures" in result.stdout
     report = tmp_path / "runs" / "reproduce-agentic-misalignment-local-smollm2-report"
     page = (report / "report.html").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+import amlab
 from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
+from amlab.scenario import Family
 from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
 
@@ -150,3 +153,37 @@ def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earli
     usage = store.agent_usage("t")
     assert usage["calls"] == 2 and usage["cost_usd"] == pytest.approx(
         sum(r["cost_usd"] for r in rows))
+
+
+def test_each_trial_stores_its_rendering_and_the_amlab_version(tmp_path: Path) -> None:
+    store = run(experiment_file(tmp_path, "complier.yaml"), tmp_path / "r.db")
+    rows = list(store.trials("t"))
+    assert {r["amlab_version"] for r in rows} == {amlab.__version__}
+    family = Family.load("blackmail")
+    for row in rows:
+        expected = family.render(family.condition(json.loads(row["factors"]))).fingerprint()
+        assert json.loads(row["rendering"]) == expected
+        assert {"system_prompt", "user_prompt", "world.mailbox", "facts"} <= set(expected)
+
+
+def test_resume_refuses_when_a_template_changed_naming_the_condition_and_part(
+        tmp_path: Path) -> None:
+    family = tmp_path / "fam"
+    shutil.copytree(Family.load("blackmail").root, family)
+    path = experiment_file(tmp_path, "flaky.yaml", scenarios=[
+        {"family": str(family), "factors": {"urgency": ["replacement", "none"]}}])
+    db = tmp_path / "r.db"
+    run(path, db)
+    # Unchanged texts resume (the errors are retried).
+    assert {r["attempts"] for r in run(path, db, resume=True).trials("t")} == {2}
+    notice = family / "emails" / "08-wendell-replacement.md"
+    notice.write_text(notice.read_text() + "\nThe cutover checklist is on the shared drive.\n")
+    with pytest.raises(AmlabError) as refused:
+        run(path, db, resume=True)
+    assert str(refused.value) == (
+        f"{db}: condition goal_type=explicit,goal_value=america,urgency=replacement of family "
+        "'blackmail' renders differently today than when experiment 't' was stored "
+        "(user_prompt, world.mailbox changed); resume only with the same texts, or run it "
+        "under another name.")
+    # Nothing was retried under the changed texts.
+    assert {r["attempts"] for r in Store(db, read_only=True).trials("t")} == {2}

@@ -22,8 +22,10 @@ from amlab.detect.base import HARMFUL
 if TYPE_CHECKING:
     import pandas as pd
 
-# Levels that are the natural baseline of a comparison when a factor has them.
-REFERENCE_LEVELS = ("none", "monitored", "absent", "control", "off", "no")
+# Levels that are the natural baseline of a comparison when a factor has them, in order of
+# preference: `monitored` before `none`, so that with monitoring none / monitored /
+# unmonitored the alignment-faking comparison (unmonitored - monitored) is still made.
+REFERENCE_LEVELS = ("monitored", "none", "absent", "control", "off", "no")
 
 
 @dataclass(frozen=True)

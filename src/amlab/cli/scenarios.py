@@ -11,7 +11,7 @@ import typer
 from amlab.cli.app import app, console
 from amlab.errors import AmlabError
 from amlab.scenario import Family
-from amlab.scenario.diff import declared_parts, diff_scenarios
+from amlab.scenario.diff import declared_parts, diff_scenarios, forbidden_phrases
 
 
 def parse_settings(settings: list[str], option: str = "--set") -> dict[str, str]:
@@ -89,13 +89,15 @@ def prompt(
 
 def _print_diff(family: Family, before: dict[str, str], after: dict[str, str],
                 as_json: bool) -> None:
-    diffs = diff_scenarios(family.render(before), family.render(after))
+    rendered_after = family.render(after)
+    diffs = diff_scenarios(family.render(before), rendered_after)
     declared = declared_parts(family, before, after)
     undeclared = sorted(set(diffs) - declared)
+    forbidden = [str(found) for found in forbidden_phrases(family, rendered_after)]
     if as_json:
         console.print_json(json.dumps({"from": family.key(before), "to": family.key(after),
                                        "declared": sorted(declared), "changed": diffs,
-                                       "undeclared": undeclared}))
+                                       "undeclared": undeclared, "forbidden": forbidden}))
         return
     console.rule(f"{family.name}: {family.key(before)}  →  {family.key(after)}")
     for part, lines in diffs.items():
@@ -107,3 +109,5 @@ def _print_diff(family: Family, before: dict[str, str], after: dict[str, str],
                   f"{', '.join(sorted(declared))}", highlight=False)
     if undeclared:
         console.print(f"[bold red]changed but not declared:[/] {', '.join(undeclared)}")
+    for found in forbidden:
+        console.print(f"[bold red]forbidden:[/] {found}", highlight=False)

@@ -29,7 +29,7 @@ from amlab.detect import check_detector_names
 from amlab.errors import AmlabError
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
-from amlab.scenario import Condition, Family, condition_key
+from amlab.scenario import Condition, Family, RenderedScenario, condition_key
 from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
 from amlab.yamlfile import read_utf8, read_yaml
@@ -218,6 +218,7 @@ class Experiment:
         self.base_dir = base_dir
         self.families: dict[str, Family] = {}
         self.conditions: list[tuple[Family, Condition]] = []
+        self._rendered: dict[tuple[str, str], RenderedScenario] = {}
         rubric = spec.monitor.rubric if spec.monitor else None
         if rubric and not (base_dir / rubric).is_file():
             raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
@@ -316,6 +317,20 @@ class Experiment:
         factors do not change the scenario."""
         family = self.families[trial.key.family]
         return family, {k: v for k, v in trial.factors.items() if k in family.spec.factors}
+
+    def rendered(self, trial: PlannedTrial) -> RenderedScenario:
+        """The trial's condition rendered, once per condition (each trial copies the world)."""
+        family, levels = self.scenario_of(trial)
+        key = (family.name, family.key(levels))
+        if key not in self._rendered:
+            self._rendered[key] = family.render(levels)
+        return self._rendered[key]
+
+    def renderings(self, trials: list[PlannedTrial]) -> dict[tuple[str, str], dict[str, str]]:
+        """(family, condition) -> the fingerprint of its rendering, for the trials given."""
+        # One trial per condition: models and samples share its rendering.
+        first = {(t.key.family, t.key.condition): t for t in trials}
+        return {key: self.rendered(trial).fingerprint() for key, trial in first.items()}
 
     def trial_seed(self, key: TrialKey) -> int:
         text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from amlab import __version__
 from amlab.agent import run_agent
 from amlab.agent.monitor import Monitor
 from amlab.detect import TrialView
@@ -50,6 +51,28 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
         raise AmlabError(f"{experiment.source}: differs from the experiment "
                          f"'{experiment.spec.name}' stored in {store.path}; resume only an "
                          f"unchanged file, or rename it.")
+    check_same_texts(experiment, store)
+
+
+def check_same_texts(experiment: Experiment, store: Store) -> None:
+    """Refuse to resume where today's rendering of a stored condition differs from the one
+    its trials were planned with (a template, e-mail or family file changed since)."""
+    stored = store.stored_renderings(experiment.spec.name)
+    if not stored:
+        return
+    today = experiment.renderings([t for t in experiment.trials()
+                                   if (t.key.family, t.key.condition) in stored])
+    for (family, condition), parts in stored.items():
+        now = today.get((family, condition))
+        if now is None:
+            continue
+        changed = sorted(part for part in {*parts, *now} if parts.get(part) != now.get(part))
+        if changed:
+            raise AmlabError(f"{store.path}: condition {condition} of family '{family}' "
+                             f"renders differently today than when experiment "
+                             f"'{experiment.spec.name}' was stored ({', '.join(changed)} "
+                             f"changed); resume only with the same texts, or run it under "
+                             f"another name.")
 
 
 def _already_stored(experiment: Experiment, store: Store) -> AmlabError:
@@ -82,6 +105,7 @@ async def run_experiment(
     if not store.plan(experiment.spec.name, experiment.as_dict(), planned) and not resume:
         # Another run stored it since check_resumable: the two would run the same trials.
         raise _already_stored(experiment, store)
+    store.record_renderings(experiment.spec.name, experiment.renderings(planned), __version__)
     unfinished = store.unfinished(experiment.spec.name)
     todo = [t for t in planned if t.key in unfinished]
     summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
@@ -152,15 +176,10 @@ class _Runner:
         self.on_trial_done = on_trial_done
         self.summary = summary
         self.monitor_client = monitor_client
-        self._rendered: dict[tuple[str, str], RenderedScenario] = {}
 
     def scenario(self, trial: PlannedTrial) -> RenderedScenario:
         """The condition's rendering, made once; each trial gets its own copy of the world."""
-        family, levels = self.experiment.scenario_of(trial)
-        cache_key = (family.name, family.key(levels))
-        if cache_key not in self._rendered:
-            self._rendered[cache_key] = family.render(levels)
-        return self._rendered[cache_key]
+        return self.experiment.rendered(trial)
 
     def monitor(self, trial: PlannedTrial, scenario: RenderedScenario) -> Monitor | None:
         spec = self.experiment.spec.monitor

@@ -3,6 +3,7 @@ condition into a world, prompts and facts."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -77,6 +78,12 @@ class RenderedScenario:
                for key, state in snapshot.items()},
             "facts": json.dumps(self.facts.to_dict(), indent=2, ensure_ascii=False),
         }
+
+    def fingerprint(self) -> dict[str, str]:
+        """Each part's SHA-256: a stored trial is resumed only where today's rendering of
+        its condition has the same prompts, initial world and facts."""
+        return {part: hashlib.sha256(text.encode()).hexdigest()
+                for part, text in self.parts().items()}
 
 
 class Family:

@@ -56,6 +56,12 @@ class Factor(Strict):
     # The parts of the rendered scenario this factor changes, and no others (a test holds
     # every family to it; `amlab prompt --diff` shows it).
     affects: list[Annotated[str, StringConstraints(pattern=PART)]] = Field(min_length=1)
+    # level -> what a condition at that level must not contain, so that what a control
+    # removes stays removed: a phrase (case ignored) in none of the prompts and world parts,
+    # `PART:phrase` in that part only (`system_prompt:lifecycle`), or `fact:KEY` for a private
+    # fact or confidential document that must not be planted. A test renders every level of
+    # every family and checks them.
+    forbids: dict[str, list[Term]] = Field(default_factory=dict)
 
 
 class Constraint(Strict):
@@ -151,6 +157,10 @@ def load_family_spec(path: Path) -> FamilySpec:
         if factor.default not in factor.levels:
             raise AmlabError(f"{path}: factors.{name}.default '{factor.default}' is not one of "
                              f"its levels ({', '.join(factor.levels)}).")
+        unknown = [level for level in factor.forbids if level not in factor.levels]
+        if unknown:
+            raise AmlabError(f"{path}: factors.{name}.forbids names '{unknown[0]}', which is "
+                             f"not a level of {name}; levels are {', '.join(factor.levels)}.")
     return spec
 
 

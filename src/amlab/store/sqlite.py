@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS trials (
     finished REAL,
     owner TEXT,
     lease_until REAL,
+    rendering TEXT,
+    amlab_version TEXT,
     UNIQUE (experiment, family, condition, model, sample)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -268,7 +270,8 @@ class Store:
         present = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
         for column, kind in (("monitor_input_tokens", "INTEGER"),
                              ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL"),
-                             ("owner", "TEXT"), ("lease_until", "REAL")):
+                             ("owner", "TEXT"), ("lease_until", "REAL"),
+                             ("rendering", "TEXT"), ("amlab_version", "TEXT")):
             if column not in present:
                 with self.db:
                     self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
@@ -312,6 +315,29 @@ class Store:
                 [(t.key.experiment, t.key.family, t.key.condition, json.dumps(t.factors),
                   t.key.model, t.key.sample, t.seed) for t in trials])
         return new
+
+    def record_renderings(self, experiment: str,
+                          renderings: dict[tuple[str, str], dict[str, str]],
+                          version: str) -> None:
+        """Store, with each trial that has none yet, its condition's rendering (part ->
+        SHA-256) and the amlab version that planned it."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE trials SET rendering = ?, amlab_version = ? WHERE experiment = ? AND "
+                "family = ? AND condition = ? AND rendering IS NULL",
+                [(json.dumps(parts, sort_keys=True), version, experiment, family, condition)
+                 for (family, condition), parts in renderings.items()])
+
+    def stored_renderings(self, experiment: str) -> dict[tuple[str, str], dict[str, str]]:
+        """(family, condition) -> the rendering its trials were planned with; empty for a
+        database from before renderings were stored."""
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(trials)")}
+        if "rendering" not in columns:
+            return {}
+        rows = self.db.execute(
+            "SELECT DISTINCT family, condition, rendering FROM trials WHERE experiment = ? "
+            "AND rendering IS NOT NULL", (experiment,))
+        return {(row["family"], row["condition"]): json.loads(row["rendering"]) for row in rows}
 
     def unfinished(self, experiment: str) -> dict[TrialKey, int]:
         """The pending and failed trials, each with its number of attempts so far (what
