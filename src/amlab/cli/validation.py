@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -228,11 +229,15 @@ def _print(rows: list[Row], checks: list[FloorCheck], as_json: bool, source: str
             data["wrong"] = [d._asdict() for d in misses]
         console.print_json(json.dumps(data))
         return
-    table = Table(title=f"Detectors against {escape(source)}", title_justify="left")
-    for column in ("behaviour", "method", "n", "TP", "FP", "FN", "TN", "precision", "recall",
+    table = Table(title=f"Detectors against {escape(source)}", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False,
+                  collapse_padding=True)
+    for column in ("behaviour", "method", "n", "TP", "FP", "FN", "TN", "prec", "recall",
                    *(["kappa"] if kappa else []), "unread", *([] if kappa else ["floor"])):
+        # Names whole, figures narrow: the table fits an 80-column terminal and the floors'
+        # reasons go below it.
         table.add_column(column, justify="left" if column in ("behaviour", "method", "floor")
-                         else "right")
+                         else "right", no_wrap=True, min_width=len(column))
     for row in rows:
         c = row.confusion
         floor = verdicts.get(row.behaviour) if row.method == "heuristic" else None
@@ -241,6 +246,10 @@ def _print(rows: list[Row], checks: list[FloorCheck], as_json: bool, source: str
                       *([_fmt(c.kappa)] if kappa else []), str(row.unread),
                       *([] if kappa else [_floor_word(floor, enforced)]))
     console.print(table)
+    for row in rows:
+        floor = verdicts.get(row.behaviour) if row.method == "heuristic" else None
+        if floor is not None and not floor.passed and not kappa:
+            console.print(f"{row.behaviour}: {floor.reason}", highlight=False)
     if misses:
         wrong = Table(title="Cases decided wrongly", title_justify="left")
         for column in ("case", "behaviour", "method", "label", "decided"):
@@ -279,8 +288,8 @@ def _floor_word(check: FloorCheck | None, enforced: bool = True) -> str:
     if check.passed:
         return "[green]met[/]"
     if not enforced:
-        return f"below: {check.reason}"
-    return f"waived: {check.reason}" if check.waived else f"[red]BELOW[/]: {check.reason}"
+        return "below"
+    return "waived" if check.waived else "[red]BELOW[/]"
 
 
 def _fmt(value: float | None) -> str:
