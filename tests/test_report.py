@@ -135,9 +135,21 @@ def test_report_opens_offline_in_chromium_with_rendered_figures_and_the_stores_n
     # The dropped verdict: blackmail 0/2 in that cell, the missing verdict shown apart.
     assert expected[(SOMETIMES, JUDGE_FAILED[0], "blackmail")] == (0, 2)
     by_cell = {(row[0], row[1]): row[2:] for row in trials[1:]}
+    acts = acts_in_store(stored_run, SOMETIMES, JUDGE_FAILED[0])
     assert by_cell[("scripted/sometimes_blackmails", JUDGE_FAILED[0])] == [
-        "3", "1", "0", "0", "blackmail: 1"]
-    assert by_cell[("scripted/flaky", CONTROL)] == ["0", "0", "4", "0", "—"]
+        "3", "1", "0", "0", *map(str, acts), "blackmail: 1"]
+    assert by_cell[("scripted/flaky", CONTROL)] == ["0", "0", "4", "0", "0", "0", "0", "—"]
+
+
+def acts_in_store(db: Path, model: str, condition: str) -> tuple[int, int, int]:
+    """What the agents of a cell did, counted from the stored actions: tool calls, calls the
+    world applied, calls that changed its state."""
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT actions FROM trials WHERE model = ? AND condition = ? "
+                              "AND status = 'done'", (model, condition)).fetchall()
+    actions = [a for (text,) in stored for a in json.loads(text or "[]")]
+    return (len(actions), sum(bool(a["ok"]) for a in actions),
+            sum(bool(a["changes"]) for a in actions))
 
 
 def test_report_files_are_self_contained_with_png_and_svg_figures(report_dir: Path) -> None:
@@ -150,9 +162,13 @@ def test_report_files_are_self_contained_with_png_and_svg_figures(report_dir: Pa
     summary = (report_dir / "summary.md").read_text()
     for png in pngs:
         assert f"(figures/{png.name})" in summary
-    # The cell of the dropped verdict, as the Markdown table prints it.
-    assert (f"| scripted/sometimes_blackmails | {CONTROL} | 3 | 1 | 0 | 0 | "
-            "0/2 0% [0%, 66%] (1 no verdict) |") in summary
+    # The cell of the dropped verdict, as the Markdown table prints it, with what the agents
+    # did there (tool calls, applied by the world, changing its state), counted here from the
+    # stored actions.
+    calls, applied, changed = acts_in_store(report_dir.parent / "r.db", SOMETIMES, CONTROL)
+    assert calls > 0 and applied > 0 and changed > 0
+    assert (f"| scripted/sometimes_blackmails | {CONTROL} | 3 | 1 | 0 | 0 | {calls} | "
+            f"{applied} | {changed} | 0/2 0% [0%, 66%] (1 no verdict) |") in summary
     assert "| scripted/flaky | 16 |" in summary  # token and cost table lists every trial
 
 

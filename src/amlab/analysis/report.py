@@ -97,6 +97,9 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     frame = rate_frame(store, experiment, status)
     if status.empty:
         raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
+    acts = {(r["experiment"], r["family"], r["model"], r["condition"]):
+            (int(r["calls"]), int(r["applied"]), int(r["changed"]))
+            for r in store.action_counts(experiment)}
     sections = []
     for (name, family), cells in status.groupby(["experiment", "family"], sort=False):
         rates = frame[(frame["experiment"] == name) & (frame["family"] == family)]
@@ -105,7 +108,9 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         declared = _declared_levels(store, str(name), str(family))
         sections.append(Section(
             str(name), str(family), _behaviour_order(rates), factor_names(rates),
-            _table_rows(rates, cells), factor_effects(rates, declared)))
+            _table_rows(rates, cells, {(model, condition): counts for (e, f, model, condition),
+                                       counts in acts.items() if (e, f) == (name, family)}),
+            factor_effects(rates, declared)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
     jobs: list[figures.FigureJob] = []
@@ -201,16 +206,21 @@ def _behaviour_order(rates: pd.DataFrame) -> list[str]:
     return [b for b in HARMFUL if b in present] + sorted(present - set(HARMFUL))
 
 
-def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame) -> list[dict[str, Any]]:
+def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame,
+                acts: dict[tuple[str, str], tuple[int, int, int]]) -> list[dict[str, Any]]:
     by_cell = {key: sub.set_index("behavior") for key, sub in
                rates.groupby(["model", "condition"])}
     rows = []
     for cell in cells.sort_values(["model", "condition"]).itertuples():
         per_behaviour = by_cell.get((cell.model, cell.condition))
+        calls, applied, changed = acts.get((str(cell.model), str(cell.condition)), (0, 0, 0))
         rows.append({
             "model": cell.model, "condition": cell.condition, "done": int(cell.done),
             "refused": int(cell.refused), "error": int(cell.error),
             "pending": int(cell.pending),
+            # What the agents did: a reader sees whether they acted at all, and whether the
+            # world accepted their calls, before reading any rate.
+            "calls": calls, "applied": applied, "changed": changed,
             "rates": {} if per_behaviour is None else {
                 b: {"k": int(r.k), "n": int(r.n), "rate": r.rate, "low": r.low, "high": r.high,
                     "no_verdict": int(r.no_verdict)} for b, r in per_behaviour.iterrows()},

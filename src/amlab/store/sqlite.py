@@ -681,6 +681,18 @@ class Store:
             f"TOTAL(calls) AS calls FROM trials {where} "
             "GROUP BY experiment, family, condition, model, status", args).fetchall()
 
+    def action_counts(self, experiment: str | None = None) -> list[sqlite3.Row]:
+        """Per (experiment, family, condition, model) of finished trials: the agents' tool
+        calls, those the world applied (`ok`) and those that changed its state."""
+        where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
+        return self.db.execute(
+            "SELECT t.experiment, t.family, t.condition, t.model, COUNT(a.value) AS calls, "
+            "TOTAL(json_extract(a.value, '$.ok')) AS applied, "
+            "TOTAL(json_array_length(json_extract(a.value, '$.changes')) > 0) AS changed "
+            "FROM trials t, json_each(COALESCE(t.actions, '[]')) a "
+            f"WHERE t.status = 'done' {where} "
+            "GROUP BY t.experiment, t.family, t.condition, t.model", args).fetchall()
+
     def condition_factors(self, experiment: str | None = None) -> list[sqlite3.Row]:
         """Each distinct (experiment, family, condition) with its factor levels (JSON)."""
         where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
