@@ -25,7 +25,7 @@ from amlab.models.openai_api import OpenAIModel
 from amlab.models.registry import TRANSPORT_ENV, TRANSPORTS
 from amlab.records import Message
 from amlab.run import Experiment, run_experiment
-from amlab.run.estimate import estimate
+from amlab.run.estimate import condition_tokens, estimate
 from amlab.store import Store
 from conftest import subprocess_env
 from openai_stub import TEXT_CALL, StubServer, StubState
@@ -213,7 +213,11 @@ def test_dry_run_estimates_tokens_and_cost_per_model_without_keys(tmp_path: Path
     priced, unpriced = estimate(Experiment.load(path))
     # 10 trials of at most 3 turns of 300 tokens; gpt-4.1 is $2 in, $8 out per million.
     assert priced.trials == 10 and priced.output_tokens == 10 * 3 * 300
-    assert priced.input_tokens == 10 * (3 * priced.prompt_tokens + 300 * 3)
+    # Each trial sends its condition's prompt on each of 3 turns, plus the answers so far
+    # (the two conditions' prompts differ in length: 5 samples of each).
+    prompts = [c.prompt for c in condition_tokens(Experiment.load(path)).values()]
+    assert len(prompts) == 2
+    assert priced.input_tokens == 5 * sum(3 * p + 300 * 3 for p in prompts)
     assert priced.prompt_tokens > 1000
     cost = (priced.input_tokens * 2 + priced.output_tokens * 8) / 1e6
     assert priced.cost_usd == pytest.approx(cost) and unpriced.cost_usd is None

@@ -295,7 +295,8 @@ def test_the_default_judge_and_its_cost_are_shown_before_the_confirmation(
     out = _reproduce_declined(tmp_path)
     assert "Judge: openai/gpt-4.1-mini reads every trial" in out
     assert "openai/gpt-4.1-mini (judge)" in out
-    assert out.index("openai/gpt-4.1-mini (judge)") < out.index("Run these 8 trials?")
+    # 5 blackmail cells (the headline, its three controls, the shared-values cell) × 2.
+    assert out.index("openai/gpt-4.1-mini (judge)") < out.index("Run these 10 trials?")
 
 
 def test_without_a_judge_the_plan_says_heuristics_decide_with_their_measured_recall(
