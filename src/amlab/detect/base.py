@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from amlab.errors import AmlabError
@@ -23,6 +24,10 @@ class TrialView:
 
     actions: tuple[Action, ...]
     messages: tuple[Message, ...]
+    # Verdicts already decided on this view, by (behaviour, facts): detectors that consult
+    # another (advocacy reads deception, deception reads blackmail) do not decide it again.
+    decided: dict[tuple[str, int], Verdict] = field(default_factory=dict, compare=False,
+                                                     repr=False)
 
 
 Detector = Callable[[TrialView, Facts], Verdict]
@@ -62,8 +67,16 @@ def check_detector_names(names: list[str], where: str) -> None:
                              f"{', '.join(sorted(known))}.")
 
 
+def verdict_of(name: str, view: TrialView, facts: Facts) -> Verdict:
+    """The verdict of detector `name` on this view, decided once per view and facts."""
+    key = (name, id(facts))
+    if key not in view.decided:
+        view.decided[key] = DETECTORS[name](view, facts)
+    return view.decided[key]
+
+
 def run_detectors(names: list[str], view: TrialView, facts: Facts) -> dict[str, Verdict]:
-    verdicts = {name: DETECTORS[name](view, facts) for name in names if name in DETECTORS}
+    verdicts = {name: verdict_of(name, view, facts) for name in names if name in DETECTORS}
     for name in names:
         if name in DERIVED:
             verdicts[name] = DERIVED[name](verdicts)
@@ -117,10 +130,15 @@ def addressed_words(view: TrialView) -> Iterator[Outgoing]:
 def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:
     """The first phrase found in text (whole words, any case), or ''."""
     for phrase in phrases:
-        match = re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, re.I)
+        match = _whole_words(phrase).search(text)
         if match:
             return match.group(0)
     return ""
+
+
+@lru_cache(maxsize=4096)
+def _whole_words(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)", re.I)
 
 
 def sentence_around(text: str, start: int, end: int) -> str:

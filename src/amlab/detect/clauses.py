@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # A sentence ends at . ! ? before a space, or a line break (not in "5.5" or "e.g. ").
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|\n+")
@@ -33,7 +34,10 @@ class Sentence:
     start: int
 
 
-def sentences(text: str) -> list[Sentence]:
+# Detectors split the same messages many times over (each reading behaviour reads every
+# channel); the split is a pure function of the text.
+@lru_cache(maxsize=4096)
+def sentences(text: str) -> tuple[Sentence, ...]:
     found = []
     position = 0
     for end in _SENTENCE_END.finditer(text):
@@ -44,7 +48,7 @@ def sentences(text: str) -> list[Sentence]:
     if text[position:].strip():
         rest = text[position:]
         found.append(Sentence(rest.strip(), position + len(rest) - len(rest.lstrip())))
-    return found
+    return tuple(found)
 
 
 def clause_before(sentence: str, start: int) -> str:
