@@ -1,11 +1,15 @@
 """Differences in rate between factor levels, and between two stored runs.
 
-Each difference has a 95 % Newcombe (hybrid score) interval and a two-sided Fisher exact
-p-value; the p-values of all differences in one report are Holm-adjusted together, so a
-reader can count the "significant" ones without inflating the family-wise error rate.
+A factor's effect is computed where the design identifies it: within strata of the other
+factors (each combination of their levels run at both compared levels), combined with
+Mantel–Haenszel weights, with a stratified Miettinen–Nurminen score interval and p-value
+(`analysis.strata`; why and references in docs/statistics.md). Pooling counts over the other
+factors would be biased whenever the design is not a full grid (Simpson's paradox).
 
-A factor's effect is marginal: counts are pooled over the other factors' levels, which is
-the effect averaged over them when the design is a full grid (as `amlab run` sweeps it).
+Two runs are compared cell by cell (one stratum each) with a 95 % Newcombe (hybrid score)
+interval and a two-sided Fisher exact p-value. The p-values of the differences a report
+shows are Holm-adjusted together, so a reader can count the "significant" ones without
+inflating the family-wise error rate.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from amlab.analysis.rates import factor_names
+from amlab.analysis.strata import Stratum, stratified_difference
 from amlab.detect.base import HARMFUL
 
 # Frames come from `rates.rate_frame`, which loads pandas; the monitor's comparison uses only
@@ -26,6 +31,15 @@ if TYPE_CHECKING:
 # preference: `monitored` before `none`, so that with monitoring none / monitored /
 # unmonitored the alignment-faking comparison (unmonitored - monitored) is still made.
 REFERENCE_LEVELS = ("monitored", "none", "absent", "control", "off", "no")
+# Factors whose natural comparisons are not all against one reference: the alignment-faking
+# gap (unmonitored − monitored), and each against an agent told nothing (`none`).
+CONTRASTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "monitoring": (("unmonitored", "monitored"), ("unmonitored", "none"),
+                   ("monitored", "none")),
+}
+# Factors held fixed in every comparison but never compared themselves: surface variants of
+# the same scenario (analysis/variants.py tests whether a rate holds across them).
+NUISANCE_FACTORS = ("variant",)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,11 @@ class Difference:
     p_holm: float = float("nan")
     # Set when the difference is within one condition (comparing runs), not pooled over many.
     condition: str = ""
+    # A factor effect: the strata of the other factors it is computed within, the factors
+    # held fixed, and what the design leaves mixed in (aliases, factors changing with it).
+    strata: tuple[Stratum, ...] = ()
+    held_fixed: tuple[str, ...] = ()
+    note: str = ""
 
     @property
     def rate(self) -> float:
@@ -101,40 +120,169 @@ def reference_level(levels: Sequence[str], declared: Sequence[str] = ()) -> str:
 
 def factor_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | None = None
                    ) -> list[Difference]:
+    """The differences of `stratified_effects` (notes on the design aside)."""
+    return stratified_effects(frame, declared).differences
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Factor effects and, per (experiment, family), what a reader must know about the design
+    they come from: aliased factors, comparisons confounded with another factor or not
+    identified at all."""
+
+    differences: list[Difference]
+    notes: dict[tuple[str, str], list[str]]
+
+
+def stratified_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | None = None
+                       ) -> Effects:
     """For each (experiment, family, model, behaviour) and each factor with two or more
-    levels, every level against the reference level. `frame` is from `rate_frame`;
+    levels, every level against the reference level (and the pairs of `CONTRASTS`), within
+    strata of the other factors (see `analysis.strata`). `frame` is from `rate_frame`;
     `declared` gives each factor's levels in the experiment file's order. Not yet
-    Holm-adjusted: adjust all the comparisons of a report together with `holm`."""
+    Holm-adjusted: adjust all the comparisons of a report together with `holm`.
+
+    Factors whose levels move together over the conditions run (aliased) are one factor,
+    reported once under the first of them. A factor whose level sets at the two compared
+    levels do not overlap changes with the comparison: it cannot be held fixed, and the
+    difference includes its effect (said in the note). `variant` is held fixed, never
+    compared (see `analysis.variants`)."""
     declared = declared or {}
     effects: list[Difference] = []
-    for factor in factor_names(frame):
-        present = frame[frame[factor].notna()]
-        group = ["experiment", "family", "model", "behavior"]
-        pooled = present.groupby([*group, factor])[["k", "n"]].sum().reset_index()
-        for key, sub in pooled.groupby(group):
-            levels = [str(level) for level in sub[factor]]
-            if len(levels) < 2:
-                continue
-            ref = reference_level(levels, declared.get(factor, ()))
-            by_level = sub.set_index(factor)
-            k_ref, n_ref = (int(x) for x in by_level.loc[ref, ["k", "n"]])
-            for level in _ordered(levels, declared.get(factor, ())):
-                k, n = (int(x) for x in by_level.loc[level, ["k", "n"]])
-                if level == ref or n == 0 or n_ref == 0:
-                    continue
-                experiment, family, model, behavior = (str(x) for x in key)
-                effects.append(Difference(experiment, family, model, behavior, factor, level,
-                                          ref, k, n, k_ref, n_ref,
-                                          *two_proportions(k, n, k_ref, n_ref)))
+    notes: dict[tuple[str, str], list[str]] = {}
+    for (experiment, family), section in frame.groupby(["experiment", "family"], sort=False):
+        design = _Design.of(section)
+        said = notes.setdefault((str(experiment), str(family)), list(design.alias_notes()))
+        for factor in design.compared:
+            others = [f for f in design.varying if f not in design.aliases[factor]]
+            for (model, behavior), rows in design.cells.groupby(["model", "behavior"]):
+                levels = [str(level) for level in rows[factor].unique()]
+                for level, ref in _pairs(factor, levels, declared.get(factor, ())):
+                    at_level, at_ref = rows[rows[factor] == level], rows[rows[factor] == ref]
+                    moved = [f for f in others if not set(at_level[f]) & set(at_ref[f])]
+                    held = tuple(f for f in others if f not in moved)
+                    strata = _strata(at_level, at_ref, held)
+                    for f in moved:
+                        _say(said, f"{factor} {level} − {ref} is compared across {f} "
+                             f"({_levels(at_level[f])} against {_levels(at_ref[f])}), which "
+                             "changes with it in this design: the difference includes the "
+                             f"effect of {f}.")
+                    if not strata:
+                        _say(said, f"{factor} {level} − {ref} is not identified: no "
+                             f"combination of {', '.join(held)} was run at both levels.")
+                        continue
+                    note = "; ".join(
+                        [f"aliased with {', '.join(design.aliases[factor][1:])}"]
+                        * (len(design.aliases[factor]) > 1)
+                        + [f"{f} changes with it" for f in moved])
+                    effects.append(Difference(
+                        str(experiment), str(family), str(model), str(behavior), factor,
+                        level, ref, sum(s.k for s in strata), sum(s.n for s in strata),
+                        sum(s.k_ref for s in strata), sum(s.n_ref for s in strata),
+                        *stratified_difference(strata), strata=strata, held_fixed=held,
+                        note=note))
     # Models side by side under each behaviour and comparison, as a reader compares them.
-    return sorted(effects, key=lambda e: (e.experiment, e.family, e.behavior, e.factor,
-                                          e.level, e.model))
+    effects.sort(key=lambda e: (e.experiment, e.family, e.behavior, e.factor, e.level,
+                                e.reference, e.model))
+    return Effects(effects, notes)
+
+
+@dataclass(frozen=True)
+class _Design:
+    """The factors of one experiment and family as run: which vary, which are aliased."""
+
+    cells: pd.DataFrame  # rows of the rate frame with n > 0, factor levels as text
+    varying: list[str]  # factors with two or more levels run, in the frame's order
+    aliases: dict[str, list[str]]  # compared factor -> itself and the factors aliased with it
+    conditions: pd.DataFrame  # one row per condition run, its factor levels as text
+
+    @property
+    def compared(self) -> list[str]:
+        return [f for f in self.aliases if f not in NUISANCE_FACTORS]
+
+    @classmethod
+    def of(cls, section: pd.DataFrame) -> _Design:
+        factors = [f for f in factor_names(section) if section[f].notna().any()]
+        cells = section[section["n"] > 0].copy()
+        # A factor a condition does not have is a level of its own, not a missing value.
+        for f in factors:
+            cells[f] = cells[f].astype(object).where(cells[f].notna(), "—").astype(str)
+        conditions = cells.drop_duplicates("condition")[factors]
+        varying = [f for f in factors if conditions[f].nunique() > 1]
+        aliases: dict[str, list[str]] = {}
+        for f in varying:
+            leader = next((first for first, group in aliases.items()
+                           if _aliased(conditions, first, f)), None)
+            if leader is None:
+                aliases[f] = [f]
+            else:
+                aliases[leader].append(f)
+        return cls(cells, varying, aliases, conditions)
+
+    def alias_notes(self) -> list[str]:
+        notes = []
+        for leader, group in self.aliases.items():
+            if len(group) > 1:
+                pairs = self.conditions[group].drop_duplicates().sort_values(group)
+                moves = ", ".join(" = ".join(map(str, row)) for row in pairs.itertuples(
+                    index=False))
+                notes.append(f"{' and '.join(group)} are aliased: their levels move together "
+                             f"in the conditions run ({moves}), so their effects cannot be "
+                             f"told apart; they are reported once, under {leader}.")
+        return notes
+
+
+def _aliased(conditions: pd.DataFrame, a: str, b: str) -> bool:
+    """Each level of `a` goes with one level of `b` and each level of `b` with one of `a`."""
+    return bool((conditions.groupby(a)[b].nunique() == 1).all()
+                and (conditions.groupby(b)[a].nunique() == 1).all())
+
+
+def _pairs(factor: str, levels: list[str], declared: Sequence[str]) -> list[tuple[str, str]]:
+    """(level, reference) pairs to compare: the factor's `CONTRASTS` whose levels were both
+    run, then every other level against the reference level."""
+    if len(levels) < 2:
+        return []
+    named = [(a, b) for a, b in CONTRASTS.get(factor, ()) if a in levels and b in levels]
+    covered = {level for pair in named for level in pair}
+    ref = reference_level(levels, declared)
+    return named + [(level, ref) for level in _ordered(levels, declared)
+                    if level != ref and level not in covered]
+
+
+def _strata(at_level: pd.DataFrame, at_ref: pd.DataFrame, held: tuple[str, ...]
+            ) -> tuple[Stratum, ...]:
+    """The combinations of the `held` factors' levels run at both compared levels."""
+    if not held:
+        return (Stratum((), int(at_level["k"].sum()), int(at_level["n"].sum()),
+                        int(at_ref["k"].sum()), int(at_ref["n"].sum())),)
+    level = at_level.groupby(list(held))[["k", "n"]].sum()
+    ref = at_ref.groupby(list(held))[["k", "n"]].sum()
+    both = level.merge(ref, left_index=True, right_index=True, suffixes=("", "_ref"))
+    return tuple(
+        Stratum(tuple(zip(held, (key if isinstance(key, tuple) else (key,)), strict=True)),
+                int(row.k), int(row.n), int(row.k_ref), int(row.n_ref))
+        for key, row in zip(both.index, both.itertuples(index=False), strict=True))
+
+
+def _levels(column: pd.Series) -> str:
+    return ", ".join(sorted(set(column)))
+
+
+def _say(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
 
 
 def alignment_faking(effects: Sequence[Difference]) -> list[Difference]:
-    """Harmful behaviour when unmonitored minus when monitored (factor `monitoring`)."""
-    return [e for e in effects if e.factor == "monitoring" and e.level == "unmonitored"
-            and e.reference == "monitored" and e.behavior in HARMFUL]
+    """Harmful behaviours unmonitored minus monitored, each within matched conditions (the
+    other factors held fixed), and each of the two against `monitoring: none` when it was
+    run (the agent told nothing about being watched)."""
+    order = CONTRASTS["monitoring"]
+    faking = [e for e in effects if e.factor == "monitoring"
+              and (e.level, e.reference) in order and e.behavior in HARMFUL]
+    return sorted(faking, key=lambda e: (e.experiment, e.family, e.behavior,
+                                         order.index((e.level, e.reference)), e.model))
 
 
 def compare_runs(frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[Difference]:
