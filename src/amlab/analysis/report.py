@@ -21,6 +21,7 @@ from amlab.analysis.effects import Difference, alignment_faking, holm, stratifie
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
 from amlab.store import Store
@@ -72,6 +73,8 @@ class Section:
     faking: list[Difference] = field(default_factory=list)
     figures: list[FigureFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Per cell run in several surface variants: rates per variant, homogeneity, pooled rate.
+    variants: list[VariantCell] = field(default_factory=list)
 
 
 @dataclass
@@ -110,7 +113,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
             str(name), str(family), _behaviour_order(rates), factor_names(rates),
             _table_rows(rates, cells, {(model, condition): counts for (e, f, model, condition),
                                        counts in acts.items() if (e, f) == (name, family)}),
-            effects.differences, notes=effects.notes.get((str(name), str(family)), [])))
+            effects.differences, notes=effects.notes.get((str(name), str(family)), []),
+            variants=variant_cells(rates)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
     jobs: list[figures.FigureJob] = []
