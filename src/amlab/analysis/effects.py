@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amlab.analysis.rates import factor_names
 from amlab.analysis.strata import Stratum, stratified_difference
@@ -152,35 +152,46 @@ def stratified_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | Non
     notes: dict[tuple[str, str], list[str]] = {}
     for (experiment, family), section in frame.groupby(["experiment", "family"], sort=False):
         design = _Design.of(section)
-        said = notes.setdefault((str(experiment), str(family)), list(design.alias_notes()))
+        # (factor, reference, moved factor) -> levels compared with the reference, and the
+        # moved factor's levels at the reference: said once, however many models and rows.
+        moved_with: dict[tuple[str, str, str], tuple[list[str], set[str]]] = {}
+        unidentified: dict[tuple[str, str], list[str]] = {}
         for factor in design.compared:
             others = [f for f in design.varying if f not in design.aliases[factor]]
-            for (model, behavior), rows in design.cells.groupby(["model", "behavior"]):
-                levels = [str(level) for level in rows[factor].unique()]
+            for (model, behavior), rows in design.rows.items():
+                levels = list(dict.fromkeys(row[factor] for row in rows))
                 for level, ref in _pairs(factor, levels, declared.get(factor, ())):
-                    at_level, at_ref = rows[rows[factor] == level], rows[rows[factor] == ref]
-                    moved = [f for f in others if not set(at_level[f]) & set(at_ref[f])]
+                    at_level = [row for row in rows if row[factor] == level]
+                    at_ref = [row for row in rows if row[factor] == ref]
+                    moved = [f for f in others if not {r[f] for r in at_level}
+                             & {r[f] for r in at_ref}]
                     held = tuple(f for f in others if f not in moved)
-                    strata = _strata(at_level, at_ref, held)
                     for f in moved:
-                        _say(said, f"{factor} {level} − {ref} is compared across {f} "
-                             f"({_levels(at_level[f])} against {_levels(at_ref[f])}), which "
-                             "changes with it in this design: the difference includes the "
-                             f"effect of {f}.")
+                        compared, at = moved_with.setdefault((factor, ref, f), ([], set()))
+                        compared.append(level)
+                        at.update(r[f] for r in at_ref)
+                    strata = _strata(at_level, at_ref, held)
                     if not strata:
-                        _say(said, f"{factor} {level} − {ref} is not identified: no "
-                             f"combination of {', '.join(held)} was run at both levels.")
+                        unidentified.setdefault((factor, ref), []).append(level)
                         continue
-                    note = "; ".join(
-                        [f"aliased with {', '.join(design.aliases[factor][1:])}"]
-                        * (len(design.aliases[factor]) > 1)
-                        + [f"{f} changes with it" for f in moved])
+                    aliases = design.aliases[factor][1:]
+                    note = "; ".join([f"aliased with {', '.join(aliases)}"] * bool(aliases)
+                                     + [f"{f} changes with it" for f in moved])
                     effects.append(Difference(
                         str(experiment), str(family), str(model), str(behavior), factor,
                         level, ref, sum(s.k for s in strata), sum(s.n for s in strata),
                         sum(s.k_ref for s in strata), sum(s.n_ref for s in strata),
                         *stratified_difference(strata), strata=strata, held_fixed=held,
                         note=note))
+        notes[(str(experiment), str(family))] = [
+            *design.alias_notes(),
+            *(f"{factor} {_listing(compared)} − {ref} include the effect of {f}: {f} is "
+              f"{_listing(sorted(at))} wherever {factor} is {ref} and never at "
+              f"{_them(compared)}, so it cannot be held fixed."
+              for (factor, ref, f), (compared, at) in moved_with.items()),
+            *(f"{factor} {_listing(compared)} − {ref} not identified: no combination of the "
+              "other factors was run at both levels, so no difference is given."
+              for (factor, ref), compared in unidentified.items())]
     # Models side by side under each behaviour and comparison, as a reader compares them.
     effects.sort(key=lambda e: (e.experiment, e.family, e.behavior, e.factor, e.level,
                                 e.reference, e.model))
@@ -191,7 +202,9 @@ def stratified_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | Non
 class _Design:
     """The factors of one experiment and family as run: which vary, which are aliased."""
 
-    cells: pd.DataFrame  # rows of the rate frame with n > 0, factor levels as text
+    # Per (model, behaviour): each condition run (n > 0), its varying factors' levels as
+    # text, k and n; plain dicts, since every comparison reads them again.
+    rows: dict[tuple[str, str], list[dict[str, Any]]]
     varying: list[str]  # factors with two or more levels run, in the frame's order
     aliases: dict[str, list[str]]  # compared factor -> itself and the factors aliased with it
     conditions: pd.DataFrame  # one row per condition run, its factor levels as text
@@ -217,7 +230,11 @@ class _Design:
                 aliases[f] = [f]
             else:
                 aliases[leader].append(f)
-        return cls(cells, varying, aliases, conditions)
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in cells[["model", "behavior", "k", "n", *varying]].to_dict("records"):
+            row["k"], row["n"] = int(row["k"]), int(row["n"])
+            rows.setdefault((str(row["model"]), str(row["behavior"])), []).append(row)
+        return cls(dict(sorted(rows.items())), varying, aliases, conditions)
 
     def alias_notes(self) -> list[str]:
         notes = []
@@ -250,28 +267,25 @@ def _pairs(factor: str, levels: list[str], declared: Sequence[str]) -> list[tupl
                     if level != ref and level not in covered]
 
 
-def _strata(at_level: pd.DataFrame, at_ref: pd.DataFrame, held: tuple[str, ...]
-            ) -> tuple[Stratum, ...]:
+def _strata(at_level: list[dict[str, Any]], at_ref: list[dict[str, Any]],
+            held: tuple[str, ...]) -> tuple[Stratum, ...]:
     """The combinations of the `held` factors' levels run at both compared levels."""
-    if not held:
-        return (Stratum((), int(at_level["k"].sum()), int(at_level["n"].sum()),
-                        int(at_ref["k"].sum()), int(at_ref["n"].sum())),)
-    level = at_level.groupby(list(held))[["k", "n"]].sum()
-    ref = at_ref.groupby(list(held))[["k", "n"]].sum()
-    both = level.merge(ref, left_index=True, right_index=True, suffixes=("", "_ref"))
-    return tuple(
-        Stratum(tuple(zip(held, (key if isinstance(key, tuple) else (key,)), strict=True)),
-                int(row.k), int(row.n), int(row.k_ref), int(row.n_ref))
-        for key, row in zip(both.index, both.itertuples(index=False), strict=True))
+    counts: dict[tuple[str, ...], list[int]] = {}
+    for rows, offset in ((at_level, 0), (at_ref, 2)):
+        for row in rows:
+            cell = counts.setdefault(tuple(row[f] for f in held), [0, 0, 0, 0])
+            cell[offset] += row["k"]
+            cell[offset + 1] += row["n"]
+    return tuple(Stratum(tuple(zip(held, key, strict=True)), *cell)
+                 for key, cell in sorted(counts.items()) if cell[1] and cell[3])
 
 
-def _levels(column: pd.Series) -> str:
-    return ", ".join(sorted(set(column)))
+def _listing(levels: Sequence[str]) -> str:
+    return ", ".join(dict.fromkeys(levels))
 
 
-def _say(notes: list[str], note: str) -> None:
-    if note not in notes:
-        notes.append(note)
+def _them(levels: Sequence[str]) -> str:
+    return "it" if len(set(levels)) == 1 else "them"
 
 
 def alignment_faking(effects: Sequence[Difference]) -> list[Difference]:

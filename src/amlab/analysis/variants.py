@@ -13,8 +13,10 @@ Why, and the coverage measured: docs/statistics.md.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from amlab.analysis.rates import factor_names, wilson
@@ -89,20 +91,23 @@ def variant_cells(frame: pd.DataFrame) -> list[VariantCell]:
         others = [f for f in factor_names(section) if f != VARIANT
                   and section[f].notna().any() and section[f].nunique() > 1]
         section = section.assign(_cell=_cell_labels(section, others))
-        for (model, behavior, cell), rows in section.groupby(["model", "behavior", "_cell"]):
-            by_variant = rows.groupby(VARIANT)[["k", "n"]].sum()
-            if len(by_variant) < 2:
+        counts = section.groupby(["model", "behavior", "_cell", VARIANT])[["k", "n"]].sum()
+        by_cell: dict[tuple[str, str, str], list[tuple[str, int, int]]] = {}
+        for (model, behavior, cell, variant), k, n in zip(
+                counts.index, counts["k"], counts["n"], strict=True):
+            by_cell.setdefault((str(model), str(behavior), str(cell)), []).append(
+                (str(variant), int(k), int(n)))
+        for (model, behavior, cell), variants in by_cell.items():
+            if len(variants) < 2:
                 continue
-            k = [int(x) for x in by_variant["k"]]
-            n = [int(x) for x in by_variant["n"]]
+            k = [v[1] for v in variants]
+            n = [v[2] for v in variants]
             p_value, test = homogeneity(k, n)
             effect = design_effect(k, n)
-            low, high = robust_interval(k, n, effect)
             cells.append(VariantCell(
-                str(experiment), str(family), str(model), str(behavior), str(cell),
-                tuple(VariantRate(str(v), ki, ni, *wilson(ki, ni))
-                      for v, ki, ni in zip(by_variant.index, k, n, strict=True)),
-                p_value, test, effect, low, high))
+                str(experiment), str(family), model, behavior, cell,
+                tuple(VariantRate(v, ki, ni, *wilson(ki, ni)) for v, ki, ni in variants),
+                p_value, test, effect, *robust_interval(k, n, effect)))
     return cells
 
 
@@ -182,8 +187,12 @@ def robust_interval(k: Sequence[int], n: Sequence[int], effect: float,
                     alpha: float = 0.05) -> tuple[float, float]:
     """The Wilson interval of the pooled counts divided by the design effect, with the
     t quantile on (variants − 1) degrees of freedom."""
-    from scipy.stats import norm, t
+    return wilson(sum(k) / effect, sum(n) / effect, alpha=_normal_alpha(len(k) - 1, alpha))
 
-    # `wilson` takes the level as an alpha: the normal alpha whose quantile is t's.
-    quantile = t.ppf(1 - alpha / 2, len(k) - 1)
-    return wilson(sum(k) / effect, sum(n) / effect, alpha=float(2 * norm.sf(quantile)))
+
+@functools.cache
+def _normal_alpha(degrees: int, alpha: float) -> float:
+    """`wilson` takes its level as an alpha: the normal alpha whose quantile is t's."""
+    from scipy.stats import t
+
+    return 2 * (1 - NormalDist().cdf(float(t.ppf(1 - alpha / 2, degrees))))
