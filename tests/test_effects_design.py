@@ -80,6 +80,10 @@ def test_the_report_prints_the_stratified_effect_with_its_strata_in_markdown(
     assert (f"| m | sabotage | pressure | high − none | 66/100 | 24/100 | +0.0 | "
             f"[{low * 100:+.1f}, {high * 100:+.1f}] | 2 (task) | 1.000 | — |") in text
     assert "within strata of the other factors" in text
+    # The HTML lists each stratum's counts under the row.
+    html = (tmp_path / "report" / "report.html").read_text("utf-8")
+    assert ("<summary>2 (task)</summary>task=easy: 2/20 − 8/80<br>task=hard: 64/80 − 16/20"
+            "<br></details>") in html
 
 
 def test_aliased_factors_are_reported_once_with_a_note(tmp_path: Path) -> None:
@@ -131,9 +135,11 @@ def test_a_factor_that_changes_with_the_comparison_is_named_not_held_fixed(
     assert america.note == "goal_type changes with it"
     assert result.notes[("exp", "fam")] == [
         "goal_type explicit, latent − none include the effect of goal_value: goal_value is "
-        "none wherever goal_type is none and never at them, so it cannot be held fixed.",
+        "none wherever goal_type is none and never where it is explicit, latent, so it cannot "
+        "be held fixed.",
         "goal_value america, global − none include the effect of goal_type: goal_type is "
-        "none wherever goal_value is none and never at them, so it cannot be held fixed."]
+        "none wherever goal_value is none and never where it is america, global, so it "
+        "cannot be held fixed."]
 
 
 def test_a_comparison_no_stratum_holds_is_not_identified_and_not_reported(

@@ -160,7 +160,9 @@ def stratified_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | Non
             others = [f for f in design.varying if f not in design.aliases[factor]]
             for (model, behavior), rows in design.rows.items():
                 levels = list(dict.fromkeys(row[factor] for row in rows))
-                for level, ref in _pairs(factor, levels, declared.get(factor, ())):
+                # Levels are text here; the experiment file's may be YAML booleans or numbers.
+                order = [str(level) for level in declared.get(factor, ())]
+                for level, ref in _pairs(factor, levels, order):
                     at_level = [row for row in rows if row[factor] == level]
                     at_ref = [row for row in rows if row[factor] == ref]
                     moved = [f for f in others if not {r[f] for r in at_level}
@@ -186,8 +188,8 @@ def stratified_effects(frame: pd.DataFrame, declared: dict[str, list[str]] | Non
         notes[(str(experiment), str(family))] = [
             *design.alias_notes(),
             *(f"{factor} {_listing(compared)} − {ref} include the effect of {f}: {f} is "
-              f"{_listing(sorted(at))} wherever {factor} is {ref} and never at "
-              f"{_them(compared)}, so it cannot be held fixed."
+              f"{_listing(sorted(at))} wherever {factor} is {ref} and never where it is "
+              f"{_listing(compared)}, so it cannot be held fixed."
               for (factor, ref, f), (compared, at) in moved_with.items()),
             *(f"{factor} {_listing(compared)} − {ref} not identified: no combination of the "
               "other factors was run at both levels, so no difference is given."
@@ -282,10 +284,6 @@ def _strata(at_level: list[dict[str, Any]], at_ref: list[dict[str, Any]],
 
 def _listing(levels: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(levels))
-
-
-def _them(levels: Sequence[str]) -> str:
-    return "it" if len(set(levels)) == 1 else "them"
 
 
 def alignment_faking(effects: Sequence[Difference]) -> list[Difference]:
