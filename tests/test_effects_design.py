@@ -5,6 +5,7 @@ trials stored through the Store API, and through the report."""
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -237,3 +238,20 @@ def test_one_stratum_gives_the_published_miettinen_nurminen_interval() -> None:
     # 0/10 against 0/10 is no evidence either way; 10/10 against 0/10 ends at exactly 1.
     assert stratified_difference([Stratum((), 0, 10, 0, 10)])[3] == 1.0
     assert stratified_difference([Stratum((), 10, 10, 0, 10)])[2] == 1.0
+
+
+def test_stratified_p_value_is_the_score_test_with_each_stratum_pooled_under_no_difference(
+        ) -> None:
+    """At δ = 0 the restricted rates are each stratum's pooled rate, so the statistic has a
+    closed form to check the cubic's root against (two strata, unequal sizes)."""
+    strata = [Stratum((), 7, 20, 3, 30), Stratum((), 12, 15, 9, 25)]
+    weights = [s.n * s.n_ref / (s.n + s.n_ref) for s in strata]
+    total = sum(weights)
+    numerator = sum(w / total * s.difference for w, s in zip(weights, strata, strict=True))
+    variance = 0.0
+    for w, s in zip(weights, strata, strict=True):
+        pooled = (s.k + s.k_ref) / (s.n + s.n_ref)
+        variance += (w / total) ** 2 * pooled * (1 - pooled) * (1 / s.n + 1 / s.n_ref) * (
+            (s.n + s.n_ref) / (s.n + s.n_ref - 1))
+    z = numerator / variance**0.5
+    assert stratified_difference(strata)[3] == pytest.approx(2 * (1 - NormalDist().cdf(z)))
