@@ -133,7 +133,7 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
 
 
 def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
-    """Each factor effect as a point with its 95 % Newcombe interval, in percentage points;
+    """Each factor effect as a point with its 95 % interval, in percentage points;
     filled where Holm-adjusted p < 0.05, hollow otherwise. Effects are grouped by comparison
     (behaviour, factor, level − reference) under a bold heading, one row per model."""
     rows: list[tuple[str, Difference | None]] = []
@@ -164,7 +164,7 @@ def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
             tick.set_fontweight("bold")
     axes.tick_params(axis="y", length=0)
     axes.set_xlim(-105, 105)
-    axes.set_xlabel("difference in rate (percentage points), 95 % Newcombe interval")
+    axes.set_xlabel("difference in rate (percentage points), 95 % interval")
     axes.grid(axis="x", color="#eeeeee")
     handles = [Line2D([], [], color=colour[b], marker="o", linewidth=2, label=label(b))
                for b in behaviours]

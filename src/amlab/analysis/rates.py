@@ -43,10 +43,10 @@ class Rate:
         return self.k / self.n if self.n else float("nan")
 
 
-def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """The Wilson score interval of k successes in n trials (NaN for n = 0); the closed
     form, equal to statsmodels' `proportion_confint(method="wilson")` (tested), without
-    loading SciPy for a run's closing table."""
+    loading SciPy for a run's closing table. k and n may be effective counts (fractions)."""
     if n == 0:
         return float("nan"), float("nan")
     z = NormalDist().inv_cdf(1 - alpha / 2)

@@ -17,10 +17,11 @@ import jinja2
 import pandas as pd
 
 import amlab.analysis.figures as figures
-from amlab.analysis.effects import Difference, alignment_faking, factor_effects, holm
+from amlab.analysis.effects import Difference, alignment_faking, holm, stratified_effects
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
 from amlab.store import Store
@@ -72,6 +73,8 @@ class Section:
     faking: list[Difference] = field(default_factory=list)
     figures: list[FigureFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Per cell run in several surface variants: rates per variant, homogeneity, pooled rate.
+    variants: list[VariantCell] = field(default_factory=list)
 
 
 @dataclass
@@ -105,12 +108,13 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         rates = frame[(frame["experiment"] == name) & (frame["family"] == family)]
         # The factors of other families are empty columns here.
         rates = rates.drop(columns=[f for f in factor_names(rates) if rates[f].isna().all()])
-        declared = _declared_levels(store, str(name), str(family))
+        effects = stratified_effects(rates, _declared_levels(store, str(name), str(family)))
         sections.append(Section(
             str(name), str(family), _behaviour_order(rates), factor_names(rates),
             _table_rows(rates, cells, {(model, condition): counts for (e, f, model, condition),
                                        counts in acts.items() if (e, f) == (name, family)}),
-            factor_effects(rates, declared)))
+            effects.differences, notes=effects.notes.get((str(name), str(family)), []),
+            variants=variant_cells(rates)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
     jobs: list[figures.FigureJob] = []
@@ -267,8 +271,8 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
     charted = choose_behaviors(section.behaviors, rates, choices.behaviors)
     shown = [e for e in section.effects if e.k + e.k_ref > 0 and e.behavior in charted]
     if shown:
-        caption = ("Each level minus the reference level, pooled over the other factors; "
-                   "filled points: Holm-adjusted p < 0.05.")
+        caption = ("Each level minus the reference level, within strata of the other "
+                   "factors; filled points: Holm-adjusted p < 0.05.")
         if len(shown) > MAX_FOREST_ROWS:
             caption += (f" The {MAX_FOREST_ROWS} comparisons with the smallest adjusted p of "
                         f"{len(shown)}; all are in the table.")
