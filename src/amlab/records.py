@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
-Method = Literal["state", "heuristic", "judge"]
+# "fallback": an offline heuristic's verdict that stands because the judge that was to decide
+# the behaviour gave no usable answer (kept apart so a reader sees how many there are).
+Method = Literal["state", "heuristic", "judge", "fallback"]
 TrialStatus = Literal["pending", "done", "error", "refused"]
 StopReason = Literal["end_turn", "max_turns", "max_tokens", "refused", "error"]
 

@@ -312,12 +312,17 @@ def merge_verdicts(verdicts: dict[str, Verdict], calls: list[JudgeCall], names: 
     """The trial's verdicts once judged. The first judge named decides the reading
     behaviours (the others are measured against it); a behaviour decided by the world's
     state keeps its value and gains the judge's answer as evidence; a judge error leaves
-    the offline verdict in place. Derived behaviours are recomputed."""
+    the offline verdict in place, marked `fallback`. Derived behaviours are recomputed."""
     merged = dict(verdicts)
     for judgement in calls[0].judgements if calls else []:
         judged = judgement.verdict()
         current = merged.get(judgement.behavior)
-        if judged is None or current is None:
+        if current is None:
+            continue
+        if judged is None:
+            if current.method == "heuristic" and judgement.error and \
+                    RUBRICS[judgement.behavior].decides:
+                merged[judgement.behavior] = replace(current, method="fallback")
             continue
         if current.method == "state" or not RUBRICS[judgement.behavior].decides:
             merged[judgement.behavior] = replace(
