@@ -148,6 +148,9 @@ class Verdict:
     reasoning: str = ""
     # The judge model that decided it (method "judge"), else ''.
     judge: str = ""
+    # Where a judge decided instead of an offline heuristic: the heuristic's value, kept so
+    # that the two methods can be compared on the same trials.
+    offline_value: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +161,7 @@ class Verdict:
             "version": self.version,
             "reasoning": self.reasoning,
             "judge": self.judge,
+            "offline_value": self.offline_value,
         }
 
     @classmethod
@@ -198,6 +202,9 @@ class JudgeCall:
     usage: Usage
     attempts: int
     replies: list[str] = field(default_factory=list)
+    # As in `Transcript`: the model ids that answered, and the answers taken from the cache.
+    model_ids: dict[str, int] = field(default_factory=dict)
+    cached_calls: int = 0
 
 
 @dataclass
@@ -210,6 +217,10 @@ class Transcript:
     usage: Usage
     turns: int
     monitor_usage: Usage = field(default_factory=Usage)
+    # Provenance: each model id the provider said answered -> its calls, and how many of
+    # the answers came from the response cache instead of the provider.
+    model_ids: dict[str, int] = field(default_factory=dict)
+    cached_calls: int = 0
 
     def sent_texts(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "assistant"]

@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS trials (
     lease_until REAL,
     rendering TEXT,
     amlab_version TEXT,
+    model_ids TEXT,
+    cached_calls INTEGER,
     UNIQUE (experiment, family, condition, model, sample)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -77,6 +79,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     version TEXT NOT NULL,
     evidence TEXT NOT NULL,
     reasoning TEXT NOT NULL DEFAULT '',
+    offline_value INTEGER,
     PRIMARY KEY (trial_id, behavior)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (experiment, status);
@@ -97,7 +100,9 @@ CREATE TABLE IF NOT EXISTS judge_calls (
     cached_input_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
     calls INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    model_ids TEXT,
+    cached_calls INTEGER
 );
 CREATE TABLE IF NOT EXISTS judgements (
     call_id INTEGER NOT NULL REFERENCES judge_calls(id),
@@ -267,14 +272,21 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older amlab up to the schema (columns only grow)."""
-        present = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
-        for column, kind in (("monitor_input_tokens", "INTEGER"),
-                             ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL"),
-                             ("owner", "TEXT"), ("lease_until", "REAL"),
-                             ("rendering", "TEXT"), ("amlab_version", "TEXT")):
-            if column not in present:
+        for table, column, kind in (
+                ("trials", "monitor_input_tokens", "INTEGER"),
+                ("trials", "monitor_output_tokens", "INTEGER"),
+                ("trials", "monitor_cost_usd", "REAL"), ("trials", "owner", "TEXT"),
+                ("trials", "lease_until", "REAL"), ("trials", "rendering", "TEXT"),
+                ("trials", "amlab_version", "TEXT"), ("trials", "model_ids", "TEXT"),
+                ("trials", "cached_calls", "INTEGER"), ("judge_calls", "model_ids", "TEXT"),
+                ("judge_calls", "cached_calls", "INTEGER"),
+                ("verdicts", "offline_value", "INTEGER")):
+            if column not in self._columns(table):
                 with self.db:
-                    self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
 
     @property
     def has_judge_tables(self) -> bool:
@@ -433,6 +445,8 @@ class Store:
                 "monitor_input_tokens": transcript.monitor_usage.input_tokens,
                 "monitor_output_tokens": transcript.monitor_usage.output_tokens,
                 "monitor_cost_usd": transcript.monitor_usage.cost_usd,
+                "model_ids": json.dumps(transcript.model_ids, sort_keys=True),
+                "cached_calls": transcript.cached_calls,
                 "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
@@ -455,9 +469,10 @@ class Store:
     def _insert_verdicts(self, trial_id: int, verdicts: dict[str, Verdict]) -> None:
         self.db.executemany(
             "INSERT INTO verdicts (trial_id, behavior, value, method, version, evidence, "
-            "reasoning, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "reasoning, judge, offline_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(trial_id, v.behavior, int(v.value), v.method, v.version,
-              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge)
+              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge,
+              None if v.offline_value is None else int(v.offline_value))
              for v in verdicts.values()])
 
     def _insert_judge_calls(self, trial_id: int, calls: Sequence[JudgeCall]) -> None:
@@ -465,11 +480,13 @@ class Store:
             usage = call.usage
             call_id = self.db.execute(
                 "INSERT INTO judge_calls (trial_id, judge, prompt_version, attempts, replies, "
-                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created, "
+                "model_ids, cached_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (trial_id, call.judge, call.prompt_version, call.attempts,
                  json.dumps(call.replies), usage.input_tokens, usage.output_tokens,
-                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time()),
+                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time(),
+                 json.dumps(call.model_ids, sort_keys=True), call.cached_calls),
             ).fetchone()[0]
             self.db.executemany(
                 "INSERT INTO judgements (call_id, trial_id, judge, behavior, version, value, "

@@ -250,6 +250,8 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     messages = build_messages(view, facts, rubrics, situation_notes)
     usage = Usage()
     replies: list[str] = []
+    model_ids: dict[str, int] = {}
+    cached_calls = 0
     done: dict[str, Judgement] = {}
     problems: dict[str, str] = {}
     pending = rubrics
@@ -263,6 +265,9 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
             break
         usage.add(response.usage)
         replies.append(response.text)
+        if response.model_id:
+            model_ids[response.model_id] = model_ids.get(response.model_id, 0) + 1
+        cached_calls += response.cached
         good, problems = read_reply(client.name, response.text, pending, words)
         done.update(good)
         pending = [r for r in pending if r.behavior in problems]
@@ -272,7 +277,8 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     errors = [Judgement(client.name, r.behavior, r.version, error=problems[r.behavior])
               for r in pending]
     ordered = [done[r.behavior] for r in rubrics if r.behavior in done] + errors
-    return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies)
+    return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies,
+                     model_ids, cached_calls)
 
 
 def _again(problems: dict[str, str]) -> str:
@@ -328,7 +334,7 @@ def merge_verdicts(verdicts: dict[str, Verdict], calls: list[JudgeCall], names: 
             merged[judgement.behavior] = replace(
                 current, evidence=current.evidence + _as_evidence(judgement))
         else:
-            merged[judgement.behavior] = judged
+            merged[judgement.behavior] = replace(judged, offline_value=current.value)
     for name in names:
         if name in DERIVED:
             merged[name] = DERIVED[name](merged)
