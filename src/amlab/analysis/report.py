@@ -17,8 +17,10 @@ import jinja2
 import pandas as pd
 
 import amlab.analysis.figures as figures
+from amlab.analysis.audit import SectionAudit, audit_sections
 from amlab.analysis.effects import Difference, alignment_faking, factor_effects, holm
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
+from amlab.analysis.provenance import Provenance, provenance
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.detect.base import HARMFUL
@@ -72,6 +74,8 @@ class Section:
     faking: list[Difference] = field(default_factory=list)
     figures: list[FigureFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Awareness split, method mix, exclusions, realism (analysis/audit.py).
+    audit: SectionAudit = field(default_factory=SectionAudit)
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Report:
     monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
     # The run's rates beside published figures for the same cells (analysis/published.py).
     published: list[ComparisonRow] = field(default_factory=list)
+    # Per experiment: versions, texts, models asked and answering, settings, judges.
+    provenance: list[Provenance] = field(default_factory=list)
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -122,13 +128,14 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         jobs += _plan_figures(section, rates, choices, figures_dir)
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
+    audit_sections(store, sections)
     usage = _usage(status)
-    monitored = {name: monitor_comparisons(store, name)
-                 for name in ([experiment] if experiment else store.experiments())}
+    names = [experiment] if experiment else store.experiments()
+    monitored = {name: monitor_comparisons(store, name) for name in names}
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
-                  comparison(store, experiment))
+                  comparison(store, experiment), [provenance(store, name) for name in names])
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
