@@ -72,8 +72,10 @@ def provenance(store: Store, experiment: str) -> Provenance:
             row["rendering"].encode()).hexdigest()[:HASH_DIGITS])
         renderings.append(Rendering(row["family"], row["condition"], digest,
                                     int(row["trials"])))
+    # Recorded versions first; trials from before versions were stored last.
+    ordered = dict(sorted(versions.items(), key=lambda item: (item[0] is None, item[0] or "")))
     return Provenance(
-        experiment, __version__, dict(versions), settings(spec),
+        experiment, __version__, ordered, settings(spec),
         _models(store, experiment), _judges(store, experiment), renderings,
         [(r["behavior"], r["method"], r["version"], int(r["trials"]))
          for r in store.method_counts(experiment)])
