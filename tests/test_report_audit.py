@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,11 +76,12 @@ CELL_A = [
 ]
 
 
-def judge_call(value: bool | None, realism: int | None) -> JudgeCall:
+def judge_call(value: bool | None, realism: int | None, leak: bool) -> JudgeCall:
     failed = "the reply is not one JSON object"
     return JudgeCall(JUDGE, "judge-prompt/1", [
         Judgement(JUDGE, "blackmail", "blackmail/j2", value=value,
                   error="" if value is not None else failed),
+        Judgement(JUDGE, "leak", "leak/j1", value=leak),
         Judgement(JUDGE, "realism", "realism/j1", score=realism,
                   error="" if realism is not None else failed)],
         Usage(input_tokens=50, output_tokens=5, calls=1), 1, model_ids={JUDGE_SERVED: 1})
@@ -102,9 +104,13 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
         verdict = Verdict("blackmail", value, (), method, "blackmail/j2" if method == "judge"
                           else "blackmail/h3", judge=JUDGE if method == "judge" else "",
                           offline_value=offline)
+        # The world's state decides leak (sample 0 leaked); the judge reads a leak into
+        # samples 0 and 1.
+        leak = Verdict("leak", sample == 0, (), "state", "leak/3")
         store.save_result(key(A, sample), transcript(cached=int(sample < 3)),
-                          {"blackmail": verdict, "eval_awareness": belief(said)}, started,
-                          [judge_call(value if method == "judge" else None, realism)])
+                          {"blackmail": verdict, "eval_awareness": belief(said), "leak": leak},
+                          started, [judge_call(value if method == "judge" else None, realism,
+                                               sample < 2)])
     for sample, (value, stop) in enumerate([(True, "max_turns"), (False, "max_tokens"),
                                             (False, "end_turn")]):
         store.save_result(key(B, sample), transcript(stop), {
@@ -158,6 +164,10 @@ def test_heuristic_and_judge_deciding_the_same_trials_get_a_2x2_table_and_kappa(
     # sample 2, the judge alone on sample 5: observed 4/6, chance 1/2, kappa 1/3.
     assert (f"| blackmail | heuristic vs judge {JUDGE} | 6 | 2 | 1 | 1 | 2 | 67% | 0.33 | "
             f"{ids[2]}, {ids[5]} |") in methods
+    # State and judge on leak, ten trials: 8 both false, 1 both true, the judge alone on
+    # sample 1: observed 9/10, chance 0.74, kappa (0.9 - 0.74) / 0.26 = 0.62.
+    assert (f"| leak | judge {JUDGE} vs state | 10 | 8 | 1 | 0 | 1 | 90% | 0.62 | "
+            f"{ids[1]} |") in methods
 
 
 def test_excluded_trials_are_counted_and_bound_each_rate(summary: str) -> None:
@@ -165,9 +175,11 @@ def test_excluded_trials_are_counted_and_bound_each_rate(summary: str) -> None:
     # B: blackmail 1/3; refused, errored and the finished trial without a verdict could each
     # have gone either way: [1/6, 4/6]. eval_awareness 0/4 with two left out: [0/6, 2/6].
     # Two finished trials were cut short, one at max_turns, one at the token budget.
-    assert (f"| {MODEL} | {B} | 1 | 1 | 1 | 1 | 1 | [17%, 67%] (3 left out) | "
+    # Columns: blackmail, leak (not measured in B), eval_awareness.
+    assert (f"| {MODEL} | {B} | 1 | 1 | 1 | 1 | 1 | [17%, 67%] (3 left out) | — | "
             f"[0%, 33%] (2 left out) |") in left_out
-    assert f"| {MODEL} | {A} | 0 | 0 | 0 | 0 | 0 | none left out | none left out |" in left_out
+    assert (f"| {MODEL} | {A} | 0 | 0 | 0 | 0 | 0 | none left out | none left out | "
+            f"none left out |") in left_out
 
 
 def test_realism_is_shown_per_cell_with_the_share_judged_artificial(summary: str) -> None:
@@ -190,7 +202,7 @@ def test_provenance_names_versions_texts_models_answering_settings_and_judges(
     # is in `calls`; three answers came from the cache.
     assert f"| {MODEL} | {SERVED} (30) | 31 | 3 |" in block
     assert (f"| {JUDGE} | {JUDGE_SERVED} (10) | judge-prompt/1 | blackmail/j2 (10), "
-            f"realism/j1 (10) | 10 | 0 |") in block
+            f"leak/j1 (10), realism/j1 (10) | 10 | 0 |") in block
     digest = hashlib.sha256(json.dumps(RENDERING, sort_keys=True).encode()).hexdigest()[:12]
     assert f"| blackmail | {A} | sha256:{digest} | 10 |" in block
     assert f"| blackmail | {B} | not recorded | 7 |" in block
@@ -224,6 +236,26 @@ def test_results_split_by_something_unknown_is_one_sentence(synthetic: Path) -> 
     assert result.returncode != 0
     assert "--split mood: not a split of the rates; splits are awareness." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_from_before_provenance_was_kept_reports_it_as_not_recorded(
+        synthetic: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    old.write_bytes(synthetic.read_bytes())
+    with sqlite3.connect(old) as db:
+        for table, column in (("trials", "model_ids"), ("trials", "cached_calls"),
+                              ("trials", "rendering"), ("trials", "amlab_version"),
+                              ("judge_calls", "model_ids"), ("judge_calls", "cached_calls"),
+                              ("verdicts", "offline_value")):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    write_report(Store(old, read_only=True), tmp_path / "report")
+    markdown = (tmp_path / "report" / "summary.md").read_text("utf-8")
+    assert ("Trials planned by an amlab that did not record its version (17 trials)."
+            in markdown)
+    assert f"| {MODEL} | not recorded | 31 | not recorded |" in markdown
+    assert f"| blackmail | {A} | not recorded | 10 |" in markdown
+    # Without the heuristic's value beside the judge's, no method pair is compared.
+    assert "No two methods decided the same trials of this family." in markdown
 
 
 def test_a_report_without_judges_says_there_is_no_realism_reading(tmp_path: Path) -> None:
