@@ -35,8 +35,9 @@ class SectionAudit:
     judged: bool = False
 
 
-def audit_sections(store: Store, sections: Sequence[Section]) -> None:
-    """Set `audit` of every section."""
+def audit_sections(store: Store, sections: Sequence[Section]) -> dict[str, list[Any]]:
+    """Set `audit` of every section; return each experiment's rows of `Store.method_mix`
+    (for its provenance block, so that the query runs once)."""
     queries: dict[str, dict[str, list[Any]]] = {}
     for section in sections:
         name = section.experiment
@@ -59,3 +60,4 @@ def audit_sections(store: Store, sections: Sequence[Section]) -> None:
             agreements=method_agreements(rows["decisions"], section.behaviors),
             exclusions=exclusions(section.rows, rows["truncated"], section.behaviors),
             realism=realism_cells(rows["realism"]), judged=rows["judged"][0])
+    return {name: found["mix"] for name, found in queries.items()}

@@ -62,7 +62,10 @@ class Provenance:
     detectors: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
-def provenance(store: Store, experiment: str) -> Provenance:
+def provenance(store: Store, experiment: str, decided: list[Any] | None = None
+               ) -> Provenance:
+    """`decided`: the rows of `Store.method_mix` for the experiment, when the caller has
+    them already (the query reads every verdict)."""
     spec = store.experiment_spec(experiment) or {}
     versions: dict[str | None, int] = defaultdict(int)
     renderings = []
@@ -74,11 +77,13 @@ def provenance(store: Store, experiment: str) -> Provenance:
                                     int(row["trials"])))
     # Recorded versions first; trials from before versions were stored last.
     ordered = dict(sorted(versions.items(), key=lambda item: (item[0] is None, item[0] or "")))
+    detectors: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in store.method_mix(experiment) if decided is None else decided:
+        detectors[(row["behavior"], row["method"], row["version"])] += int(row["trials"])
     return Provenance(
         experiment, __version__, ordered, settings(spec),
         _models(store, experiment), _judges(store, experiment), renderings,
-        [(r["behavior"], r["method"], r["version"], int(r["trials"]))
-         for r in store.method_counts(experiment)])
+        [(*found, n) for found, n in sorted(detectors.items())])
 
 
 def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:

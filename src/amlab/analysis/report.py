@@ -128,14 +128,15 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         jobs += _plan_figures(section, rates, choices, figures_dir)
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
-    audit_sections(store, sections)
+    decided = audit_sections(store, sections)
     usage = _usage(status)
     names = [experiment] if experiment else store.experiments()
     monitored = {name: monitor_comparisons(store, name) for name in names}
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
-                  comparison(store, experiment), [provenance(store, name) for name in names])
+                  comparison(store, experiment),
+                  [provenance(store, name, decided.get(name)) for name in names])
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:

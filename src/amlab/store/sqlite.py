@@ -738,14 +738,24 @@ class Store:
                 "AND k.judge = j.judge AND k.behavior = j.behavior))")
 
     def method_mix(self, experiment: str) -> list[sqlite3.Row]:
-        """Per (family, condition, model, behaviour, method) of finished trials: verdicts
-        decided that way (`fallback`: the heuristic's, after the deciding judge's error)."""
-        return self.db.execute(
-            "SELECT t.family, t.condition, t.model, v.behavior, v.method, COUNT(*) AS trials "
-            "FROM trials t JOIN verdicts v ON v.trial_id = t.id "
-            "WHERE t.status = 'done' AND t.experiment = ? "
-            "GROUP BY t.family, t.condition, t.model, v.behavior, v.method",
-            (experiment,)).fetchall()
+        """Per (family, condition, model, behaviour, method, version) of finished trials:
+        verdicts decided that way (`fallback`: the heuristic's, after the deciding judge's
+        error)."""
+        # Grouped by a number per cell rather than by its three names: sorting 100,000
+        # trials' verdicts on long condition names took twice as long.
+        return self.db.execute("""
+            WITH cell AS MATERIALIZED (
+                SELECT ROW_NUMBER() OVER () AS id, family, condition, model FROM (
+                    SELECT DISTINCT family, condition, model FROM trials
+                    WHERE experiment = ?1)),
+            counted AS (
+                SELECT c.id, v.behavior, v.method, v.version, COUNT(*) AS trials
+                FROM cell c JOIN trials t ON t.experiment = ?1 AND t.family = c.family
+                    AND t.condition = c.condition AND t.model = c.model AND t.status = 'done'
+                JOIN verdicts v ON v.trial_id = t.id
+                GROUP BY c.id, v.behavior, v.method, v.version)
+            SELECT c.family, c.condition, c.model, n.behavior, n.method, n.version, n.trials
+            FROM cell c JOIN counted n ON n.id = c.id""", (experiment,)).fetchall()
 
     def judge_errors(self, experiment: str) -> list[sqlite3.Row]:
         """Per (family, condition, model, behaviour, judge) of finished trials: the judges'
@@ -767,25 +777,29 @@ class Store:
         `analysis.agreement.judge_agreement` compares every pair of methods."""
         if not self.has_judge_tables or "offline_value" not in self._columns("verdicts"):
             return []
+        # Every pair of methods includes a judge: only judged trials can have one.
         return self.db.execute(f"""
             WITH {self._latest_judgements()},
+            judged AS (
+                SELECT t.id FROM trials t WHERE t.experiment = ? AND t.status = 'done'
+                AND EXISTS (SELECT 1 FROM judgements j WHERE j.trial_id = t.id)),
             decided AS (
                 SELECT v.trial_id, v.behavior,
                        CASE v.method WHEN 'judge' THEN 'judge ' || v.judge
                                      WHEN 'fallback' THEN 'heuristic' ELSE v.method END
                            AS method, v.value
-                FROM verdicts v
+                FROM verdicts v WHERE v.trial_id IN judged
                 UNION SELECT v.trial_id, v.behavior, 'heuristic', v.offline_value
-                FROM verdicts v WHERE v.offline_value IS NOT NULL
+                FROM verdicts v WHERE v.offline_value IS NOT NULL AND v.trial_id IN judged
                 UNION SELECT l.trial_id, l.behavior, 'judge ' || l.judge, l.value
-                FROM latest l WHERE l.value IS NOT NULL AND l.error = ''),
+                FROM latest l WHERE l.value IS NOT NULL AND l.error = ''
+                AND l.trial_id IN judged),
             several AS (
                 SELECT trial_id, behavior FROM decided GROUP BY trial_id, behavior
                 HAVING COUNT(DISTINCT method) > 1)
             SELECT d.trial_id, t.family, d.behavior, d.method AS judge, d.value
             FROM decided d JOIN several s USING (trial_id, behavior)
             JOIN trials t ON t.id = d.trial_id
-            WHERE t.status = 'done' AND t.experiment = ?
             ORDER BY d.trial_id, d.behavior, d.method""", (experiment,)).fetchall()
 
     def awareness_counts(self, experiment: str) -> list[sqlite3.Row]:
