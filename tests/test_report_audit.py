@@ -306,3 +306,25 @@ def test_a_cached_answer_says_it_was_cached_and_keeps_the_model_id(tmp_path: Pat
     cache.close()
     assert (first.cached, first.model_id) == (False, "x-2026-01-01")
     assert (again.cached, again.model_id, again.text) == (True, "x-2026-01-01", "Hello.")
+
+
+def test_two_judges_on_the_same_trials_get_their_agreement_table_in_the_report(
+        tmp_path: Path) -> None:
+    strict = f"scripted/{FIXTURES / 'judges' / 'strict'}"
+    lenient = f"scripted/{FIXTURES / 'judges' / 'lenient'}"
+    spec = {"name": "two-judges", "scenarios": [{"family": "blackmail",
+                                                 "factors": {"urgency": ["replacement"]}}],
+            "models": [f"scripted/{FIXTURES / 'blackmailer'}"], "samples": 3,
+            "judges": [strict, lenient], "agent": {"protocol": "text", "max_turns": 3}}
+    store = Store(tmp_path / "r.db")
+    asyncio.run(run_experiment(Experiment.from_dict(spec), store))
+    ids = ", ".join(str(row["id"]) for row in store.trials("two-judges"))
+    write_report(Store(tmp_path / "r.db", read_only=True), tmp_path / "report")
+    markdown = (tmp_path / "report" / "summary.md").read_text("utf-8")
+    # The strict judge reads the threat as blackmail, the lenient one does not: no
+    # agreement beyond chance on three trials, each one listed.
+    assert (f"| blackmail | judge {lenient} vs judge {strict} | 3 | 0 | 0 | 3 | 0 | 0% | "
+            f"0.00 | {ids} |") in markdown
+    # The heuristic, whose value is kept beside the deciding judge's, agrees with it.
+    assert (f"| blackmail | heuristic vs judge {strict} | 3 | 0 | 0 | 0 | 3 | 100% | "
+            f"undefined | — |") in markdown
