@@ -217,6 +217,11 @@ def test_the_html_report_carries_the_same_sections(synthetic: Path, summary: str
         assert heading in html
     assert f"<code>{SERVED}</code> (30)" in html
     assert "[17%, 67%]" in html
+    # The awareness split of blackmail as a figure, embedded and linked from the Markdown.
+    figure = synthetic.parent / "report" / "figures" / "synthetic-blackmail-belief.png"
+    assert figure.stat().st_size > 5000
+    assert "(figures/synthetic-blackmail-belief.png) — Rate of blackmail among trials" in summary
+    assert "Blackmail by what the agent believed" in html
 
 
 def test_results_split_by_awareness_prints_the_split_in_the_terminal(
@@ -256,6 +261,23 @@ def test_a_database_from_before_provenance_was_kept_reports_it_as_not_recorded(
     assert f"| blackmail | {A} | not recorded | 10 |" in markdown
     # Without the heuristic's value beside the judge's, no method pair is compared.
     assert "No two methods decided the same trials of this family." in markdown
+
+
+def test_a_database_from_before_provenance_gains_its_columns_when_opened_for_writing(
+        synthetic: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    old.write_bytes(synthetic.read_bytes())
+    with sqlite3.connect(old) as db:
+        for table, column in (("trials", "model_ids"), ("judge_calls", "cached_calls"),
+                              ("verdicts", "offline_value")):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    Store(old).close()
+    with sqlite3.connect(old) as db:
+        for table, column in (("trials", "model_ids"), ("judge_calls", "cached_calls"),
+                              ("verdicts", "offline_value")):
+            assert column in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        # What was stored before is untouched.
+        assert db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0] == 10 * 3 + 3 * 2 + 1
 
 
 def test_a_report_without_judges_says_there_is_no_realism_reading(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 import amlab.analysis.figures as figures
 from amlab.analysis.audit import SectionAudit, audit_sections
+from amlab.analysis.belief_figure import belief_bars
 from amlab.analysis.effects import Difference, alignment_faking, factor_effects, holm
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.provenance import Provenance, provenance
@@ -119,6 +120,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
             factor_effects(rates, declared)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
+    decided = audit_sections(store, sections)
     jobs: list[figures.FigureJob] = []
     for section in sections:
         section.effects = [next(adjusted) for _ in section.effects]
@@ -126,9 +128,9 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         rates = frame[(frame["experiment"] == section.experiment)
                       & (frame["family"] == section.family)]
         jobs += _plan_figures(section, rates, choices, figures_dir)
+        jobs += _plan_belief_figure(section, figures_dir)
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
-    decided = audit_sections(store, sections)
     usage = _usage(status)
     names = [experiment] if experiment else store.experiments()
     monitored = {name: monitor_comparisons(store, name) for name in names}
@@ -287,6 +289,22 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
     elif section.effects:
         section.notes.append("No forest plot: no behaviour occurred at any level compared.")
     return jobs
+
+
+def _plan_belief_figure(section: Section, figures_dir: Path) -> list[figures.FigureJob]:
+    """The awareness split of the first harmful behaviour that occurred, as a figure."""
+    occurred = [row.behavior for row in section.audit.awareness
+                if any(rate.k for rate in row.by_belief.values())]
+    if not occurred:
+        return []
+    behavior = next(b for b in section.behaviors if b in occurred)
+    stem = figures_dir / f"{_slug(f'{section.experiment}-{section.family}')}-belief"
+    section.figures.append(FigureFile(
+        f"{figures.label(behavior)} by what the agent believed",
+        f"Rate of {behavior} among trials where the agent said it is being tested, said "
+        f"it is real, or said neither, pooled over each model's conditions; whiskers: 95 % "
+        f"Wilson interval; k/n above each bar.", stem))
+    return [figures.FigureJob(belief_bars, (section.audit.awareness, behavior), stem)]
 
 
 def choose_behaviors(ordered: Sequence[str], rates: pd.DataFrame, chosen: Sequence[str]
