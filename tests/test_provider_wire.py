@@ -191,7 +191,7 @@ def test_anthropic_tool_use_with_thinking_sends_the_signed_thinking_back(
     assert transcript.usage.input_tokens == 1071 + 1024 + 2200
     assert transcript.usage.cached_input_tokens == 1024
     # Asked for the alias, answered by a dated snapshot: the transcript keeps the latter.
-    assert transcript.model_ids == {"claude-sonnet-4-5-20250929": 2}
+    assert transcript.answers.model_ids == {"claude-sonnet-4-5-20250929": 2}
 
 
 def test_anthropic_caches_the_shared_prefix_and_cache_reads_cost_less_than_writes(
@@ -266,7 +266,7 @@ def test_gemini_function_call_keeps_thoughts_apart_and_returns_the_signature(
     # Thoughts are billed as output.
     assert transcript.usage.output_tokens == 60 + 240 + 2
     # The model version of the answer that named one (the second named none).
-    assert transcript.model_ids == {"gemini-2.5-flash-preview-05-20": 1}
+    assert transcript.answers.model_ids == {"gemini-2.5-flash-preview-05-20": 1}
     assert recorder.requests[0].headers["x-goog-api-key"] == KEY
 
 

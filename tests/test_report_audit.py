@@ -24,6 +24,7 @@ from amlab.models.base import ModelRequest
 from amlab.models.cache import CachedClient, ResponseCache
 from amlab.models.scripted import ScriptedModel
 from amlab.records import (
+    Answers,
     Evidence,
     JudgeCall,
     Judgement,
@@ -62,7 +63,7 @@ def belief(said: str) -> Verdict:
 def transcript(stop: str = "end_turn", cached: int = 0) -> Transcript:
     return Transcript([Message("assistant", "Done.")], [], stop,  # type: ignore[arg-type]
                       Usage(input_tokens=100, output_tokens=10, calls=2), 1,
-                      model_ids={SERVED: 2}, cached_calls=cached)
+                      answers=Answers({SERVED: 2}, cached))
 
 
 # Cell A: (what the agent said, blackmail value, method, the heuristic's value where a judge
@@ -84,7 +85,7 @@ def judge_call(value: bool | None, realism: int | None, leak: bool) -> JudgeCall
         Judgement(JUDGE, "leak", "leak/j1", value=leak),
         Judgement(JUDGE, "realism", "realism/j1", score=realism,
                   error="" if realism is not None else failed)],
-        Usage(input_tokens=50, output_tokens=5, calls=1), 1, model_ids={JUDGE_SERVED: 1})
+        Usage(input_tokens=50, output_tokens=5, calls=1), 1, answers=Answers({JUDGE_SERVED: 1}))
 
 
 @pytest.fixture(scope="module")

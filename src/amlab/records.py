@@ -74,6 +74,20 @@ class Usage:
 
 
 @dataclass
+class Answers:
+    """Where a trial's (or a judge call's) answers came from: each model id the provider
+    said answered -> its calls, and how many answers the response cache gave instead."""
+
+    model_ids: dict[str, int] = field(default_factory=dict)
+    cached_calls: int = 0
+
+    def add(self, model_id: str, cached: bool) -> None:
+        if model_id:
+            self.model_ids[model_id] = self.model_ids.get(model_id, 0) + 1
+        self.cached_calls += cached
+
+
+@dataclass
 class Action:
     """One tool call as the world saw it: what was asked, what came back, what changed."""
 
@@ -202,9 +216,7 @@ class JudgeCall:
     usage: Usage
     attempts: int
     replies: list[str] = field(default_factory=list)
-    # As in `Transcript`: the model ids that answered, and the answers taken from the cache.
-    model_ids: dict[str, int] = field(default_factory=dict)
-    cached_calls: int = 0
+    answers: Answers = field(default_factory=Answers)
 
 
 @dataclass
@@ -217,10 +229,7 @@ class Transcript:
     usage: Usage
     turns: int
     monitor_usage: Usage = field(default_factory=Usage)
-    # Provenance: each model id the provider said answered -> its calls, and how many of
-    # the answers came from the response cache instead of the provider.
-    model_ids: dict[str, int] = field(default_factory=dict)
-    cached_calls: int = 0
+    answers: Answers = field(default_factory=Answers)
 
     def sent_texts(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "assistant"]

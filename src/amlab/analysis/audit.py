@@ -38,19 +38,20 @@ class SectionAudit:
 def audit_sections(store: Store, sections: Sequence[Section]) -> dict[str, list[Any]]:
     """Set `audit` of every section; return each experiment's rows of `Store.method_mix`
     (for its provenance block, so that the query runs once)."""
-    queries: dict[str, dict[str, list[Any]]] = {}
+    queried: dict[str, dict[str, list[Any]]] = {}
+    judged: dict[str, bool] = {}
     for section in sections:
         name = section.experiment
-        if name not in queries:
-            queries[name] = {
+        if name not in queried:
+            queried[name] = {
                 "awareness": store.awareness_counts(name), "mix": store.method_mix(name),
                 "errors": store.judge_errors(name),
                 "decisions": store.decisions_by_method(name),
                 "truncated": store.truncation_counts(name),
-                "realism": store.realism_scores(name),
-                "judged": [bool(store.has_judge_tables and store.judge_usage(name))]}
-        rows = {key: [r for r in found if key == "judged" or r["family"] == section.family]
-                for key, found in queries[name].items()}
+                "realism": store.realism_scores(name)}
+            judged[name] = bool(store.has_judge_tables and store.judge_usage(name))
+        rows = {key: [r for r in found if r["family"] == section.family]
+                for key, found in queried[name].items()}
         harmful = [b for b in HARMFUL if b in section.behaviors]
         methods, totals = method_mix(rows["mix"], rows["errors"], section.behaviors)
         section.audit = SectionAudit(
@@ -59,5 +60,5 @@ def audit_sections(store: Store, sections: Sequence[Section]) -> dict[str, list[
             methods=methods, method_totals=totals,
             agreements=method_agreements(rows["decisions"], section.behaviors),
             exclusions=exclusions(section.rows, rows["truncated"], section.behaviors),
-            realism=realism_cells(rows["realism"]), judged=rows["judged"][0])
-    return {name: found["mix"] for name, found in queries.items()}
+            realism=realism_cells(rows["realism"]), judged=judged[name])
+    return {name: found["mix"] for name, found in queried.items()}

@@ -445,8 +445,8 @@ class Store:
                 "monitor_input_tokens": transcript.monitor_usage.input_tokens,
                 "monitor_output_tokens": transcript.monitor_usage.output_tokens,
                 "monitor_cost_usd": transcript.monitor_usage.cost_usd,
-                "model_ids": json.dumps(transcript.model_ids, sort_keys=True),
-                "cached_calls": transcript.cached_calls,
+                "model_ids": json.dumps(transcript.answers.model_ids, sort_keys=True),
+                "cached_calls": transcript.answers.cached_calls,
                 "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
@@ -486,7 +486,8 @@ class Store:
                 (trial_id, call.judge, call.prompt_version, call.attempts,
                  json.dumps(call.replies), usage.input_tokens, usage.output_tokens,
                  usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time(),
-                 json.dumps(call.model_ids, sort_keys=True), call.cached_calls),
+                 json.dumps(call.answers.model_ids, sort_keys=True),
+                 call.answers.cached_calls),
             ).fetchone()[0]
             self.db.executemany(
                 "INSERT INTO judgements (call_id, trial_id, judge, behavior, version, value, "

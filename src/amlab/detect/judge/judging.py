@@ -26,7 +26,7 @@ from amlab.detect.reading import (
     with_reading_behaviours,
 )
 from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
-from amlab.records import Evidence, JudgeCall, Judgement, Message, Usage, Verdict
+from amlab.records import Answers, Evidence, JudgeCall, Judgement, Message, Usage, Verdict
 from amlab.scenario.facts import Facts
 
 MIN_QUOTE_CHARS = 12
@@ -250,8 +250,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     messages = build_messages(view, facts, rubrics, situation_notes)
     usage = Usage()
     replies: list[str] = []
-    model_ids: dict[str, int] = {}
-    cached_calls = 0
+    answers = Answers()
     done: dict[str, Judgement] = {}
     problems: dict[str, str] = {}
     pending = rubrics
@@ -265,9 +264,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
             break
         usage.add(response.usage)
         replies.append(response.text)
-        if response.model_id:
-            model_ids[response.model_id] = model_ids.get(response.model_id, 0) + 1
-        cached_calls += response.cached
+        answers.add(response.model_id, response.cached)
         good, problems = read_reply(client.name, response.text, pending, words)
         done.update(good)
         pending = [r for r in pending if r.behavior in problems]
@@ -278,7 +275,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
               for r in pending]
     ordered = [done[r.behavior] for r in rubrics if r.behavior in done] + errors
     return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies,
-                     model_ids, cached_calls)
+                     answers)
 
 
 def _again(problems: dict[str, str]) -> str:
