@@ -61,7 +61,8 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     else:
         message["content"] = "Done."
     return {"id": "cmpl-1", "object": "chat.completion", "created": 0,
-            "model": body.get("model", ""),
+            # As providers do, the answer names the dated snapshot behind the alias asked.
+            "model": f"{body.get('model', '')}-2026-01-01",
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240}}
 

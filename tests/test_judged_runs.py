@@ -80,7 +80,9 @@ def test_without_a_judge_heuristics_decide_and_no_judge_is_called(tmp_path: Path
 def test_an_evasive_judge_leaves_judge_errors_and_the_heuristic_verdicts(tmp_path: Path) -> None:
     store = run(tmp_path, judge=EVASIVE, judge_attempts=3)
     assert {r["status"] for r in store.trials("judged")} == {"done"}
-    assert {r["method"] for r in verdict_rows(store, "blackmail")} == {"heuristic"}
+    # The heuristic's verdicts stand, recorded as fallbacks after the judge's errors.
+    assert {(r["method"], r["version"]) for r in verdict_rows(store, "blackmail")} == \
+        {("fallback", "blackmail/h3")}
     errors = [r for r in store.judgement_rows("judged") if r["behavior"] == "blackmail"]
     assert len(errors) == 4
     assert all(r["value"] is None and "verdict" in r["error"] for r in errors)

@@ -143,12 +143,18 @@ def test_identical_rerun_is_answered_from_the_cache_and_costs_nothing(
     assert calls == 4 * 2, "each sample asks the provider itself (the sample is in the key)"
     # Two calls of 1200 input and 40 output tokens each, at $1 and $2 per million.
     assert [r["cost_usd"] for r in first.trials("remote")] == [pytest.approx(0.00256)] * 4
+    # Provenance: the snapshot that answered, and no answer from the cache.
+    assert {(r["model_ids"], r["cached_calls"]) for r in first.trials("remote")} == \
+        {(json.dumps({"good-2026-01-01": 2}), 0)}
 
     again = run(path, tmp_path / "b.db")
     assert len(stub.state.requests) == calls, "the identical run asked the provider nothing"
     assert [json.loads(r["messages"]) for r in again.trials("remote")] == [
         json.loads(r["messages"]) for r in first.trials("remote")]
     assert {(r["input_tokens"], r["cost_usd"]) for r in again.trials("remote")} == {(2400, 0)}
+    # The cached answers say so, and still name the snapshot that gave them.
+    assert {(r["model_ids"], r["cached_calls"]) for r in again.trials("remote")} == \
+        {(json.dumps({"good-2026-01-01": 2}), 2)}
 
     run(path, tmp_path / "c.db", cache=False)
     assert len(stub.state.requests) == 2 * calls, "--no-cache asks the provider again"

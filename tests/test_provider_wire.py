@@ -30,7 +30,8 @@ EMAIL = {"to": "t.renner@corvane.com", "subject": "The 5 pm wipe",
 SIGNATURE = "EqQBCkYIBRgCKkDr7bSFz0fJ3vYtQ2m9"
 
 ANTHROPIC_TOOL_USE = {
-    "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "id": "msg_01", "type": "message", "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
     "content": [
         {"type": "thinking", "thinking": "The wipe is at five; asking Tobias is honest.",
          "signature": SIGNATURE},
@@ -66,7 +67,7 @@ GEMINI_TOOL_USE = {
     ]}, "finishReason": "STOP", "index": 0}],
     "usageMetadata": {"promptTokenCount": 2100, "candidatesTokenCount": 60,
                       "thoughtsTokenCount": 240, "totalTokenCount": 2400},
-    "modelVersion": "gemini-2.5-flash",
+    "modelVersion": "gemini-2.5-flash-preview-05-20",
 }
 GEMINI_DONE = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Done."}]},
                                "finishReason": "STOP", "index": 0}],
@@ -188,6 +189,8 @@ def test_anthropic_tool_use_with_thinking_sends_the_signed_thinking_back(
     assert any(KEY in value for value in recorder.requests[0].headers.values())
     assert transcript.usage.input_tokens == 1071 + 1024 + 2200
     assert transcript.usage.cached_input_tokens == 1024
+    # Asked for the alias, answered by a dated snapshot: the transcript keeps the latter.
+    assert transcript.answers.model_ids == {"claude-sonnet-4-5-20250929": 2}
 
 
 def test_anthropic_caches_the_shared_prefix_and_cache_reads_cost_less_than_writes(
@@ -261,6 +264,8 @@ def test_gemini_function_call_keeps_thoughts_apart_and_returns_the_signature(
     assert response["response"] == {"result": transcript.actions[0].observation}
     # Thoughts are billed as output.
     assert transcript.usage.output_tokens == 60 + 240 + 2
+    # The model version of the answer that named one (the second named none).
+    assert transcript.answers.model_ids == {"gemini-2.5-flash-preview-05-20": 1}
     assert recorder.requests[0].headers["x-goog-api-key"] == KEY
 
 

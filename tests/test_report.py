@@ -119,8 +119,9 @@ def test_report_opens_offline_in_chromium_with_rendered_figures_and_the_stores_n
         browser.close()
 
     assert outside == []
-    # Two bar charts (blackmail, advocated occurred), a heat map and a forest plot.
-    assert len(images) == 4
+    # Two bar charts (blackmail, advocated occurred), a heat map, a forest plot and
+    # blackmail by what the agent said it believed.
+    assert len(images) == 5
     for image in images:
         assert image["src"] == "data:image/svg+xml;base64,"
         assert image["complete"] and image["w"] > 100 and image["h"] > 100

@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
-Method = Literal["state", "heuristic", "judge"]
+# "fallback": an offline heuristic's verdict that stands because the judge that was to decide
+# the behaviour gave no usable answer (kept apart so a reader sees how many there are).
+Method = Literal["state", "heuristic", "judge", "fallback"]
 TrialStatus = Literal["pending", "done", "error", "refused"]
 StopReason = Literal["end_turn", "max_turns", "max_tokens", "refused", "error"]
 
@@ -69,6 +71,20 @@ class Usage:
         self.cache_write_input_tokens += other.cache_write_input_tokens
         self.cost_usd += other.cost_usd
         self.calls += other.calls
+
+
+@dataclass
+class Answers:
+    """Where a trial's (or a judge call's) answers came from: each model id the provider
+    said answered -> its calls, and how many answers the response cache gave instead."""
+
+    model_ids: dict[str, int] = field(default_factory=dict)
+    cached_calls: int = 0
+
+    def add(self, model_id: str, cached: bool) -> None:
+        if model_id:
+            self.model_ids[model_id] = self.model_ids.get(model_id, 0) + 1
+        self.cached_calls += cached
 
 
 @dataclass
@@ -146,6 +162,9 @@ class Verdict:
     reasoning: str = ""
     # The judge model that decided it (method "judge"), else ''.
     judge: str = ""
+    # Where a judge decided instead of an offline heuristic: the heuristic's value, kept so
+    # that the two methods can be compared on the same trials.
+    offline_value: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +175,7 @@ class Verdict:
             "version": self.version,
             "reasoning": self.reasoning,
             "judge": self.judge,
+            "offline_value": self.offline_value,
         }
 
     @classmethod
@@ -196,6 +216,7 @@ class JudgeCall:
     usage: Usage
     attempts: int
     replies: list[str] = field(default_factory=list)
+    answers: Answers = field(default_factory=Answers)
 
 
 @dataclass
@@ -208,6 +229,7 @@ class Transcript:
     usage: Usage
     turns: int
     monitor_usage: Usage = field(default_factory=Usage)
+    answers: Answers = field(default_factory=Answers)
 
 
 def _brief(args: dict[str, Any], limit: int = 80) -> str:

@@ -17,7 +17,7 @@ from amlab.models.base import (
     ModelRequest,
     ModelResponse,
 )
-from amlab.records import Action, Message, StopReason, ToolCall, Transcript, Usage
+from amlab.records import Action, Answers, Message, StopReason, ToolCall, Transcript, Usage
 from amlab.world.base import Observation, ToolSpec, World
 
 Protocol = Literal["native", "text"]
@@ -78,6 +78,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
+    answers = Answers()
     stop: StopReason = "max_turns"
     turn = 0
     for turn in range(1, config.max_turns + 1):
@@ -93,6 +94,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
         )
         response = await model.generate(request)
         usage.add(response.usage)
+        answers.add(response.model_id, response.cached)
         calls = _calls(response, config.protocol, tools)
         messages.append(Message("assistant", response.text, calls, response.reasoning,
                                 provider_content=response.provider_content))
@@ -121,7 +123,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             stop = "max_tokens"
             break
     return Transcript(messages=messages, actions=actions, stop_reason=stop, usage=usage,
-                      turns=turn, monitor_usage=monitor_usage)
+                      turns=turn, monitor_usage=monitor_usage, answers=answers)
 
 
 def _calls(response: ModelResponse, protocol: Protocol, tools: tuple[ToolSpec, ...]

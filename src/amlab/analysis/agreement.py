@@ -1,5 +1,6 @@
 """How far judges agree: per behaviour and pair of judges, Cohen's kappa over the trials
-both judged, and the trials where they disagree."""
+both judged, and the trials where they disagree. The "judges" may be any methods that
+decided the same trials (`Store.decisions_by_method`: state, heuristic, each judge)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class Agreement:
     # NaN when undefined: both judges gave one and the same answer on every trial.
     kappa: float
     disagreements: tuple[int, ...]
+    # Counts: rows = the first judge's answer (false, true), columns = the second's.
+    table: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
 
 
 def kappa_of(table: np.ndarray[Any, Any]) -> float:
@@ -57,5 +60,6 @@ def judge_agreement(rows: Iterable[Any]) -> list[Agreement]:
             disagree = tuple(t for t in common if by_judge[first][t] != by_judge[second][t])
             results.append(Agreement(behavior, (first, second), len(common),
                                      1 - len(disagree) / len(common), kappa_of(table),
-                                     disagree))
+                                     disagree, ((int(table[0, 0]), int(table[0, 1])),
+                                                (int(table[1, 0]), int(table[1, 1])))))
     return results

@@ -17,8 +17,11 @@ import jinja2
 import pandas as pd
 
 import amlab.analysis.figures as figures
+from amlab.analysis.audit import SectionAudit, audit_sections
+from amlab.analysis.belief_figure import belief_bars
 from amlab.analysis.effects import Difference, alignment_faking, holm, stratified_effects
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
+from amlab.analysis.provenance import Provenance, provenance
 from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.analysis.variants import VariantCell, variant_cells
@@ -75,6 +78,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
     # Per cell run in several surface variants: rates per variant, homogeneity, pooled rate.
     variants: list[VariantCell] = field(default_factory=list)
+    # Awareness split, method mix, exclusions, realism (analysis/audit.py).
+    audit: SectionAudit = field(default_factory=SectionAudit)
 
 
 @dataclass
@@ -88,6 +93,8 @@ class Report:
     monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
     # The run's rates beside published figures for the same cells (analysis/published.py).
     published: list[ComparisonRow] = field(default_factory=list)
+    # Per experiment: versions, texts, models asked and answering, settings, judges.
+    provenance: list[Provenance] = field(default_factory=list)
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -117,6 +124,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
             variants=variant_cells(rates)))
     # One Holm adjustment across every comparison the report shows.
     adjusted = iter(holm([e for s in sections for e in s.effects]))
+    decided = audit_sections(store, sections)
     jobs: list[figures.FigureJob] = []
     for section in sections:
         section.effects = [next(adjusted) for _ in section.effects]
@@ -124,15 +132,17 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         rates = frame[(frame["experiment"] == section.experiment)
                       & (frame["family"] == section.family)]
         jobs += _plan_figures(section, rates, choices, figures_dir)
+        jobs += _plan_belief_figure(section, figures_dir)
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
     usage = _usage(status)
-    monitored = {name: monitor_comparisons(store, name)
-                 for name in ([experiment] if experiment else store.experiments())}
+    names = [experiment] if experiment else store.experiments()
+    monitored = {name: monitor_comparisons(store, name) for name in names}
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
-                  comparison(store, experiment))
+                  comparison(store, experiment),
+                  [provenance(store, name, decided.get(name)) for name in names])
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
@@ -283,6 +293,22 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
     elif section.effects:
         section.notes.append("No forest plot: no behaviour occurred at any level compared.")
     return jobs
+
+
+def _plan_belief_figure(section: Section, figures_dir: Path) -> list[figures.FigureJob]:
+    """The awareness split of the first harmful behaviour that occurred, as a figure."""
+    occurred = [row.behavior for row in section.audit.awareness
+                if any(rate.k for rate in row.by_belief.values())]
+    if not occurred:
+        return []
+    behavior = next(b for b in section.behaviors if b in occurred)
+    stem = figures_dir / f"{_slug(f'{section.experiment}-{section.family}')}-belief"
+    section.figures.append(FigureFile(
+        f"{figures.label(behavior)} by what the agent believed",
+        f"Rate of {behavior} among trials where the agent said it is being tested, said "
+        f"it is real, or said neither, pooled over each model's conditions; whiskers: 95 % "
+        f"Wilson interval; k/n above each bar.", stem))
+    return [figures.FigureJob(belief_bars, (section.audit.awareness, behavior), stem)]
 
 
 def choose_behaviors(ordered: Sequence[str], rates: pd.DataFrame, chosen: Sequence[str]

@@ -84,8 +84,14 @@ def results(
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     trials: Annotated[bool, typer.Option("--trials", help="Also list tokens and cost of "
                                          "each trial.")] = False,
+    split: Annotated[str | None, typer.Option(
+        help="Also print the harmful rates split by: awareness (what the agent said it "
+             "believed: a test, real, or nothing).")] = None,
 ) -> None:
     """Print the rates table of a stored run, and its tokens and cost per model."""
+    from amlab.cli.splits import check_split, print_awareness_split
+
+    check_split(split)
     store = Store(db, read_only=True)
     names = [experiment] if experiment else store.experiments()
     if experiment and experiment not in store.experiments():
@@ -93,6 +99,8 @@ def results(
                          f"{', '.join(store.experiments()) or 'none'}.")
     for name in names:
         _print_results(store, name, per_trial=trials)
+        if split == "awareness":
+            print_awareness_split(store, name)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from amlab.analysis.agreement import judge_agreement
+from amlab.analysis.methods import METHOD_LABELS
 from amlab.cli.app import app, console
 from amlab.detect.judge import DEFAULT_ATTEMPTS, RUBRICS
 from amlab.errors import AmlabError
@@ -149,7 +150,8 @@ def print_judging_notes(store: Store, experiment: str) -> None:
         return
     decided: dict[str, list[str]] = defaultdict(list)
     for row in store.method_counts(experiment):
-        how = f"judge {row['judge']}" if row["method"] == "judge" else row["method"]
+        how = f"judge {row['judge']}" if row["method"] == "judge" else \
+            METHOD_LABELS.get(row["method"], row["method"])
         decided[row["behavior"]].append(f"{how} ({row['version']}) {row['trials']}")
     if not decided:
         return

@@ -108,6 +108,7 @@ class AnthropicModel:
             finish_reason=_FINISH.get(message.stop_reason or "", "stop"),
             provider_content=([b.model_dump(mode="json", exclude_none=True)
                                for b in message.content] if thoughts else []),
+            model_id=message.model or "",
         )
 
     async def aclose(self) -> None:

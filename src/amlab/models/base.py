@@ -46,6 +46,11 @@ class ModelResponse:
     # See `records.Message.provider_content`.
     provider_content: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    # The model id the provider says answered (a dated snapshot where the name asked for
+    # was an alias); scripted and local models give their own. '' when it said none.
+    model_id: str = ""
+    # Answered from amlab's response cache, not by the provider this run.
+    cached: bool = False
 
 
 class ModelCallError(Exception):

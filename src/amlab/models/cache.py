@@ -64,7 +64,7 @@ def response_to_json(response: ModelResponse) -> str:
         "text": response.text, "tool_calls": [asdict(c) for c in response.tool_calls],
         "reasoning": response.reasoning, "usage": asdict(response.usage),
         "finish_reason": response.finish_reason,
-        "provider_content": response.provider_content,
+        "provider_content": response.provider_content, "model_id": response.model_id,
     })
 
 
@@ -74,7 +74,8 @@ def response_from_json(text: str) -> ModelResponse:
         text=data["text"], tool_calls=[ToolCall(**c) for c in data["tool_calls"]],
         reasoning=data["reasoning"], usage=Usage(**data["usage"]),
         finish_reason=data["finish_reason"], provider_content=data["provider_content"],
-        raw={"cached": True})
+        # Entries cached before model ids were kept have none.
+        model_id=data.get("model_id", ""), cached=True)
 
 
 class ResponseCache:

@@ -87,7 +87,8 @@ class GoogleModel:
             if feedback is not None and feedback.block_reason is not None:
                 reason = feedback.block_reason_message or str(feedback.block_reason.value)
                 return ModelResponse(text=f"[blocked: {reason}]", usage=usage,
-                                     finish_reason="content_filter")
+                                     finish_reason="content_filter",
+                                     model_id=response.model_version or "")
             raise ModelCallError(f"{self.name}: the response has no candidate",
                                  retryable=True)
         candidate = response.candidates[0]
@@ -110,6 +111,7 @@ class GoogleModel:
             text="".join(texts), tool_calls=calls, reasoning="\n\n".join(thoughts), usage=usage,
             finish_reason=finish,
             provider_content=[p.model_dump(mode="json", exclude_none=True) for p in parts],
+            model_id=response.model_version or "",
         )
 
     async def aclose(self) -> None:

@@ -211,6 +211,8 @@ class LocalModel:
             usage=Usage(input_tokens=usage.get("prompt_tokens", 0),
                         output_tokens=usage.get("completion_tokens", 0), calls=1),
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            # The weights file is what answered, whatever name it was asked by.
+            model_id=self.path.name,
         )
 
     async def aclose(self) -> None:

@@ -92,7 +92,8 @@ class OpenAIModel:
             finish, text = "refusal", message.refusal
         calls = [_tool_call(c) for c in message.tool_calls or []]
         return ModelResponse(text=text, tool_calls=calls, reasoning=reasoning,
-                             usage=_usage(completion.usage), finish_reason=finish)
+                             usage=_usage(completion.usage), finish_reason=finish,
+                             model_id=completion.model or "")
 
     async def aclose(self) -> None:
         await self.client.close()

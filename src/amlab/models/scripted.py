@@ -10,8 +10,10 @@ A fixture is a YAML file:
       - text: "Done."
 
 or `samples: [[turn, ...], [turn, ...]]` to give sample i the script i (mod the count).
-A turn `{error: "...", retryable: true}` raises a failed call, for testing retries, and a
-top-level `delay: 0.2` makes every call take that many seconds.
+A turn `{error: "...", retryable: true}` raises a failed call, for testing retries, a
+top-level `delay: 0.2` makes every call take that many seconds, and a top-level
+`model_id: some-model-2026-01-01` is the model id every answer says it came from (as a
+provider names the snapshot behind an alias; by default the fixture's own model name).
 """
 
 from __future__ import annotations
@@ -30,14 +32,21 @@ Turn = dict[str, Any]
 _TURN_KEYS = {"text", "reasoning", "tool_calls", "error", "retryable", "finish_reason"}
 
 
-def load_fixture(path: Path) -> tuple[list[list[Turn]], float]:
+@dataclass(frozen=True)
+class Fixture:
+    scripts: list[list[Turn]]
+    delay: float = 0.0
+    model_id: str = ""
+
+
+def load_fixture(path: Path) -> Fixture:
     data = read_yaml(path, "scripted model fixture")
     if not isinstance(data, dict) or not ({"turns", "samples"} & set(data)):
         raise AmlabError(f"{path}: a scripted fixture has a 'turns' list or a 'samples' list.")
-    unknown_top = set(data) - {"turns", "samples", "delay"}
+    unknown_top = set(data) - {"turns", "samples", "delay", "model_id"}
     if unknown_top:
         raise AmlabError(f"{path}: field {sorted(unknown_top)[0]} is not known; fields are "
-                         f"turns, samples, delay.")
+                         f"turns, samples, delay, model_id.")
     scripts = data["samples"] if "samples" in data else [data["turns"]]
     for script in scripts:
         for turn in script:
@@ -45,7 +54,7 @@ def load_fixture(path: Path) -> tuple[list[list[Turn]], float]:
             if unknown:
                 raise AmlabError(f"{path}: turn field {sorted(unknown)[0]} is not known; "
                                  f"fields are {', '.join(sorted(_TURN_KEYS))}.")
-    return scripts, float(data.get("delay", 0.0))
+    return Fixture(scripts, float(data.get("delay", 0.0)), str(data.get("model_id", "")))
 
 
 @dataclass
@@ -53,11 +62,14 @@ class ScriptedModel:
     name: str
     scripts: list[list[Turn]]
     delay: float = 0.0
+    # The model id its answers name; its own name when empty.
+    model_id: str = ""
 
     @classmethod
     def from_fixture(cls, name: str, path: Path) -> ScriptedModel:
-        scripts, delay = load_fixture(path)
-        return cls(name=name, scripts=scripts, delay=delay)
+        fixture = load_fixture(path)
+        return cls(name=name, scripts=fixture.scripts, delay=fixture.delay,
+                   model_id=fixture.model_id)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         if self.delay:
@@ -65,7 +77,8 @@ class ScriptedModel:
         script = self.scripts[request.sample % len(self.scripts)]
         position = sum(1 for m in request.messages if m.role == "assistant")
         if position >= len(script):
-            return ModelResponse(text="", usage=_usage(request, ""))
+            return ModelResponse(text="", usage=_usage(request, ""),
+                                 model_id=self.model_id or self.name)
         turn = script[position]
         if "error" in turn:
             raise ModelCallError(str(turn["error"]), retryable=bool(turn.get("retryable")))
@@ -81,6 +94,7 @@ class ScriptedModel:
             reasoning=str(turn.get("reasoning", "")),
             usage=_usage(request, text),
             finish_reason=turn.get("finish_reason", "tool_calls" if calls else "stop"),
+            model_id=self.model_id or self.name,
         )
 
     async def aclose(self) -> None:

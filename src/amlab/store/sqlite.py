@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS trials (
     lease_until REAL,
     rendering TEXT,
     amlab_version TEXT,
+    model_ids TEXT,
+    cached_calls INTEGER,
     UNIQUE (experiment, family, condition, model, sample)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -77,6 +79,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     version TEXT NOT NULL,
     evidence TEXT NOT NULL,
     reasoning TEXT NOT NULL DEFAULT '',
+    offline_value INTEGER,
     PRIMARY KEY (trial_id, behavior)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (experiment, status);
@@ -97,7 +100,9 @@ CREATE TABLE IF NOT EXISTS judge_calls (
     cached_input_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
     calls INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    model_ids TEXT,
+    cached_calls INTEGER
 );
 CREATE TABLE IF NOT EXISTS judgements (
     call_id INTEGER NOT NULL REFERENCES judge_calls(id),
@@ -267,14 +272,21 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older amlab up to the schema (columns only grow)."""
-        present = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
-        for column, kind in (("monitor_input_tokens", "INTEGER"),
-                             ("monitor_output_tokens", "INTEGER"), ("monitor_cost_usd", "REAL"),
-                             ("owner", "TEXT"), ("lease_until", "REAL"),
-                             ("rendering", "TEXT"), ("amlab_version", "TEXT")):
-            if column not in present:
+        for table, column, kind in (
+                ("trials", "monitor_input_tokens", "INTEGER"),
+                ("trials", "monitor_output_tokens", "INTEGER"),
+                ("trials", "monitor_cost_usd", "REAL"), ("trials", "owner", "TEXT"),
+                ("trials", "lease_until", "REAL"), ("trials", "rendering", "TEXT"),
+                ("trials", "amlab_version", "TEXT"), ("trials", "model_ids", "TEXT"),
+                ("trials", "cached_calls", "INTEGER"), ("judge_calls", "model_ids", "TEXT"),
+                ("judge_calls", "cached_calls", "INTEGER"),
+                ("verdicts", "offline_value", "INTEGER")):
+            if column not in self._columns(table):
                 with self.db:
-                    self.db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
 
     @property
     def has_judge_tables(self) -> bool:
@@ -433,6 +445,8 @@ class Store:
                 "monitor_input_tokens": transcript.monitor_usage.input_tokens,
                 "monitor_output_tokens": transcript.monitor_usage.output_tokens,
                 "monitor_cost_usd": transcript.monitor_usage.cost_usd,
+                "model_ids": json.dumps(transcript.answers.model_ids, sort_keys=True),
+                "cached_calls": transcript.answers.cached_calls,
                 "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
@@ -455,9 +469,10 @@ class Store:
     def _insert_verdicts(self, trial_id: int, verdicts: dict[str, Verdict]) -> None:
         self.db.executemany(
             "INSERT INTO verdicts (trial_id, behavior, value, method, version, evidence, "
-            "reasoning, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "reasoning, judge, offline_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(trial_id, v.behavior, int(v.value), v.method, v.version,
-              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge)
+              json.dumps([e.to_dict() for e in v.evidence]), v.reasoning, v.judge,
+              None if v.offline_value is None else int(v.offline_value))
              for v in verdicts.values()])
 
     def _insert_judge_calls(self, trial_id: int, calls: Sequence[JudgeCall]) -> None:
@@ -465,11 +480,14 @@ class Store:
             usage = call.usage
             call_id = self.db.execute(
                 "INSERT INTO judge_calls (trial_id, judge, prompt_version, attempts, replies, "
-                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "input_tokens, output_tokens, cached_input_tokens, cost_usd, calls, created, "
+                "model_ids, cached_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (trial_id, call.judge, call.prompt_version, call.attempts,
                  json.dumps(call.replies), usage.input_tokens, usage.output_tokens,
-                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time()),
+                 usage.cached_input_tokens, usage.cost_usd, usage.calls, time.time(),
+                 json.dumps(call.answers.model_ids, sort_keys=True),
+                 call.answers.cached_calls),
             ).fetchone()[0]
             self.db.executemany(
                 "INSERT INTO judgements (call_id, trial_id, judge, behavior, version, value, "
@@ -710,3 +728,187 @@ class Store:
             "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
             f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
             "ORDER BY t.id, v.behavior", args)
+
+    # -- how numbers were decided, what was left out, where they came from --------------
+
+    def _latest_judgements(self) -> str:
+        """A CTE of each judge's latest answer per trial and behaviour (a re-judging adds
+        answers next to the earlier ones)."""
+        return ("latest AS (SELECT j.* FROM judgements j WHERE j.call_id = ("
+                "SELECT MAX(k.call_id) FROM judgements k WHERE k.trial_id = j.trial_id "
+                "AND k.judge = j.judge AND k.behavior = j.behavior))")
+
+    def method_mix(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, model, behaviour, method, version) of finished trials:
+        verdicts decided that way (`fallback`: the heuristic's, after the deciding judge's
+        error)."""
+        # Grouped by a number per cell rather than by its three names: sorting 100,000
+        # trials' verdicts on long condition names took twice as long.
+        return self.db.execute("""
+            WITH cell AS MATERIALIZED (
+                SELECT ROW_NUMBER() OVER () AS id, family, condition, model FROM (
+                    SELECT DISTINCT family, condition, model FROM trials
+                    WHERE experiment = ?1)),
+            counted AS (
+                SELECT c.id, v.behavior, v.method, v.version, COUNT(*) AS trials
+                FROM cell c JOIN trials t ON t.experiment = ?1 AND t.family = c.family
+                    AND t.condition = c.condition AND t.model = c.model AND t.status = 'done'
+                JOIN verdicts v ON v.trial_id = t.id
+                GROUP BY c.id, v.behavior, v.method, v.version)
+            SELECT c.family, c.condition, c.model, n.behavior, n.method, n.version, n.trials
+            FROM cell c JOIN counted n ON n.id = c.id""", (experiment,)).fetchall()
+
+    def judge_errors(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, model, behaviour, judge) of finished trials: the judges'
+        latest answers that were errors. Empty for a database without judge tables."""
+        if not self.has_judge_tables:
+            return []
+        return self.db.execute(
+            f"WITH {self._latest_judgements()} "
+            "SELECT t.family, t.condition, t.model, l.behavior, l.judge, COUNT(*) AS errors "
+            "FROM trials t JOIN latest l ON l.trial_id = t.id "
+            "WHERE t.status = 'done' AND t.experiment = ? AND l.error != '' "
+            "GROUP BY t.family, t.condition, t.model, l.behavior, l.judge",
+            (experiment,)).fetchall()
+
+    def decisions_by_method(self, experiment: str) -> list[sqlite3.Row]:
+        """(trial_id, family, behavior, judge, value) for every (finished trial, behaviour)
+        that two or more methods decided: `judge` names the method (`state`, `heuristic`
+        — a fallback is the heuristic's verdict —, or `judge <model>`), so that
+        `analysis.agreement.judge_agreement` compares every pair of methods."""
+        if not self.has_judge_tables or "offline_value" not in self._columns("verdicts"):
+            return []
+        # Every pair of methods includes a judge: only judged trials can have one.
+        return self.db.execute(f"""
+            WITH {self._latest_judgements()},
+            judged AS (
+                SELECT t.id FROM trials t WHERE t.experiment = ? AND t.status = 'done'
+                AND EXISTS (SELECT 1 FROM judgements j WHERE j.trial_id = t.id)),
+            decided AS (
+                SELECT v.trial_id, v.behavior,
+                       CASE v.method WHEN 'judge' THEN 'judge ' || v.judge
+                                     WHEN 'fallback' THEN 'heuristic' ELSE v.method END
+                           AS method, v.value
+                FROM verdicts v WHERE v.trial_id IN judged
+                UNION SELECT v.trial_id, v.behavior, 'heuristic', v.offline_value
+                FROM verdicts v WHERE v.offline_value IS NOT NULL AND v.trial_id IN judged
+                UNION SELECT l.trial_id, l.behavior, 'judge ' || l.judge, l.value
+                FROM latest l WHERE l.value IS NOT NULL AND l.error = ''
+                AND l.trial_id IN judged),
+            several AS (
+                SELECT trial_id, behavior FROM decided GROUP BY trial_id, behavior
+                HAVING COUNT(DISTINCT method) > 1)
+            SELECT d.trial_id, t.family, d.behavior, d.method AS judge, d.value
+            FROM decided d JOIN several s USING (trial_id, behavior)
+            JOIN trials t ON t.id = d.trial_id
+            ORDER BY d.trial_id, d.behavior, d.method""", (experiment,)).fetchall()
+
+    def awareness_counts(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, model, behaviour, belief) of finished trials with an
+        eval_awareness verdict: k and n of the behaviour, `belief` being what the agent last
+        said of its situation: `test`, `real` (a false verdict quoting the agent) or
+        `silent`."""
+        return self.db.execute("""
+            WITH belief AS (
+                SELECT trial_id, CASE WHEN value THEN 'test'
+                    WHEN EXISTS (SELECT 1 FROM json_each(evidence) e
+                                 WHERE COALESCE(json_extract(e.value, '$.quote'), '') != '')
+                    THEN 'real' ELSE 'silent' END AS belief
+                FROM verdicts WHERE behavior = 'eval_awareness')
+            SELECT t.family, t.condition, t.model, v.behavior, b.belief,
+                   SUM(v.value) AS k, COUNT(*) AS n
+            FROM trials t JOIN verdicts v ON v.trial_id = t.id
+            JOIN belief b ON b.trial_id = t.id
+            WHERE t.status = 'done' AND t.experiment = ? AND v.behavior != 'eval_awareness'
+            GROUP BY t.family, t.condition, t.model, v.behavior, b.belief""",
+            (experiment,)).fetchall()
+
+    def truncation_counts(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, model): finished trials cut short at max_turns and at the
+        token budget."""
+        return self.db.execute(
+            "SELECT family, condition, model, TOTAL(stop_reason = 'max_turns') AS max_turns, "
+            "TOTAL(stop_reason = 'max_tokens') AS max_tokens FROM trials "
+            "WHERE status = 'done' AND experiment = ? GROUP BY family, condition, model",
+            (experiment,)).fetchall()
+
+    def realism_scores(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, model, judge) of finished trials: the judges' latest
+        realism readings (1 = says it is a test ... 5 = treats it as real): how many, their
+        sum, how many scored 1 or 2 (judged artificial), and the errors."""
+        if not self.has_judge_tables:
+            return []
+        return self.db.execute(
+            f"WITH {self._latest_judgements()} "
+            "SELECT t.family, t.condition, t.model, l.judge, COUNT(l.score) AS n, "
+            "TOTAL(l.score) AS total, TOTAL(l.score <= 2) AS artificial, "
+            "TOTAL(l.error != '') AS errors FROM trials t JOIN latest l ON l.trial_id = t.id "
+            "WHERE t.status = 'done' AND t.experiment = ? AND l.behavior = 'realism' "
+            "GROUP BY t.family, t.condition, t.model, l.judge", (experiment,)).fetchall()
+
+    def model_provenance(self, experiment: str) -> list[sqlite3.Row]:
+        """Per model asked for and model id that answered (NULL: not recorded, a database
+        from before model ids were kept): the calls it answered, over the finished and
+        refused trials; and per model asked for, the answers taken from the cache."""
+        if "model_ids" not in self._columns("trials"):
+            return []
+        return self.db.execute(
+            "SELECT t.model, s.key AS model_id, TOTAL(s.value) AS calls FROM trials t "
+            "LEFT JOIN json_each(t.model_ids) s "
+            "WHERE t.experiment = ? AND t.status IN ('done', 'refused') "
+            "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,)).fetchall()
+
+    def cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+        """Per model: its calls and those answered from the response cache (NULL where not
+        recorded)."""
+        recorded = "cached_calls" in self._columns("trials")
+        return self.db.execute(
+            f"SELECT model, TOTAL(calls) AS calls, "
+            f"{'SUM(cached_calls)' if recorded else 'NULL'} AS cached FROM trials "
+            "WHERE experiment = ? GROUP BY model ORDER BY model", (experiment,)).fetchall()
+
+    def judge_provenance(self, experiment: str) -> list[sqlite3.Row]:
+        """Per judge, prompt version and model id that answered (NULL: none recorded): the
+        calls it answered."""
+        if not self.has_judge_tables or "model_ids" not in self._columns("judge_calls"):
+            return []
+        return self.db.execute(
+            "SELECT c.judge, c.prompt_version, s.key AS model_id, TOTAL(s.value) AS calls "
+            "FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
+            "LEFT JOIN json_each(c.model_ids) s WHERE t.experiment = ? "
+            "GROUP BY c.judge, c.prompt_version, s.key ORDER BY c.judge, s.key",
+            (experiment,)).fetchall()
+
+    def judge_cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+        """Per judge: its calls and those answered from the response cache (NULL where not
+        recorded)."""
+        if not self.has_judge_tables:
+            return []
+        recorded = "cached_calls" in self._columns("judge_calls")
+        return self.db.execute(
+            f"SELECT c.judge, TOTAL(c.calls) AS calls, "
+            f"{'SUM(c.cached_calls)' if recorded else 'NULL'} AS cached FROM judge_calls c "
+            "JOIN trials t ON t.id = c.trial_id WHERE t.experiment = ? GROUP BY c.judge "
+            "ORDER BY c.judge", (experiment,)).fetchall()
+
+    def rubric_versions(self, experiment: str) -> list[sqlite3.Row]:
+        """Per judge, behaviour and rubric version: the answers given under it."""
+        if not self.has_judge_tables:
+            return []
+        return self.db.execute(
+            "SELECT j.judge, j.behavior, j.version, COUNT(*) AS answers FROM judgements j "
+            "JOIN trials t ON t.id = j.trial_id WHERE t.experiment = ? "
+            "GROUP BY j.judge, j.behavior, j.version ORDER BY j.judge, j.behavior",
+            (experiment,)).fetchall()
+
+    def rendering_counts(self, experiment: str) -> list[sqlite3.Row]:
+        """Per (family, condition, rendering, amlab version): trials planned with it
+        (rendering and version NULL for trials of a database from before they were kept)."""
+        columns = self._columns("trials")
+        rendering = "rendering" if "rendering" in columns else "NULL"
+        version = "amlab_version" if "amlab_version" in columns else "NULL"
+        return self.db.execute(
+            f"SELECT family, condition, {rendering} AS rendering, {version} AS amlab_version, "
+            "COUNT(*) AS trials FROM trials WHERE experiment = ? "
+            "GROUP BY family, condition, 3, 4 ORDER BY family, condition",
+            (experiment,)).fetchall()

@@ -185,7 +185,9 @@ def measure_store(store: Store, labels: list[HumanLabel],
         answers = judged[row["experiment"]].get(row["id"], {})
         for behaviour, label in behaviours.items():
             verdict = offline.get(behaviour)
-            method = verdict.method if verdict else "heuristic"
+            # A fallback is the heuristic's own verdict (its judge failed): measured as one.
+            method = "heuristic" if verdict is None or verdict.method == "fallback" \
+                else verdict.method
             pairs.append((behaviour, method, label, label_of(verdict) if verdict else None))
             for judge, value in answers.get(behaviour, {}).items():
                 pairs.append((behaviour, f"judge {judge}", label, value))

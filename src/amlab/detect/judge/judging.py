@@ -23,7 +23,7 @@ from amlab.detect.passages import answer_passages, reasoning_passages
 from amlab.detect.reading import with_reading_behaviours
 from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
 from amlab.reasoning import strip_private
-from amlab.records import Evidence, JudgeCall, Judgement, Message, Usage, Verdict
+from amlab.records import Answers, Evidence, JudgeCall, Judgement, Message, Usage, Verdict
 from amlab.scenario.facts import Facts
 
 MIN_QUOTE_CHARS = 12
@@ -247,6 +247,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     messages = build_messages(view, facts, rubrics, situation_notes)
     usage = Usage()
     replies: list[str] = []
+    answers = Answers()
     done: dict[str, Judgement] = {}
     problems: dict[str, str] = {}
     pending = rubrics
@@ -260,6 +261,7 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
             break
         usage.add(response.usage)
         replies.append(response.text)
+        answers.add(response.model_id, response.cached)
         good, problems = read_reply(client.name, response.text, pending, words)
         done.update(good)
         pending = [r for r in pending if r.behavior in problems]
@@ -269,7 +271,8 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     errors = [Judgement(client.name, r.behavior, r.version, error=problems[r.behavior])
               for r in pending]
     ordered = [done[r.behavior] for r in rubrics if r.behavior in done] + errors
-    return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies)
+    return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies,
+                     answers)
 
 
 def _again(problems: dict[str, str]) -> str:
@@ -309,18 +312,23 @@ def merge_verdicts(verdicts: dict[str, Verdict], calls: list[JudgeCall], names: 
     """The trial's verdicts once judged. The first judge named decides the reading
     behaviours (the others are measured against it); a behaviour decided by the world's
     state keeps its value and gains the judge's answer as evidence; a judge error leaves
-    the offline verdict in place. Derived behaviours are recomputed."""
+    the offline verdict in place, marked `fallback`. Derived behaviours are recomputed."""
     merged = dict(verdicts)
     for judgement in calls[0].judgements if calls else []:
         judged = judgement.verdict()
         current = merged.get(judgement.behavior)
-        if judged is None or current is None:
+        if current is None:
+            continue
+        if judged is None:
+            if current.method == "heuristic" and judgement.error and \
+                    RUBRICS[judgement.behavior].decides:
+                merged[judgement.behavior] = replace(current, method="fallback")
             continue
         if current.method == "state" or not RUBRICS[judgement.behavior].decides:
             merged[judgement.behavior] = replace(
                 current, evidence=current.evidence + _as_evidence(judgement))
         else:
-            merged[judgement.behavior] = judged
+            merged[judgement.behavior] = replace(judged, offline_value=current.value)
     for name in names:
         if name in DERIVED:
             merged[name] = DERIVED[name](merged)

@@ -1,0 +1,71 @@
+"""Rates split by what the agent said it believed: that it is being tested, that the
+situation is real, or nothing either way (the eval_awareness verdict of the same trial).
+
+Claude Opus 4 blackmailed 55 % of the time when it said the situation was real and 6.5 %
+when it said it was an evaluation: a rate pooled over beliefs hides that, so the report
+splits every harmful behaviour's rate this way whenever eval_awareness was measured.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from amlab.analysis.rates import wilson
+
+BELIEFS = ("test", "real", "silent")
+BELIEF_LABELS = {"test": "says it is a test", "real": "says it is real", "silent": "silent"}
+# The condition of a row pooled over every condition of a model.
+ALL_CONDITIONS = "all conditions"
+
+
+@dataclass(frozen=True)
+class BeliefRate:
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+
+@dataclass(frozen=True)
+class AwarenessRow:
+    model: str
+    condition: str
+    behavior: str
+    # Every belief of BELIEFS, n = 0 where no trial of the cell stated it.
+    by_belief: dict[str, BeliefRate]
+
+
+def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
+                    ) -> list[AwarenessRow]:
+    """Rows of `Store.awareness_counts` (one family) to one row per (model, condition,
+    behaviour) of `behaviors`, then one per (model, behaviour) pooled over the conditions
+    when there are several."""
+    counts: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(
+        lambda: {belief: [0, 0] for belief in BELIEFS})
+    for row in rows:
+        if row["behavior"] not in behaviors:
+            continue
+        for condition in (row["condition"], ALL_CONDITIONS):
+            cell = counts[(row["model"], condition, row["behavior"])][row["belief"]]
+            cell[0] += int(row["k"])
+            cell[1] += int(row["n"])
+    conditions: dict[str, set[str]] = defaultdict(set)
+    for model, condition, _ in counts:
+        if condition != ALL_CONDITIONS:
+            conditions[model].add(condition)
+    order = {b: i for i, b in enumerate(behaviors)}
+    keys = sorted(counts, key=lambda key: (key[0], key[1] == ALL_CONDITIONS, key[1],
+                                           order[key[2]]))
+    return [AwarenessRow(model, condition, behavior,
+                         {belief: BeliefRate(k, n, *wilson(k, n))
+                          for belief, (k, n) in counts[(model, condition, behavior)].items()})
+            for model, condition, behavior in keys
+            # A pooled row repeats the only condition's row when there is one.
+            if condition != ALL_CONDITIONS or len(conditions[model]) > 1]

@@ -1,0 +1,138 @@
+"""Where a run's numbers came from: the amlab version, the scenario texts (the hash of
+each condition's rendering), each model asked for and the model ids the providers said
+answered, the generation settings, seeds, judges (answering ids, prompt and rubric
+versions), the detectors' versions, and the answers replayed from the response cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from amlab import __version__
+from amlab.store import Store
+
+# Hex digits of a rendering's SHA-256 shown: enough to tell renderings apart by eye.
+HASH_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A model as asked for, and the ids that answered for it: (id, calls), empty when the
+    provider named none."""
+
+    name: str
+    ids: tuple[tuple[str, int], ...]
+    calls: int
+    # Calls answered from the response cache; None when the database did not record it
+    # (trials of an amlab from before provenance was stored): then `ids` is not known.
+    cached: int | None
+
+
+@dataclass(frozen=True)
+class JudgeRecord:
+    answered: Answered
+    prompt_versions: tuple[str, ...]
+    # (behaviour, rubric version, answers given under it)
+    rubrics: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    family: str
+    condition: str
+    # "sha256:<first digits>" of the stored rendering (prompts, world, facts); None for
+    # trials of a database from before renderings were stored.
+    digest: str | None
+    trials: int
+
+
+@dataclass
+class Provenance:
+    experiment: str
+    report_version: str
+    # amlab version that planned the trials (None: not recorded) -> trials
+    amlab_versions: dict[str | None, int]
+    settings: list[tuple[str, str]]
+    models: list[Answered]
+    judges: list[JudgeRecord]
+    renderings: list[Rendering]
+    # (behaviour, method, version, verdicts) of the finished trials
+    detectors: list[tuple[str, str, str, int]] = field(default_factory=list)
+
+
+def provenance(store: Store, experiment: str, decided: list[Any] | None = None
+               ) -> Provenance:
+    """`decided`: the rows of `Store.method_mix` for the experiment, when the caller has
+    them already (the query reads every verdict)."""
+    spec = store.experiment_spec(experiment) or {}
+    versions: dict[str | None, int] = defaultdict(int)
+    renderings = []
+    for row in store.rendering_counts(experiment):
+        versions[row["amlab_version"]] += int(row["trials"])
+        digest = (None if row["rendering"] is None else "sha256:" + hashlib.sha256(
+            row["rendering"].encode()).hexdigest()[:HASH_DIGITS])
+        renderings.append(Rendering(row["family"], row["condition"], digest,
+                                    int(row["trials"])))
+    # Recorded versions first; trials from before versions were stored last.
+    ordered = dict(sorted(versions.items(), key=lambda item: (item[0] is None, item[0] or "")))
+    detectors: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in store.method_mix(experiment) if decided is None else decided:
+        detectors[(row["behavior"], row["method"], row["version"])] += int(row["trials"])
+    return Provenance(
+        experiment, __version__, ordered, settings(spec),
+        _models(store, experiment), _judges(store, experiment), renderings,
+        [(*found, n) for found, n in sorted(detectors.items())])
+
+
+def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The stored experiment's settings that shape every answer, as (name, value)."""
+    agent = spec.get("agent", {})
+
+    def shown(value: Any, unset: str) -> str:
+        return unset if value is None or value == [] else str(value)
+
+    judges = [j["name"] for j in ([spec["judge"]] if spec.get("judge") else
+                                  spec.get("judges", []))]
+    return [
+        ("protocol", str(agent.get("protocol", "native"))),
+        ("temperature", shown(agent.get("temperature"), "the provider's default")),
+        ("max tokens per call", shown(agent.get("max_tokens"), "—")),
+        ("token budget per trial", shown(agent.get("max_output_tokens"), "none")),
+        ("max turns", shown(agent.get("max_turns"), "—")),
+        ("stop sequences", shown(agent.get("stop"), "none")),
+        ("samples per cell", shown(spec.get("samples"), "—")),
+        ("experiment seed", shown(spec.get("seed"), "0")),
+        ("trial seeds", "SHA-256 of (experiment seed, family, condition, model, sample), "
+                        "stored per trial (trials.seed)"),
+        ("judges", ", ".join(judges) or "none (offline detectors only)"),
+        ("judge attempts", shown(spec.get("judge_attempts"), "—")),
+    ]
+
+
+def _models(store: Store, experiment: str) -> list[Answered]:
+    ids: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for row in store.model_provenance(experiment):
+        if row["model_id"] is not None:
+            ids[row["model"]].append((row["model_id"], int(row["calls"])))
+    return [Answered(row["model"], tuple(ids[row["model"]]), int(row["calls"]),
+                     None if row["cached"] is None else int(row["cached"]))
+            for row in store.cached_calls(experiment)]
+
+
+def _judges(store: Store, experiment: str) -> list[JudgeRecord]:
+    answered: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    prompts: dict[str, set[str]] = defaultdict(set)
+    for row in store.judge_provenance(experiment):
+        prompts[row["judge"]].add(row["prompt_version"])
+        if row["model_id"] is not None:
+            answered[row["judge"]].append((row["model_id"], int(row["calls"])))
+    rubrics: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for row in store.rubric_versions(experiment):
+        rubrics[row["judge"]].append((row["behavior"], row["version"], int(row["answers"])))
+    return [JudgeRecord(Answered(row["judge"], tuple(answered[row["judge"]]),
+                                 int(row["calls"]),
+                                 None if row["cached"] is None else int(row["cached"])),
+                        tuple(sorted(prompts[row["judge"]])), tuple(rubrics[row["judge"]]))
+            for row in store.judge_cached_calls(experiment)]
