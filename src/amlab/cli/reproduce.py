@@ -139,9 +139,11 @@ def _print_presets() -> None:
         experiment = preset_experiment(name)
         data = preset_data(name)
         plan = data["plan"]
+        declared = len(experiment.hypotheses)
         table.add_row(name, ", ".join(experiment.families), str(len(experiment.conditions)),
                       f"{planned_samples(data)} (a {plan['effect']:.0%} rise over "
-                      f"{plan['baseline']:.0%}); offline: 1", experiment.spec.description)
+                      f"{plan['baseline']:.0%} in each of {declared} declared hypotheses, "
+                      f"at α/{declared}); offline: 1", experiment.spec.description)
     console.print(table)
     console.print(f"Preset files: {preset_path(preset_names()[0]).parent}", highlight=False)
 

@@ -23,6 +23,7 @@ from amlab.errors import AmlabError
 from amlab.models import split_name
 from amlab.models.api import ENDPOINTS
 from amlab.run.experiment import Experiment
+from amlab.run.hypotheses import HypothesisSpec, declared_family
 from amlab.scenario.spec import describe_validation_error
 
 PRESETS_DIR = Path(__file__).parent
@@ -87,17 +88,32 @@ class Overrides:
 
 
 def planned_samples(data: dict[str, Any]) -> int:
-    """The power planner's trials per cell for the preset's `plan`."""
+    """The power planner's trials per cell for the preset's `plan`, each of its declared
+    hypotheses tested at alpha / their number."""
     from amlab.analysis.power import samples_per_cell
 
     plan = data["plan"]
+    hypotheses = [HypothesisSpec.model_validate(h) for h in data.get("hypotheses", [])]
+    models = [m if isinstance(m, str) else m["name"] for m in data["models"]]
+    contrasts, one_sided = declared_family(hypotheses, models)
     return samples_per_cell(plan["baseline"], plan["effect"], plan.get("power", 0.8),
-                            plan.get("alpha", 0.05), where="preset plan")
+                            plan.get("alpha", 0.05), "preset plan", max(contrasts, 1),
+                            one_sided)
 
 
 def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]:
     """The preset's experiment file as a dict, with the overrides applied."""
     data = preset_data(name)
+    if overrides.families:
+        available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
+        unknown = [f for f in overrides.families if f not in available]
+        if unknown:
+            raise AmlabError(f"--family {unknown[0]} is not in preset '{name}'; its families "
+                             f"are {', '.join(available)}.")
+        data["scenarios"] = [s for s in data["scenarios"] if s["family"] in overrides.families]
+        # Fewer declared contrasts: the power planner below sizes for those that remain.
+        data["hypotheses"] = [h for h in data.get("hypotheses", [])
+                              if h["family"] in overrides.families]
     if overrides.model is not None:
         offline = is_offline(overrides.model)
         local = split_name(overrides.model)[0] == "local"
@@ -122,13 +138,6 @@ def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]
         judge = default_judge(overrides.model)
         if judge is not None:
             data["judge"] = judge
-    if overrides.families:
-        available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
-        unknown = [f for f in overrides.families if f not in available]
-        if unknown:
-            raise AmlabError(f"--family {unknown[0]} is not in preset '{name}'; its families "
-                             f"are {', '.join(available)}.")
-        data["scenarios"] = [s for s in data["scenarios"] if s["family"] in overrides.families]
     return data
 
 
