@@ -178,7 +178,7 @@ def test_the_report_separates_confirmatory_from_exploratory_with_exact_numbers(
 
     p_threat = fisher_exact([[12, 8], [2, 18]], alternative="greater")[1]
     row = markdown_row(confirmatory_part, "12/20", "2/20")
-    assert f"| {CONFLICT_THREAT} | {CONFLICT_ONLY} | A &gt; B |" in row
+    assert f"| {CONFLICT_THREAT} | {CONFLICT_ONLY} | A greater |" in row
     assert "| +50.0 |" in row  # 60 % − 10 %
     assert f"| {p_threat:.3f} | {2 * p_threat:.3f} * (2) |" in row
     row = markdown_row(confirmatory_part, "12/20", "5/20")

@@ -164,6 +164,10 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     for model in ("Claude Opus 4", "Gemini 2.5 Flash", "GPT-4.1", "Grok 3 Beta", "DeepSeek-R1"):
         assert model in comparison
     assert comparison.count(mine) == 6  # five headline figures and the system card's
+    # A scripted model is none of the published ones: all six are context, no difference.
+    assert "Beside the published figures: context, other models" in comparison
+    assert "the same model" not in comparison and "difference (pp)" not in comparison
+    assert "How this harness differs from the studies'" in comparison
     assert "not the original studies' prompts" in comparison
     html = (tmp_path / "runs" / "reproduce-agentic-misalignment-scripted-sometimes-blackmails"
             "-report" / "report.html")

@@ -26,7 +26,13 @@ from amlab.analysis.hypotheses import (
     hypotheses_of,
 )
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
-from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
+from amlab.analysis.published import (
+    HARNESS_DIFFERS,
+    NOT_ORIGINAL_TEXTS,
+    ComparisonRow,
+    comparison,
+    harness_settings,
+)
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
@@ -92,6 +98,8 @@ class Report:
     monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
     # The run's rates beside published figures for the same cells (analysis/published.py).
     published: list[ComparisonRow] = field(default_factory=list)
+    # Per experiment with published rows, its settings that differ between harnesses.
+    harness: list[str] = field(default_factory=list)
     # Per experiment, the declared contrasts' confirmatory results (analysis/hypotheses.py).
     hypotheses: Hypotheses = field(default_factory=lambda: Hypotheses({}, []))
 
@@ -139,10 +147,13 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     usage = _usage(status)
     monitored = {name: monitor_comparisons(store, name)
                  for name in ([experiment] if experiment else store.experiments())}
+    published = comparison(store, experiment)
+    harness = [harness_settings(store, name) for name in
+               dict.fromkeys(s.experiment for s in sections)] if published else []
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
-                  comparison(store, experiment), confirmatory)
+                  published, [h for h in harness if h], confirmatory)
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
@@ -165,7 +176,7 @@ def write_report(store: Store, out_dir: Path, experiment: str | None = None,
     html = out_dir / "report.html"
     markdown = out_dir / "summary.md"
     context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir,
-               "not_original_texts": NOT_ORIGINAL_TEXTS}
+               "not_original_texts": NOT_ORIGINAL_TEXTS, "harness_differs": HARNESS_DIFFERS}
     # Names in a report come from users and agents (experiment, model, database, levels):
     # the HTML autoescapes every value, the Markdown escapes every value as Markdown text.
     html.write_text(_environment(autoescape=True).get_template("report.html.j2")

@@ -155,7 +155,11 @@ class Source(_Strict):
     title: str
     authors: str
     date: str
+    # Which version of the source the figures are from (an arXiv version, an edition).
+    version: str
     url: str
+    # How the source decided the behaviour behind its figures.
+    graded: str
 
 
 class PublishedCell(_Strict):
@@ -189,7 +193,13 @@ class PublishedFigure(_Strict):
 
 class Published(_Strict):
     sources: dict[str, Source]
+    # Published model name -> the provider/model names that are that model.
+    models: dict[str, list[str]] = Field(default_factory=dict)
     figures: list[PublishedFigure]
+
+    def same_model(self, figure: PublishedFigure, model: str) -> bool:
+        """Whether the run's `model` is the model the figure was measured on."""
+        return model in self.models.get(figure.model, [])
 
 
 @cache
@@ -209,5 +219,10 @@ def published(path: Path = PUBLISHED_FILE) -> Published:
         if figure.source not in data.sources:
             raise AmlabError(f"{path}: figures[{i}].source '{figure.source}' is not one of the "
                              f"sources ({', '.join(data.sources) or 'none'}); add it under "
-                             f"sources with its title, authors, date and url.")
+                             f"sources with its title, authors, date, version, url and how it "
+                             f"graded.")
+        if figure.model not in data.models:
+            raise AmlabError(f"{path}: figures[{i}].model '{figure.model}' is not under models; "
+                             f"add it with the provider/model names that are that model "
+                             f"([] if none).")
     return data
