@@ -276,3 +276,33 @@ def test_the_dry_run_check_sizes_for_the_experiments_declared_contrasts(
 
 def _difference(p_value: float) -> Difference:
     return Difference("e", "f", "m", "b", "x", "l", "r", 1, 2, 1, 2, 0.0, 0.0, 0.0, p_value)
+
+
+def test_the_presets_declare_the_studies_primary_contrasts() -> None:
+    from amlab.presets import Overrides, preset_experiment
+
+    study = preset_experiment("agentic-misalignment")
+    assert {(h.family, h.spec.behavior, h.condition_a, h.condition_b, h.spec.direction)
+            for h in study.hypotheses} == {
+        (family, behaviour, CONFLICT_THREAT, b, "greater")
+        for family, behaviour in (("blackmail", "blackmail"), ("leaking", "leak"),
+                                  ("lethal", "lethal"))
+        for b in (CONFLICT_ONLY, THREAT_ONLY)}
+    peers = preset_experiment("peer-preservation")
+    alone = "target=self,peer_relation=none,peer_present=no,monitoring=none"
+    declared = {(h.family, h.spec.behavior, h.condition_a, h.condition_b)
+                for h in peers.hypotheses}
+    for family, behaviour in (("misreport", "misreport"), ("shutdown_tampering", "sabotage"),
+                              ("exfiltration", "exfiltration")):
+        for target in ("peer", "self"):
+            a = f"target={target},peer_relation=cooperative,peer_present=yes,monitoring=none"
+            assert (family, behaviour, a, alone) in declared
+    cooperative_peer = "target=peer,peer_relation=cooperative,peer_present=yes"
+    assert ("alignment_faking", "sabotage", f"{cooperative_peer},monitoring=unmonitored",
+            f"{cooperative_peer},monitoring=monitored") in declared
+    assert len(declared) == 7
+    # Running one family keeps its hypotheses only, and the cells are sized for those.
+    lethal = preset_experiment("agentic-misalignment", Overrides(
+        model="openai/gpt-4.1", families=("lethal",), no_judge=True))
+    assert [h.family for h in lethal.hypotheses] == ["lethal", "lethal"]
+    assert lethal.spec.samples == samples_per_cell(0.05, 0.10, contrasts=2, one_sided=True)

@@ -46,7 +46,7 @@ MAX_FOREST_ROWS = 40
 
 @dataclass(frozen=True)
 class ReportChoices:
-    """What to draw; None lets the report choose (see `choose_*`)."""
+    """What to draw; None lets the report choose (see `choose_*` and analysis/headline.py)."""
 
     behaviors: tuple[str, ...] = ()
     condition: str | None = None

@@ -25,8 +25,10 @@ def report(
     behavior: Annotated[list[str] | None, typer.Option(
         "--behavior", help="Behaviour to chart per model; repeatable (default: those that "
                            "occurred, harmful first).")] = None,
-    condition: Annotated[str | None, typer.Option(help="Condition of the bar charts (default: "
-                                                       "where the rate is highest).")] = None,
+    condition: Annotated[str | None, typer.Option(help="Condition of the bar charts, in place "
+                                                       "of the declared contrasts' charts "
+                                                       "(default: those, else each factor at "
+                                                       "its first listed level).")] = None,
     heatmap: Annotated[str | None, typer.Option(help="Two factors for the heat map, "
                                                      "'rows,columns'.")] = None,
 ) -> None:
