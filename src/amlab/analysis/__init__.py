@@ -1,4 +1,5 @@
 """Statistics over stored runs, one module per concern: `rates` (Wilson intervals per cell),
-`effects` (Newcombe intervals, Fisher p, Holm), `power`, `monitor`, `published`, and the
-outputs `figures`, `report`, `export`. Import the module you need: nothing is loaded here, so
+`effects` (Newcombe intervals, Fisher p, Holm), `hypotheses` (confirmatory and
+exploratory), `power`, `monitor`, `published`, and the outputs `figures`, `headline`,
+`report`, `export`. Import the module you need: nothing is loaded here, so
 a run that prints only its rates table never loads pandas, SciPy or matplotlib."""
