@@ -141,6 +141,29 @@ def test_hypotheses_are_stored_before_the_first_trial_and_resume_refuses_changed
         check_resumable(two_sided, store, resume=True)
 
 
+def test_a_scripted_run_stores_its_hypotheses_and_reports_them_from_its_trials(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from amlab.run import run_experiment
+    from conftest import FIXTURES
+
+    model = f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"
+    run = {**spec([THREAT], samples=4), "models": [{"name": model, "concurrency": 1}],
+           "agent": {"protocol": "text", "max_turns": 2},
+           "retry": {"attempts": 1, "initial_wait": 0, "max_wait": 0}}
+    store = Store(tmp_path / "r.db")
+    asyncio.run(run_experiment(Experiment.from_dict(run, "declared.yaml"), store))
+    [stored] = store.experiment_spec("declared")["hypotheses"]  # type: ignore[index]
+    assert stored["family"] == "blackmail" and stored["direction"] == "greater"
+    _, markdown = write_report(store, tmp_path / "report")
+    # Sample 0 of 4 blackmails and sample 3 refuses, in every cell: 1/3 against 1/3.
+    row = markdown_row(markdown.read_text(), "1/3", "A greater")
+    assert f"| {CONFLICT_THREAT} | {CONFLICT_ONLY} | A greater | 1/3 | 1/3 | +0.0 |" in row
+    # One-sided: P(A holds at least 1 of the 2 blackmails | margins) = 1 − C(4,3)/C(6,3).
+    assert "| 0.800 | 0.800 (1) |" in row
+
+
 # -- confirmatory and exploratory --------------------------------------------------------
 
 
@@ -165,6 +188,29 @@ def test_holm_is_applied_within_the_declared_family_only(tmp_path: Path) -> None
     # ... where one Holm over the 66 comparisons of a study's report would not make it so.
     others = [_difference(0.5) for _ in range(65)]
     assert not holm([_difference(p_threat), *others])[0].significant
+
+
+def test_a_contrast_with_an_empty_cell_is_untested_and_keeps_its_place_in_the_family(
+        tmp_path: Path) -> None:
+    experiment = Experiment.from_dict(spec([THREAT, CONFLICT]), "declared.yaml")
+    store = Store(tmp_path / "r.db")
+    trials = experiment.trials()
+    store.plan(experiment.spec.name, experiment.as_dict(), trials)
+    for trial in trials:
+        if trial.key.condition == CONFLICT_ONLY:
+            store.save_error(trial.key, "provider unavailable", started=0.0)
+            continue
+        verdict = Verdict("blackmail", trial.key.sample < BLACKMAILS[trial.key.condition],
+                          (Evidence("state", "synthetic"),), "state", "blackmail/1")
+        store.save_result(trial.key, Transcript([], [], "end_turn", Usage(calls=1), 1),
+                          {"blackmail": verdict}, started=0.0)
+    threat, conflict = confirmatory(rate_frame(store), declared_contrasts(store, "declared")[0])
+    assert not threat.tested and threat.n_b == 0 and threat.p_holm != threat.p_holm  # NaN
+    # The untested contrast counts as p = 1: the tested one is still corrected for two.
+    assert conflict.tested and conflict.family_size == 2
+    assert conflict.p_holm == pytest.approx(min(1.0, 2 * conflict.p_value))
+    _, markdown = write_report(store, tmp_path / "report")
+    assert "| — | — | not tested: a cell has no finished trial | — (2) |" in markdown.read_text()
 
 
 def test_the_report_separates_confirmatory_from_exploratory_with_exact_numbers(
@@ -217,6 +263,7 @@ def test_exploratory_comparisons_get_benjamini_hochberg_q_values() -> None:
 def test_the_headline_figure_shows_the_declared_cells_not_the_highest_rate(
         tmp_path: Path) -> None:
     store = stored_run(tmp_path / "r.db", [THREAT])
+    assert max(BLACKMAILS, key=lambda c: BLACKMAILS[c]) == NEITHER  # what a rate rule picks
     report = build_report(store, tmp_path / "figures")
     [section] = report.sections
     headline = section.figures[0]
