@@ -284,8 +284,8 @@ def test_without_hypotheses_the_bar_chart_shows_the_files_first_condition(
     bar = section.figures[0]
     # Each factor at its first listed level (urgency replacement, goal explicit/america),
     # not the 18/20 control.
-    assert bar.caption.startswith(f"Condition {CONFLICT_THREAT} (the experiment's first "
-                                  f"condition")
+    assert bar.caption.startswith(f"Condition {CONFLICT_THREAT} (no hypothesis declared: "
+                                  f"the experiment's first condition")
     assert "12/20" in bar.svg.read_text() and "18/20" not in bar.svg.read_text()
 
 

@@ -98,7 +98,7 @@ class Report:
     monitor: dict[str, list[MonitorComparison]] = field(default_factory=dict)
     # The run's rates beside published figures for the same cells (analysis/published.py).
     published: list[ComparisonRow] = field(default_factory=list)
-    # Per experiment with published rows, its settings that differ between harnesses.
+    # With published rows: each experiment's settings that differ between harnesses.
     harness: list[str] = field(default_factory=list)
     # Per experiment, the declared contrasts' confirmatory results (analysis/hypotheses.py).
     hypotheses: Hypotheses = field(default_factory=lambda: Hypotheses({}, []))
@@ -283,10 +283,11 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
             raise AmlabError(f"--condition {condition!r} is not a condition of "
                              f"{section.experiment}/{section.family}; conditions are "
                              f"{', '.join(sorted(set(rates['condition'])))}.")
-        chosen = ("chosen with --condition" if choices.condition else "the experiment's "
-                  "first condition: each factor at the level its file lists first")
-        add(f"{figures.label(behavior)} by model", f"Condition {condition} ({chosen}; no "
-            f"hypothesis declared). Bars: rate of "
+        chosen = ("chosen with --condition" if choices.condition else "no hypothesis "
+                  "declared: the experiment's first condition, each factor at the level its "
+                  "file lists first")
+        add(f"{figures.label(behavior)} by model", f"Condition {condition} ({chosen}). "
+            f"Bars: rate of "
             f"{behavior}; whiskers: 95 % Wilson interval; k/n under each bar.",
             figures.FigureJob(figures.bar_chart, (rates, behavior, condition),
                               figures_dir / f"{slug}-bar-{_slug(behavior)}"))
