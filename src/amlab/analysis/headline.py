@@ -75,5 +75,7 @@ def contrast_chart(frame: pd.DataFrame, behavior: str, condition_a: str, conditi
     axes.set_ylabel(f"{figures.label(behavior)} rate (95 % Wilson interval)")
     axes.grid(axis="y", color="#dddddd", zorder=0)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
-    axes.set_title(textwrap.fill(title, width=int(width * 10)), loc="left", fontsize=10)
+    # The title is the hypothesis's name, written by the user: `$` would start mathtext.
+    axes.set_title(textwrap.fill(title.replace("$", r"\$"), width=int(width * 10)), loc="left",
+                   fontsize=10)
     return figure
