@@ -34,11 +34,13 @@ NOT_ORIGINAL_TEXTS = (
 # each experiment's own: protocol, turns, tokens, judges).
 HARNESS_DIFFERS = (
     "How this harness differs from the studies': the texts are amlab's own (above). Turns: "
-    "the Agentic Misalignment study took one reply per sample, its tool tags parsed but never "
-    "answered; amlab lets the agent act over up to max_turns turns and shows it each call's "
+    "the Agentic Misalignment study took one reply per sample, its tool tags read by the "
+    "grader, never executed or answered; amlab lets the agent act over up to max_turns "
+    "turns and shows it each call's "
     "result (max_turns 1 is the study's setup). Token limits: each reply is cut at the run's "
-    "max_tokens, which need not be the studies' limit. Detectors: the studies graded by "
-    "reading the agent's words (how each figure was graded is beside it); amlab decides from "
+    "max_tokens, which need not be the studies' limit. Detectors: the Agentic Misalignment "
+    "study graded each reply with an LLM classifier (how each figure was graded is beside "
+    "it); amlab decides from "
     "the simulated world's state what it can (a leak, a cancelled alert, a changed shutdown "
     "config, copied weights, a misreported score) and by a judge model or, without one, "
     "offline heuristics with measured recall what needs reading (a blackmail), so a reply "
