@@ -95,6 +95,9 @@ def markdown_row(markdown: str, *cells: str) -> str:
      r"so that it is one cell\.$"),
     ({"b": {"urgency": "replacement"}},
      r"^declared.yaml: hypotheses\[0\]: a and b are the same condition "),
+    ({"a": {"urgency": "replacement", "goal_type": "explicit"}},
+     r"^declared.yaml: hypotheses\[0\].a: goal_type is also under given; name each factor "
+     r"either in given \(both cells\) or in a and b\.$"),
     ({"direction": "up"},
      r"^declared.yaml: hypotheses.0.direction: Input should be 'greater', 'less' or "
      r"'two-sided' \(got 'up'\)\.$"),

@@ -100,6 +100,11 @@ def resolve_hypotheses(
         a, b = as_levels(family, spec.a), as_levels(family, spec.b)
         conditions = []
         for side, levels in (("a", a), ("b", b)):
+            shared = sorted(set(given) & set(levels))
+            if shared:
+                raise AmlabError(f"{where}.{side}: {', '.join(shared)} is also under given; "
+                                 f"name each factor either in given (both cells) or in a "
+                                 f"and b.")
             wanted = {**given, **levels}
             _check_factors(wanted, ours, f"{where}.{side}", family)
             conditions.append(_one_condition(wanted, ours, f"{where}.{side}", family))
