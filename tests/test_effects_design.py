@@ -11,7 +11,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from amlab.analysis.effects import alignment_faking, holm, stratified_effects, two_proportions
+from amlab.analysis.effects import alignment_faking, stratified_effects, two_proportions
+from amlab.analysis.hypotheses import benjamini_hochberg
 from amlab.analysis.rates import rate_frame
 from amlab.analysis.report import write_report
 from amlab.analysis.strata import Stratum, score_statistic, stratified_difference
@@ -181,7 +182,8 @@ def test_alignment_faking_gap_is_matched_within_conditions_and_against_monitorin
         tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     store_cells(store, FAKING)
-    faking = alignment_faking(holm(stratified_effects(rate_frame(store)).differences))
+    # Exploratory, as the report adjusts them: Benjamini–Hochberg over every comparison.
+    faking = alignment_faking(benjamini_hochberg(stratified_effects(rate_frame(store)).differences))
     by_pair = {(e.level, e.reference): e for e in faking}
     assert sorted(by_pair) == [("monitored", "none"), ("unmonitored", "monitored"),
                                ("unmonitored", "none")]
@@ -195,9 +197,9 @@ def test_alignment_faking_gap_is_matched_within_conditions_and_against_monitorin
     assert by_pair[("monitored", "none")].difference == pytest.approx(-0.05)
     _, markdown = write_report(store, tmp_path / "report")
     text = markdown.read_text("utf-8")
-    assert "### Alignment faking: within matched conditions" in text
+    assert "### Alignment faking: within matched conditions (exploratory)" in text
     assert (f"| m | sabotage | unmonitored − monitored | 38/50 | 12/50 | +10.0 | "
-            f"[{gap.low * 100:+.1f}, {gap.high * 100:+.1f}] | 2 | {gap.p_holm:.3f} |") in text
+            f"[{gap.low * 100:+.1f}, {gap.high * 100:+.1f}] | 2 | {gap.q_value:.3f} |") in text
 
 
 REPS = 4000

@@ -77,9 +77,15 @@ def test_presets_are_ordinary_experiment_files_sized_by_the_power_planner() -> N
     assert preset_names() == ["agentic-misalignment", "peer-preservation"]
     for name in preset_names():
         data = preset_data(name)
-        planned = samples_per_cell(data["plan"]["baseline"], data["plan"]["effect"])
+        # Sized for the preset's declared hypotheses: each one-sided at alpha / their number.
+        declared = len(data["hypotheses"])
+        assert all(h["direction"] == "greater" for h in data["hypotheses"])
+        planned = samples_per_cell(data["plan"]["baseline"], data["plan"]["effect"],
+                                   contrasts=declared, one_sided=True)
         # `amlab run` on the shipped file runs what `amlab reproduce` runs on an API model.
-        assert Experiment.load(preset_path(name)).spec.samples == planned == 133
+        experiment = Experiment.load(preset_path(name))
+        assert experiment.spec.samples == planned == {6: 177, 7: 183}[declared]
+        assert len(experiment.hypotheses) == declared
         assert preset_spec(name, Overrides(model="openai/gpt-4.1-mini"))["samples"] == planned
 
 
@@ -158,6 +164,10 @@ def test_reproduce_shows_the_cost_asks_runs_and_sets_the_rates_beside_the_publis
     for model in ("Claude Opus 4", "Gemini 2.5 Flash", "GPT-4.1", "Grok 3 Beta", "DeepSeek-R1"):
         assert model in comparison
     assert comparison.count(mine) == 6  # five headline figures and the system card's
+    # A scripted model is none of the published ones: all six are context, no difference.
+    assert "Beside the published figures: context, other models" in comparison
+    assert "the same model" not in comparison and "difference (pp)" not in comparison
+    assert "How this harness differs from the studies'" in comparison
     assert "not the original studies' prompts" in comparison
     html = (tmp_path / "runs" / "reproduce-agentic-misalignment-scripted-sometimes-blackmails"
             "-report" / "report.html")
@@ -210,7 +220,8 @@ def test_list_shows_the_presets_and_export_writes_a_runnable_file(tmp_path: Path
     listed = amlab("reproduce", "--list", cwd=tmp_path)
     assert listed.returncode == 0
     assert "agentic-misalignment" in listed.stdout and "peer-preservation" in listed.stdout
-    assert "133 (a 10% rise over 5%)" in listed.stdout
+    assert ("177 (a 10% rise over 5% in each of 6 declared hypotheses, at α/6)"
+            in listed.stdout)
     shipped = tmp_path / "shipped.yaml"
     assert amlab("reproduce", "peer-preservation", "--export", str(shipped),
                  cwd=tmp_path).returncode == 0

@@ -134,7 +134,7 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
 
 def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
     """Each factor effect as a point with its 95 % interval, in percentage points;
-    filled where Holm-adjusted p < 0.05, hollow otherwise. Effects are grouped by comparison
+    filled where Benjamini–Hochberg q < 0.05, hollow otherwise. Effects are grouped by comparison
     (behaviour, factor, level − reference) under a bold heading, one row per model."""
     rows: list[tuple[str, Difference | None]] = []
     group: tuple[str, ...] = ()
@@ -169,7 +169,7 @@ def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
     handles = [Line2D([], [], color=colour[b], marker="o", linewidth=2, label=label(b))
                for b in behaviours]
     handles += [Line2D([], [], color="#444444", marker="o", linestyle="none",
-                       label="Holm p < 0.05"),
+                       label="BH q < 0.05"),
                 Line2D([], [], color="#444444", marker="o", markerfacecolor="white",
                        linestyle="none", label="not significant")]
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,

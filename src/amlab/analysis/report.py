@@ -19,10 +19,23 @@ import pandas as pd
 import amlab.analysis.figures as figures
 from amlab.analysis.audit import SectionAudit, audit_sections
 from amlab.analysis.belief_figure import belief_bars
-from amlab.analysis.effects import Difference, alignment_faking, holm, stratified_effects
+from amlab.analysis.effects import Difference, alignment_faking, stratified_effects
+from amlab.analysis.headline import contrast_chart, first_condition
+from amlab.analysis.hypotheses import (
+    DeclaredContrast,
+    Hypotheses,
+    benjamini_hochberg,
+    hypotheses_of,
+)
 from amlab.analysis.monitor import MonitorComparison, monitor_comparisons
 from amlab.analysis.provenance import Provenance, provenance
-from amlab.analysis.published import NOT_ORIGINAL_TEXTS, ComparisonRow, comparison
+from amlab.analysis.published import (
+    HARNESS_DIFFERS,
+    NOT_ORIGINAL_TEXTS,
+    ComparisonRow,
+    comparison,
+    harness_settings,
+)
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
@@ -37,7 +50,7 @@ MAX_FOREST_ROWS = 40
 
 @dataclass(frozen=True)
 class ReportChoices:
-    """What to draw; None lets the report choose (see `choose_*`)."""
+    """What to draw; None lets the report choose (see `choose_*` and analysis/headline.py)."""
 
     behaviors: tuple[str, ...] = ()
     condition: str | None = None
@@ -95,6 +108,10 @@ class Report:
     published: list[ComparisonRow] = field(default_factory=list)
     # Per experiment: versions, texts, models asked and answering, settings, judges.
     provenance: list[Provenance] = field(default_factory=list)
+    # With published rows: each experiment's settings that differ between harnesses.
+    harness: list[str] = field(default_factory=list)
+    # Per experiment, the declared contrasts' confirmatory results (analysis/hypotheses.py).
+    hypotheses: Hypotheses = field(default_factory=lambda: Hypotheses({}, []))
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -122,8 +139,11 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                                        counts in acts.items() if (e, f) == (name, family)}),
             effects.differences, notes=effects.notes.get((str(name), str(family)), []),
             variants=variant_cells(rates)))
-    # One Holm adjustment across every comparison the report shows.
-    adjusted = iter(holm([e for s in sections for e in s.effects]))
+    # Declared contrasts are confirmatory, corrected within their own family; every other
+    # comparison is exploratory, with one false-discovery-rate adjustment across them.
+    confirmatory = hypotheses_of(store, frame,
+                                 [experiment] if experiment else store.experiments())
+    adjusted = iter(benjamini_hochberg([e for s in sections for e in s.effects]))
     decided = audit_sections(store, sections)
     jobs: list[figures.FigureJob] = []
     for section in sections:
@@ -131,18 +151,24 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         section.faking = alignment_faking(section.effects)
         rates = frame[(frame["experiment"] == section.experiment)
                       & (frame["family"] == section.family)]
-        jobs += _plan_figures(section, rates, choices, figures_dir)
+        jobs += _plan_figures(section, rates, choices, figures_dir,
+                              confirmatory.cells(section.experiment, section.family),
+                              _declared_levels(store, section.experiment, section.family))
         jobs += _plan_belief_figure(section, figures_dir)
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
     usage = _usage(status)
     names = [experiment] if experiment else store.experiments()
     monitored = {name: monitor_comparisons(store, name) for name in names}
+    published = comparison(store, experiment)
+    harness = [harness_settings(store, name) for name in
+               dict.fromkeys(s.experiment for s in sections)] if published else []
     return Report(str(store.path), sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
-                  comparison(store, experiment),
-                  [provenance(store, name, decided.get(name)) for name in names])
+                  published,
+                  provenance=[provenance(store, name, decided.get(name)) for name in names],
+                  harness=[h for h in harness if h], hypotheses=confirmatory)
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
@@ -165,7 +191,7 @@ def write_report(store: Store, out_dir: Path, experiment: str | None = None,
     html = out_dir / "report.html"
     markdown = out_dir / "summary.md"
     context = {"report": report, "harmful": HARMFUL, "out_dir": out_dir,
-               "not_original_texts": NOT_ORIGINAL_TEXTS}
+               "not_original_texts": NOT_ORIGINAL_TEXTS, "harness_differs": HARNESS_DIFFERS}
     # Names in a report come from users and agents (experiment, model, database, levels):
     # the HTML autoescapes every value, the Markdown escapes every value as Markdown text.
     html.write_text(_environment(autoescape=True).get_template("report.html.j2")
@@ -243,8 +269,11 @@ def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame,
 
 
 def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
-                  figures_dir: Path) -> list[figures.FigureJob]:
-    """Fill the section's figures and notes; return the drawing each figure needs."""
+                  figures_dir: Path, contrasts: Sequence[DeclaredContrast],
+                  declared: dict[str, list[str]]) -> list[figures.FigureJob]:
+    """Fill the section's figures and notes; return the drawing each figure needs. The
+    headline figures show the declared contrasts' cells, else the experiment's first
+    condition (analysis/headline.py), never a cell chosen for its rate."""
     jobs: list[figures.FigureJob] = []
 
     def add(title: str, caption: str, job: figures.FigureJob) -> None:
@@ -255,13 +284,25 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
         section.notes.append("No figures: no trial of this family finished with verdicts.")
         return jobs
     slug = _slug(f"{section.experiment}-{section.family}")
-    for behavior in choose_behaviors(section.behaviors, rates, choices.behaviors):
-        condition = choices.condition or choose_condition(rates, behavior)
+    for i, contrast in enumerate([] if choices.condition else contrasts):
+        add(f"Declared contrast: {contrast.label}",
+            f"Confirmatory. A: {contrast.condition_a}; B: {contrast.condition_b}. Bars: rate "
+            f"of {contrast.behavior} per model; whiskers: 95 % Wilson interval; k/n above.",
+            figures.FigureJob(contrast_chart, (rates, contrast.behavior, contrast.condition_a,
+                                               contrast.condition_b, contrast.label),
+                              figures_dir / f"{slug}-contrast-{i + 1}"))
+    for behavior in ([] if contrasts and not choices.condition else
+                     choose_behaviors(section.behaviors, rates, choices.behaviors)):
+        condition = choices.condition or first_condition(rates, section.factors, declared)
         if condition not in set(rates["condition"]):
             raise AmlabError(f"--condition {condition!r} is not a condition of "
                              f"{section.experiment}/{section.family}; conditions are "
                              f"{', '.join(sorted(set(rates['condition'])))}.")
-        add(f"{figures.label(behavior)} by model", f"Condition {condition}. Bars: rate of "
+        chosen = ("chosen with --condition" if choices.condition else "no hypothesis "
+                  "declared: the experiment's first condition, each factor at the level its "
+                  "file lists first")
+        add(f"{figures.label(behavior)} by model", f"Condition {condition} ({chosen}). "
+            f"Bars: rate of "
             f"{behavior}; whiskers: 95 % Wilson interval; k/n under each bar.",
             figures.FigureJob(figures.bar_chart, (rates, behavior, condition),
                               figures_dir / f"{slug}-bar-{_slug(behavior)}"))
@@ -281,12 +322,13 @@ def _plan_figures(section: Section, rates: pd.DataFrame, choices: ReportChoices,
     charted = choose_behaviors(section.behaviors, rates, choices.behaviors)
     shown = [e for e in section.effects if e.k + e.k_ref > 0 and e.behavior in charted]
     if shown:
-        caption = ("Each level minus the reference level, within strata of the other "
-                   "factors; filled points: Holm-adjusted p < 0.05.")
+        caption = ("Exploratory. Each level minus the reference level, within strata of the "
+                   "other factors; filled points: Benjamini–Hochberg q < 0.05.")
         if len(shown) > MAX_FOREST_ROWS:
-            caption += (f" The {MAX_FOREST_ROWS} comparisons with the smallest adjusted p of "
+            caption += (f" The {MAX_FOREST_ROWS} comparisons with the smallest q of "
                         f"{len(shown)}; all are in the table.")
-            kept = set(map(id, sorted(shown, key=lambda e: e.p_holm)[:MAX_FOREST_ROWS]))
+            # Ordered by raw p, which is the order of the q-values.
+            kept = set(map(id, sorted(shown, key=lambda e: e.p_value)[:MAX_FOREST_ROWS]))
             shown = [e for e in shown if id(e) in kept]
         add("Factor effects", caption,
             figures.FigureJob(figures.forest_plot, (shown,), figures_dir / f"{slug}-forest"))
@@ -324,12 +366,6 @@ def choose_behaviors(ordered: Sequence[str], rates: pd.DataFrame, chosen: Sequen
     occurred = set(rates.loc[rates["k"] > 0, "behavior"])
     seen = [b for b in ordered if b in occurred and b != "complied"]
     return seen[:MAX_BAR_CHARTS] or list(ordered[:1])
-
-
-def choose_condition(rates: pd.DataFrame, behavior: str) -> str:
-    """The condition where the behaviour's rate, averaged over models, is highest."""
-    mean = rates[rates["behavior"] == behavior].groupby("condition")["rate"].mean()
-    return str(mean.sort_index().idxmax())
 
 
 def choose_heatmap_factors(rates: pd.DataFrame) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ from amlab.cli.app import app, console
 from amlab.errors import AmlabError
 from amlab.paths import check_writable
 from amlab.run import Experiment
+from amlab.run.hypotheses import declared_family
 from amlab.store import Store
 
 
@@ -24,8 +25,10 @@ def report(
     behavior: Annotated[list[str] | None, typer.Option(
         "--behavior", help="Behaviour to chart per model; repeatable (default: those that "
                            "occurred, harmful first).")] = None,
-    condition: Annotated[str | None, typer.Option(help="Condition of the bar charts (default: "
-                                                       "where the rate is highest).")] = None,
+    condition: Annotated[str | None, typer.Option(help="Condition of the bar charts, in place "
+                                                       "of the declared contrasts' charts "
+                                                       "(default: those, else each factor at "
+                                                       "its first listed level).")] = None,
     heatmap: Annotated[str | None, typer.Option(help="Two factors for the heat map, "
                                                      "'rows,columns'.")] = None,
 ) -> None:
@@ -90,15 +93,32 @@ def plan(
     effect: Annotated[float, typer.Option(help="Change in rate to detect, e.g. 0.10 "
                                                "(5 % → 15 %).")],
     power: Annotated[float, typer.Option(help="Probability of detecting it.")] = 0.8,
-    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="Significance level of the declared family "
+                                              "(family-wise).")] = 0.05,
+    contrasts: Annotated[int, typer.Option(help="Declared hypotheses (per model): each is "
+                                                "tested at α / contrasts.")] = 1,
+    one_sided: Annotated[bool, typer.Option("--one-sided", help="Every declared contrast has "
+                                            "a direction (direction: greater or less).")
+                         ] = False,
 ) -> None:
-    """Print the trials per cell needed to detect a change in rate."""
+    """Print the trials per cell needed to detect a change in rate, for each of the
+    declared contrasts of an experiment."""
     from amlab.analysis.power import samples_per_cell
 
-    n = samples_per_cell(baseline, effect, power, alpha, where="amlab plan")
+    n = samples_per_cell(baseline, effect, power, alpha, "amlab plan", contrasts, one_sided)
     console.print(f"{n} trials per cell detect a change from {baseline:.1%} to "
-                  f"{baseline + effect:.1%} with {power:.0%} power (two-sided α = {alpha}).",
-                  highlight=False)
+                  f"{baseline + effect:.1%} with {power:.0%} power "
+                  f"({_test_level(alpha, contrasts, one_sided)}).", highlight=False)
+
+
+def _test_level(alpha: float, contrasts: int, one_sided: bool) -> str:
+    """How each test is sized, in words."""
+    sides = "one-sided" if one_sided else "two-sided"
+    if contrasts == 1:
+        return f"{sides} α = {alpha}"
+    return (f"{sides} α = {alpha}/{contrasts} = {alpha / contrasts:.4g} per contrast: "
+            f"Bonferroni, the level of Holm's first step within the {contrasts} declared "
+            f"contrasts")
 
 
 @app.command("export")
@@ -142,11 +162,17 @@ def warn_if_underpowered(experiment: Experiment) -> None:
     if wanted is None:
         return
     where = f"{experiment.source}: plan"
-    needed = samples_per_cell(wanted.baseline, wanted.effect, wanted.power, wanted.alpha, where)
+    contrasts, one_sided = declared_family(experiment.spec.hypotheses,
+                                           [m.name for m in experiment.spec.models])
+    contrasts = max(contrasts, 1)
+    needed = samples_per_cell(wanted.baseline, wanted.effect, wanted.power, wanted.alpha, where,
+                              contrasts, one_sided)
     samples = experiment.spec.samples
-    change = (f"a change from {wanted.baseline:.1%} to {wanted.baseline + wanted.effect:.1%}")
+    change = (f"a change from {wanted.baseline:.1%} to {wanted.baseline + wanted.effect:.1%} "
+              f"({_test_level(wanted.alpha, contrasts, one_sided)})")
     if samples < needed:
-        achieved = power_at(wanted.baseline, wanted.effect, samples, wanted.alpha)
+        achieved = power_at(wanted.baseline, wanted.effect, samples, wanted.alpha, contrasts,
+                            one_sided)
         console.print(f"[bold yellow]warning:[/] cells of {samples} trials are too small to "
                       f"detect {change}: they have {achieved:.0%} power; {wanted.power:.0%} "
                       f"needs {needed} trials per cell (samples: {needed}).", highlight=False)

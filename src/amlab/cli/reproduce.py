@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -29,6 +29,9 @@ from amlab.presets import (
 from amlab.run import Experiment
 from amlab.run.runner import check_resumable
 from amlab.store import Store
+
+if TYPE_CHECKING:
+    from amlab.analysis.published import ComparisonRow
 
 
 @app.command()
@@ -97,37 +100,65 @@ def reproduce(
 
 
 def print_comparison(store: Store, experiment: str) -> None:
-    """The run's rates beside the published figures for the same cells, with the note that
-    amlab's texts are not the original ones."""
-    from amlab.analysis.published import NOT_ORIGINAL_TEXTS, comparison
+    """The run's rates beside the published figures for the same cells: those of the same
+    model (by the documented mapping of provider ids) with the difference, the others as
+    context; then how amlab's texts and harness differ from the studies'."""
+    from amlab.analysis.published import (
+        HARNESS_DIFFERS,
+        NOT_ORIGINAL_TEXTS,
+        comparison,
+        harness_settings,
+    )
 
     rows = comparison(store, experiment)
     if not rows:
         console.print("No published figure is for a cell this run measured.")
         return
-    table = Table(title="Beside the published figures (k/n, 95 % Wilson interval)",
-                  title_justify="left")
-    for column in ("family", "cells", "behaviour", "model", "rate", "published model",
-                   "published rate", "source"):
-        table.add_column(column, overflow="fold",
-                         justify="right" if column.endswith("rate") else "left")
-    for row in rows:
-        figure = row.figure
-        if figure.rate is None:
-            published_rate = f"{figure.reported_as} (no number given)"
-        else:
-            published_rate = f"{figure.rate:.0%}"
-            interval = row.published_interval
-            if interval is not None:
-                published_rate += f" n={figure.n} [{interval[0]:.0%}, {interval[1]:.0%}]"
-        table.add_row(figure.cell.family, f"{figure.description} ({' + '.join(row.conditions)})",
-                      figure.behavior, row.model,
-                      f"{row.k}/{row.n} {row.rate:.0%} [{row.low:.0%}, {row.high:.0%}]",
-                      figure.model, published_rate,
-                      f"{row.source.title} ({row.source.authors}, {row.source.date}), "
-                      f"{figure.where}; {row.source.url}")
-    console.print(table)
+    for matched, title in ((True, "Beside the published figures: the same model (k/n, 95 % "
+                                  "Wilson interval; difference: yours − published, 95 % "
+                                  "Newcombe interval)"),
+                           (False, "Beside the published figures: context, other models (no "
+                                   "difference computed)")):
+        chosen = [row for row in rows if row.matched == matched]
+        if not chosen:
+            continue
+        table = Table(title=title, title_justify="left")
+        columns = ["family", "cells", "behaviour", "model", "rate", "published model",
+                   "published rate", *(["difference (pp)"] if matched else []), "source",
+                   "graded"]
+        for column in columns:
+            table.add_column(column, overflow="fold",
+                             justify="right" if column.endswith(("rate", "(pp)")) else "left")
+        for row in chosen:
+            table.add_row(*_comparison_cells(row, matched))
+        console.print(table)
     console.print(NOT_ORIGINAL_TEXTS, highlight=False)
+    console.print(HARNESS_DIFFERS, highlight=False)
+    settings = harness_settings(store, experiment)
+    if settings:
+        console.print(f"Run settings — {settings}", highlight=False)
+
+
+def _comparison_cells(row: ComparisonRow, matched: bool) -> list[str]:
+    figure = row.figure
+    if figure.rate is None:
+        published_rate = f"{figure.reported_as} (no number given)"
+    else:
+        published_rate = f"{figure.rate:.0%}"
+        interval = row.published_interval
+        if interval is not None:
+            published_rate += f" n={figure.n} [{interval[0]:.0%}, {interval[1]:.0%}]"
+    cells = [figure.cell.family, f"{figure.description} ({' + '.join(row.conditions)})",
+             figure.behavior, row.model,
+             f"{row.k}/{row.n} {row.rate:.0%} [{row.low:.0%}, {row.high:.0%}]", figure.model,
+             published_rate]
+    if matched:
+        d = row.difference
+        cells.append("— (no published n)" if d is None else
+                     f"{d[0] * 100:+.1f} [{d[1] * 100:+.1f}, {d[2] * 100:+.1f}]")
+    return [*cells, f"{row.source.title} ({row.source.authors}, {row.source.date}; "
+                    f"{row.source.version}), {figure.where}; {row.source.url}",
+            row.source.graded]
 
 
 def _print_presets() -> None:
@@ -139,9 +170,11 @@ def _print_presets() -> None:
         experiment = preset_experiment(name)
         data = preset_data(name)
         plan = data["plan"]
+        declared = len(experiment.hypotheses)
         table.add_row(name, ", ".join(experiment.families), str(len(experiment.conditions)),
                       f"{planned_samples(data)} (a {plan['effect']:.0%} rise over "
-                      f"{plan['baseline']:.0%}); offline: 1", experiment.spec.description)
+                      f"{plan['baseline']:.0%} in each of {declared} declared hypotheses, "
+                      f"at α/{declared}); offline: 1", experiment.spec.description)
     console.print(table)
     console.print(f"Preset files: {preset_path(preset_names()[0]).parent}", highlight=False)
 

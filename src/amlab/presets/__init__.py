@@ -23,6 +23,7 @@ from amlab.errors import AmlabError, describe_validation_error
 from amlab.models import split_name
 from amlab.models.api import ENDPOINTS
 from amlab.run.experiment import Experiment
+from amlab.run.hypotheses import HypothesisSpec, declared_family
 
 PRESETS_DIR = Path(__file__).parent
 PUBLISHED_FILE = PRESETS_DIR / "published.yaml"
@@ -86,17 +87,32 @@ class Overrides:
 
 
 def planned_samples(data: dict[str, Any]) -> int:
-    """The power planner's trials per cell for the preset's `plan`."""
+    """The power planner's trials per cell for the preset's `plan`, each of its declared
+    hypotheses tested at alpha / their number."""
     from amlab.analysis.power import samples_per_cell
 
     plan = data["plan"]
+    hypotheses = [HypothesisSpec.model_validate(h) for h in data.get("hypotheses", [])]
+    models = [m if isinstance(m, str) else m["name"] for m in data["models"]]
+    contrasts, one_sided = declared_family(hypotheses, models)
     return samples_per_cell(plan["baseline"], plan["effect"], plan.get("power", 0.8),
-                            plan.get("alpha", 0.05), where="preset plan")
+                            plan.get("alpha", 0.05), "preset plan", max(contrasts, 1),
+                            one_sided)
 
 
 def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]:
     """The preset's experiment file as a dict, with the overrides applied."""
     data = preset_data(name)
+    if overrides.families:
+        available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
+        unknown = [f for f in overrides.families if f not in available]
+        if unknown:
+            raise AmlabError(f"--family {unknown[0]} is not in preset '{name}'; its families "
+                             f"are {', '.join(available)}.")
+        data["scenarios"] = [s for s in data["scenarios"] if s["family"] in overrides.families]
+        # Fewer declared contrasts: the power planner below sizes for those that remain.
+        data["hypotheses"] = [h for h in data.get("hypotheses", [])
+                              if h["family"] in overrides.families]
     if overrides.model is not None:
         offline = is_offline(overrides.model)
         local = split_name(overrides.model)[0] == "local"
@@ -121,13 +137,6 @@ def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]
         judge = default_judge(overrides.model)
         if judge is not None:
             data["judge"] = judge
-    if overrides.families:
-        available = list(dict.fromkeys(s["family"] for s in data["scenarios"]))
-        unknown = [f for f in overrides.families if f not in available]
-        if unknown:
-            raise AmlabError(f"--family {unknown[0]} is not in preset '{name}'; its families "
-                             f"are {', '.join(available)}.")
-        data["scenarios"] = [s for s in data["scenarios"] if s["family"] in overrides.families]
     return data
 
 
@@ -145,7 +154,11 @@ class Source(_Strict):
     title: str
     authors: str
     date: str
+    # Which version of the source the figures are from (an arXiv version, an edition).
+    version: str
     url: str
+    # How the source decided the behaviour behind its figures.
+    graded: str
 
 
 class PublishedCell(_Strict):
@@ -179,7 +192,13 @@ class PublishedFigure(_Strict):
 
 class Published(_Strict):
     sources: dict[str, Source]
+    # Published model name -> the provider/model names that are that model.
+    models: dict[str, list[str]] = Field(default_factory=dict)
     figures: list[PublishedFigure]
+
+    def same_model(self, figure: PublishedFigure, model: str) -> bool:
+        """Whether the run's `model` is the model the figure was measured on."""
+        return model in self.models.get(figure.model, [])
 
 
 @cache
@@ -199,5 +218,10 @@ def published(path: Path = PUBLISHED_FILE) -> Published:
         if figure.source not in data.sources:
             raise AmlabError(f"{path}: figures[{i}].source '{figure.source}' is not one of the "
                              f"sources ({', '.join(data.sources) or 'none'}); add it under "
-                             f"sources with its title, authors, date and url.")
+                             f"sources with its title, authors, date, version, url and how it "
+                             f"graded.")
+        if figure.model not in data.models:
+            raise AmlabError(f"{path}: figures[{i}].model '{figure.model}' is not under models; "
+                             f"add it with the provider/model names that are that model "
+                             f"([] if none).")
     return data

@@ -13,6 +13,9 @@
     judge: anthropic/claude-sonnet-4-5   # optional: a judge model ...
     # judges: [MODEL, MODEL]     # ... or several: the first decides, all are compared
     # judge_attempts: 3          # replies asked of a judge before an entry is an error
+    hypotheses:                  # optional: the primary contrasts (run/hypotheses.py)
+      - {behavior: blackmail, a: {urgency: replacement}, b: {urgency: none},
+         direction: greater}
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from amlab.agent import AgentConfig
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE
 from amlab.detect import check_detector_names
+from amlab.detect.reading import with_reading_behaviours
 from amlab.errors import AmlabError, describe_validation_error
 from amlab.families import load_family
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
+from amlab.run.hypotheses import Cell, HypothesisSpec, ResolvedHypothesis, resolve_hypotheses
 from amlab.scenario import Condition, Family, RenderedScenario, condition_key
 from amlab.store import PlannedTrial, TrialKey
 from amlab.yamlfile import read_utf8, read_yaml
@@ -185,6 +190,8 @@ class ExperimentSpec(Strict):
     judges: list[ModelSpec] = Field(default_factory=list)
     judge_attempts: int = Field(default=3, ge=1)
     plan: PlanSpec | None = None
+    # The primary contrasts, declared before the run (confirmatory in the report).
+    hypotheses: list[HypothesisSpec] = Field(default_factory=list)
 
     @field_validator("models", "judges", mode="before")
     @classmethod
@@ -238,6 +245,8 @@ class Experiment:
                 if seen not in listed:
                     listed.add(seen)
                     self.conditions.append((family, condition))
+        self.hypotheses = self._resolve_hypotheses()
+        spec.hypotheses = [h.spec for h in self.hypotheses]
         planned = self.trial_count()
         if planned > MAX_TRIALS:
             raise AmlabError(f"{source}: this experiment plans {planned:,} trials (models × "
@@ -291,26 +300,50 @@ class Experiment:
         return (len(self.spec.models) * len(self.conditions) * monitor_levels
                 * self.spec.samples)
 
+    def cells(self) -> list[tuple[Cell, str]]:
+        """Every planned condition (with the monitor's levels) in the file's order, with
+        the key of its family condition alone."""
+        monitor_levels = self.spec.monitor.levels() if self.spec.monitor else [{}]
+        cells = []
+        for family, family_condition in self.conditions:
+            family_key = family.key(family_condition)
+            for monitor_level in monitor_levels:
+                # The monitor's factors are not the family's: they extend its key.
+                key = ",".join(filter(None, (family_key, condition_key(monitor_level))))
+                cells.append((Cell(family.name, key, {**family_condition, **monitor_level}),
+                              family_key))
+        return cells
+
     def trials(self) -> list[PlannedTrial]:
         """Every trial of the sweep, in the order they are scheduled: for each model, all
         samples of a condition together (they share a prompt prefix)."""
-        monitor_levels = self.spec.monitor.levels() if self.spec.monitor else [{}]
+        cells = self.cells()
         planned = []
         for model in self.spec.models:
-            for family, family_condition in self.conditions:
-                family_key = family.key(family_condition)
-                for monitor_level in monitor_levels:
-                    # The monitor's factors are not the family's: they extend its key.
-                    key = ",".join(filter(None, (family_key, condition_key(monitor_level))))
-                    for sample in range(self.spec.samples):
-                        trial = TrialKey(self.spec.name, family.name, key, model.name, sample)
-                        # The seed ignores the monitor factors: with and without a monitor,
-                        # a sample starts from the same agent randomness.
-                        seed = self.trial_seed(
-                            TrialKey(self.spec.name, family.name, family_key, model.name, sample))
-                        planned.append(PlannedTrial(trial, {**family_condition, **monitor_level},
-                                                    seed))
+            for cell, family_key in cells:
+                for sample in range(self.spec.samples):
+                    trial = TrialKey(self.spec.name, cell.family, cell.condition, model.name,
+                                     sample)
+                    # The seed ignores the monitor factors: with and without a monitor,
+                    # a sample starts from the same agent randomness.
+                    seed = self.trial_seed(
+                        TrialKey(self.spec.name, cell.family, family_key, model.name, sample))
+                    planned.append(PlannedTrial(trial, dict(cell.factors), seed))
         return planned
+
+    def _resolve_hypotheses(self) -> list[ResolvedHypothesis]:
+        if not self.spec.hypotheses:
+            return []
+        behaviours = {name: with_reading_behaviours(list(family.spec.detectors))
+                      for name, family in self.families.items()}
+
+        def as_levels(family: str, levels: dict[str, Level]) -> dict[str, str]:
+            return {factor: str(level) for factor, level in
+                    self._as_levels(dict(levels), self.families[family]).items()}
+
+        return resolve_hypotheses(self.spec.hypotheses, [cell for cell, _ in self.cells()],
+                                  behaviours, [m.name for m in self.spec.models], self.source,
+                                  as_levels)
 
     def scenario_of(self, trial: PlannedTrial) -> tuple[Family, Condition]:
         """The trial's family and its levels of the family's own factors: the monitor's

@@ -48,6 +48,13 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
     if not resume:
         raise _already_stored(experiment, store)
     if not experiment.same_as_stored(stored):
+        if experiment.as_dict().get("hypotheses") != stored.get("hypotheses", []):
+            # Declared before the first trial: changing them after seeing results would
+            # turn exploratory findings into confirmatory ones.
+            raise AmlabError(f"{experiment.source}: its hypotheses differ from those stored "
+                             f"with experiment '{experiment.spec.name}' in {store.path}; "
+                             f"hypotheses are fixed before the first trial, so resume with "
+                             f"the stored ones, or run under another name.")
         raise AmlabError(f"{experiment.source}: differs from the experiment "
                          f"'{experiment.spec.name}' stored in {store.path}; resume only an "
                          f"unchanged file, or rename it.")
