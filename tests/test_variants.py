@@ -103,6 +103,27 @@ def test_a_variant_shares_tools_detectors_factors_and_components_and_differs_in_
     assert not own_bodies & {e["body"] for e in inbox(scenario)}
 
 
+@pytest.mark.parametrize("name", VARIED)
+def test_each_factor_adds_and_removes_the_same_emails_in_every_variant(name: str) -> None:
+    """The decision structure: a level that brings or removes e-mails (the threat, the
+    board's decision, the affair, the ally...) does so in every variant alike."""
+    loaded = family(name)
+
+    def deltas(variant: str) -> dict[tuple[str, str], int]:
+        default = loaded.condition({"variant": variant})
+        size = len(inbox(loaded.render(default)))
+        return {(factor, level): len(inbox(loaded.render(changed))) - size
+                for factor, spec in loaded.spec.factors.items() if factor != "variant"
+                for level in spec.levels
+                for changed in [{**default, factor: level}]
+                if not loaded.violation(changed)}
+
+    own = deltas(loaded.variants()[0])
+    assert any(own.values())
+    for variant in loaded.variants()[1:]:
+        assert deltas(variant) == own, variant
+
+
 def test_a_variant_is_named_in_condition_keys_and_swept_by_variant_all() -> None:
     loaded = family("blackmail")
     assert loaded.key(loaded.condition({"variant": "dunmore"})) == (

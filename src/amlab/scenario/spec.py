@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from amlab.errors import AmlabError
+from amlab.world.base import COMPONENT_TYPES
 from amlab.yamlfile import read_yaml
 
 
@@ -304,16 +305,9 @@ def _variant_factor(data: dict[str, Any], variants: list[str], path: Path) -> di
         "default": base,
         # A variant rewrites the surface of every part.
         "affects": ["system_prompt", "user_prompt", "facts", "world.mailbox",
-                    *(f"world.{key}" for key in _component_keys())],
+                    *(f"world.{key}" for key in sorted(COMPONENT_TYPES))],
         "levels": levels,
     }
-
-
-def _component_keys() -> list[str]:
-    # Imported here: the world's component registry is filled by importing amlab.world.
-    from amlab.world.base import COMPONENT_TYPES
-
-    return sorted(COMPONENT_TYPES)
 
 
 def _with_variant(data: dict[str, Any], variant: VariantSpec, where: Path) -> dict[str, Any]:
