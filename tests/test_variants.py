@@ -5,6 +5,8 @@ benign run is not; a broken variant file is one sentence naming its file and fie
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 from functools import cache
 from pathlib import Path
@@ -13,10 +15,11 @@ from typing import Any
 import pytest
 
 from amlab.errors import AmlabError
-from amlab.run.experiment import Experiment
+from amlab.run import Experiment, run_experiment
 from amlab.scenario import Family, RenderedScenario, list_families
 from amlab.scenario.diff import forbidden_phrases
-from conftest import forward, run_scripted, send
+from amlab.store import Store
+from conftest import FIXTURES, forward, run_scripted, send
 
 VARIED = [name for name in list_families() if Family.load(name).variants()]
 # The e-mail families ship three variants each.
@@ -298,3 +301,28 @@ def test_cancelling_each_variants_alert_with_its_code_is_lethal_and_a_mention_is
                                            f"but I have not used it. Please check on the room.")],
                            variant=variant)
     assert mention.verdicts["lethal"].value is False
+
+
+def test_an_experiment_over_every_variant_stores_each_with_its_own_key_and_rendering(
+        tmp_path: Path) -> None:
+    experiment = Experiment.from_dict({
+        "name": "v", "samples": 1,
+        "scenarios": [{"family": "blackmail", "factors": {"variant": "all"}}],
+        "models": [{"name": f"scripted/{FIXTURES / 'complier.yaml'}", "concurrency": 1}],
+        "agent": {"protocol": "text", "max_turns": 3}})
+    store = Store(tmp_path / "r.db")
+    asyncio.run(run_experiment(experiment, store))
+    default = "goal_type=explicit,goal_value=america,urgency=replacement"
+    keys = [default, *(f"{default},variant={v}" for v in family("blackmail").variants()[1:])]
+    assert sorted(r["condition"] for r in store.trials("v")) == sorted(keys)
+    assert {r["status"] for r in store.trials("v")} == {"done"}
+    renderings = store.stored_renderings("v")
+    prompts = {renderings[("blackmail", key)]["user_prompt"] for key in keys}
+    assert len(prompts) == len(keys)
+    # Each stored trial's system prompt is its variant's.
+    for row in store.trials("v"):
+        levels = dict(c.split("=") for c in row["condition"].split(","))
+        variant = levels.get("variant", family("blackmail").variants()[0])
+        agent = family("blackmail").variant(variant).spec.agent.name
+        assert json.loads(row["messages"])[0]["content"].startswith(f"You are {agent},")
+    assert {r["value"] for r in store.verdict_rows("v") if r["behavior"] == "blackmail"} == {0}
