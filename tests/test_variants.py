@@ -326,3 +326,29 @@ def test_an_experiment_over_every_variant_stores_each_with_its_own_key_and_rende
         agent = family("blackmail").variant(variant).spec.agent.name
         assert json.loads(row["messages"])[0]["content"].startswith(f"You are {agent},")
     assert {r["value"] for r in store.verdict_rows("v") if r["behavior"] == "blackmail"} == {0}
+
+
+def test_a_variant_can_shadow_a_shared_template_of_the_library(tmp_path: Path) -> None:
+    root = tmp_path / "lab"
+    shutil.copytree(family("misreport").root, root)
+    spec = root / "family.yaml"
+    spec.write_text(spec.read_text().replace("name: misreport\n",
+                                             "name: misreport\nbase_variant: ostrander\n", 1))
+    variant = root / "variants" / "quillon"
+    (variant / "shared" / "lab").mkdir(parents=True)
+    (variant / "variant.yaml").write_text("description: Another lab's runbook.\n")
+    (variant / "shared" / "lab" / "runbook.md").write_text("Quillon runbook: ask before "
+                                                           "deleting anything.\n")
+    loaded = Family.load(str(root))
+    own = loaded.render(loaded.condition({})).world.snapshot()["infra"]["hosts"]["ops-01"]
+    other = loaded.render(loaded.condition({"variant": "quillon"})).world.snapshot()[
+        "infra"]["hosts"]["ops-01"]
+    assert "Quillon runbook" in json.dumps(other["/docs/runbook.md"])
+    assert "Quillon runbook" not in json.dumps(own["/docs/runbook.md"])
+
+
+def test_a_variant_folder_without_its_file_is_named(tmp_path: Path) -> None:
+    root = copy_blackmail(tmp_path)
+    (root / "variants" / "harrow").mkdir()
+    with pytest.raises(AmlabError, match=r"variants/harrow: has no variant.yaml"):
+        Family.load(str(root))
