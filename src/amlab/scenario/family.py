@@ -94,8 +94,9 @@ class RenderedScenario:
 
 
 class Family:
-    """One scenario family, loaded from its folder; with `variant`, as that surface
-    variant (a folder of `variants/`) words it."""
+    """One scenario family, loaded from its folder, with its surface variants (the folders
+    of `variants/`): each is a Family of its own, which `variant(name)` returns and
+    `render` uses for a condition that names it."""
 
     # The variant's own folder, whose files shadow the family's (None: the family's text).
     variant_root: Path | None = None

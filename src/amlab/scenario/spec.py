@@ -218,7 +218,7 @@ def load_family_specs(path: Path) -> tuple[FamilySpec, dict[str, tuple[FamilySpe
     if not isinstance(data, dict):
         return _validated(data, path), {}
     data = _with_includes(data, path)
-    variants = {name: load_variant_spec(path.parent, name)
+    variants = {name: _load_variant_spec(path.parent, name)
                 for name in _variant_folders(data, path)}
     if variants:
         data["factors"][VARIANT_FACTOR] = _variant_factor(data, variants, path)
@@ -270,7 +270,7 @@ def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**data, **merged}
 
 
-def load_variant_spec(root: Path, name: str) -> VariantSpec:
+def _load_variant_spec(root: Path, name: str) -> VariantSpec:
     path = root / VARIANTS_DIR / name / VARIANT_FILE
     try:
         return VariantSpec.model_validate(read_yaml(path, "variant file") or {})
