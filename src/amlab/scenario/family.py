@@ -19,7 +19,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.scenario.facts import DocumentFact, Facts, PlantedFact
 from amlab.scenario.spec import (
     VARIANT_FACTOR,
@@ -28,7 +28,6 @@ from amlab.scenario.spec import (
     FamilySpec,
     Person,
     VariantSpec,
-    describe_validation_error,
     load_family_specs,
     omitted,
     shared_root,
@@ -141,13 +140,8 @@ class Family:
 
     @classmethod
     def load(cls, name: str) -> Family:
-        """A built-in family by name, a family folder by path, or `original/...`: the original
-        study's own scenario, from the user's copy of its templates (amlab.original)."""
-        if name.startswith("original/"):
-            # Imported here because amlab.original builds on this module.
-            from amlab.original import load_original
-
-            return load_original(name)
+        """A built-in family by name or a family folder by path (`amlab.families.load_family`
+        also reads the original study's `original/...`)."""
         candidate = Path(name)
         root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
         if not (root / "family.yaml").is_file():

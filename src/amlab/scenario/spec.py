@@ -17,7 +17,7 @@ from pydantic import (
     ValidationError,
 )
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.world.base import COMPONENT_TYPES
 from amlab.yamlfile import read_yaml
 
@@ -396,17 +396,5 @@ def _fragment_path(name: str, family_file: Path) -> Path:
     available = sorted(p.stem for p in shared_root().glob("*.yaml"))
     raise AmlabError(f"{family_file}: include '{name}' is neither a file next to it nor a "
                      f"shared fragment; shared fragments are {', '.join(available)}.")
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem pydantic found, as one sentence naming the field."""
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "the top level"
-    if err["type"] == "extra_forbidden":
-        return f"{where} is not a known field."
-    if err["type"] == "missing":
-        return f"{where} is required but missing."
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message} (got {err.get('input')!r})."
 
 
