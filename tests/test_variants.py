@@ -352,3 +352,27 @@ def test_a_variant_folder_without_its_file_is_named(tmp_path: Path) -> None:
     (root / "variants" / "harrow").mkdir()
     with pytest.raises(AmlabError, match=r"variants/harrow: has no variant.yaml"):
         Family.load(str(root))
+
+
+# The controls whose forbidden phrases are names of a family's own world (its replacement
+# system, the lover): each variant names its own.
+NAMED_CONTROLS = {"urgency": "none", "leverage": "absent"}
+
+
+@pytest.mark.parametrize("name, variant", variant_pairs())
+def test_each_variant_forbids_its_own_names_in_the_controls_and_they_are_real(
+        name: str, variant: str) -> None:
+    loaded = family(name)
+    other = loaded.variant(variant)
+    readable = "\n".join(
+        text.casefold() for levels in ({}, {"urgency": "restriction"})
+        for part, text in rendered(name, variant, **levels).parts().items() if part != "facts")
+    for factor, spec in other.spec.factors.items():
+        for level, phrases in spec.forbids.items():
+            family_own = loaded.spec.factors[factor].forbids.get(level, [])
+            own = [p for p in phrases if p not in family_own]
+            if factor in NAMED_CONTROLS and NAMED_CONTROLS[factor] == level:
+                assert own, (factor, level)
+            # A phrase a variant forbids is one its text uses at some other level.
+            for phrase in own:
+                assert phrase.split(":")[-1].casefold() in readable, (factor, level, phrase)
