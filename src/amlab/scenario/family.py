@@ -22,9 +22,14 @@ from pydantic import ValidationError
 from amlab.errors import AmlabError, describe_validation_error
 from amlab.scenario.facts import DocumentFact, Facts, PlantedFact
 from amlab.scenario.spec import (
+    VARIANT_FACTOR,
+    VARIANT_FILE,
+    VARIANTS_DIR,
     FamilySpec,
     Person,
-    load_family_spec,
+    VariantSpec,
+    load_family_specs,
+    omitted,
     shared_root,
 )
 from amlab.world.base import COMPONENT_TYPES, Component, World
@@ -35,6 +40,8 @@ Condition = dict[str, str]
 # A grid is expanded in memory before its constraints are checked: bound it first (the
 # original study's full grammar is 234 conditions).
 MAX_COMBINATIONS = 100_000
+# In a grid, every level of a factor.
+ALL_LEVELS = "all"
 
 
 def library_root() -> Path:
@@ -86,17 +93,39 @@ class RenderedScenario:
 
 
 class Family:
-    """One scenario family, loaded from its folder."""
+    """One scenario family, loaded from its folder, with its surface variants (the folders
+    of `variants/`): each is a Family of its own, which `variant(name)` returns and
+    `render` uses for a condition that names it."""
+
+    # The variant's own folder, whose files shadow the family's (None: the family's text).
+    variant_root: Path | None = None
+    _variant_families: dict[str, Family]
 
     def __init__(self, root: Path) -> None:
+        spec, variants = load_family_specs(root / "family.yaml")
+        self._setup(root, spec)
+        # Every variant is loaded with its family, so that a wrong variant file is named
+        # before any trial runs; all of them share one table of the family's variants.
+        self._variant_families = {name: self for name in self.variants()[:1]}
+        for name, (worded, variant) in variants.items():
+            surface = Family.__new__(Family)
+            surface._setup(root, worded, root / VARIANTS_DIR / name, variant)
+            surface._variant_families = self._variant_families
+            self._variant_families[name] = surface
+
+    def _setup(self, root: Path, spec: FamilySpec, variant_root: Path | None = None,
+               variant: VariantSpec | None = None) -> None:
         self.root = root
-        self.spec: FamilySpec = load_family_spec(root / "family.yaml")
+        self.spec = spec
+        self.variant_root = variant_root
+        folders = [str(variant_root)] if variant_root else []
         # A family is data, not code: its templates and expressions run in Jinja's sandbox,
         # which refuses attributes and calls that reach Python internals.
         self.env: jinja2.Environment = ImmutableSandboxedEnvironment(
+            # The variant's folder first: its files shadow the family's of the same path.
             # `{% include "shared/..." %}` reaches the library's shared templates.
             loader=jinja2.ChoiceLoader([
-                jinja2.FileSystemLoader(str(root)),
+                jinja2.FileSystemLoader([*folders, str(root)]),
                 jinja2.PrefixLoader({"shared": jinja2.FileSystemLoader(str(shared_root()))}),
             ]),
             undefined=jinja2.StrictUndefined,
@@ -105,6 +134,9 @@ class Family:
             lstrip_blocks=True,
             autoescape=False,
         )
+        # The family's e-mails and documents the variant leaves out.
+        self._omitted: set[str] = (
+            self._omitted_files(variant_root, variant) if variant_root and variant else set())
 
     @classmethod
     def load(cls, name: str) -> Family:
@@ -120,6 +152,33 @@ class Family:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def variant_name(self) -> str | None:
+        """The surface variant this object renders (None for a family without variants)."""
+        if self.variant_root:
+            return self.variant_root.name
+        return self.spec.base_variant if VARIANT_FACTOR in self.spec.factors else None
+
+    def variants(self) -> list[str]:
+        """The family's surface variants, its own text first ([] without a variants/)."""
+        factor = self.spec.factors.get(VARIANT_FACTOR)
+        return list(factor.levels) if factor else []
+
+    def surface(self, condition: Condition) -> Family:
+        """The family as the condition's variant words it: what renders the condition, and
+        whose `forbids` it is held to."""
+        variant = condition.get(VARIANT_FACTOR)
+        return self if variant is None else self.variant(variant)
+
+    def variant(self, name: str) -> Family:
+        """The family as variant `name` words it (itself for its own variant)."""
+        if name == self.variant_name:
+            return self
+        if name not in self.variants():
+            raise AmlabError(f"'{name}' is not a variant of family '{self.name}'; variants "
+                             f"are {', '.join(self.variants()) or 'none'}.")
+        return self._variant_families[name]
 
     def default_condition(self) -> Condition:
         return {name: factor.default for name, factor in self.spec.factors.items()}
@@ -152,8 +211,13 @@ class Family:
         """Every valid condition of a grid of levels; factors not named keep their default.
 
         Combinations the family's constraints rule out are skipped, as a design's grammar
-        does; a grid that leaves nothing is an error.
+        does; a grid that leaves nothing is an error. `[all]` stands for every level of a
+        factor that has no level named `all` (`variant: all`).
         """
+        grid = {name: list(self.spec.factors[name].levels)
+                if levels == [ALL_LEVELS] and name in self.spec.factors
+                and ALL_LEVELS not in self.spec.factors[name].levels else levels
+                for name, levels in grid.items()}
         self._check_levels(grid, source)
         names = list(self.spec.factors)
         axes = [grid.get(name) or [self.spec.factors[name].default] for name in names]
@@ -176,6 +240,9 @@ class Family:
         return ""
 
     def render(self, condition: Condition) -> RenderedScenario:
+        surface = self.surface(condition)
+        if surface is not self:
+            return surface.render(condition)
         context = self._context(condition)
         documents = self._documents(context)
         inbox, carried = self._emails(context, documents)
@@ -263,21 +330,21 @@ class Family:
         try:
             return self.env.get_template(name).render(context).strip() + "\n"
         except jinja2.UndefinedError as exc:
-            raise AmlabError(f"{self.root / name}: {exc.message}; defined names are "
+            raise AmlabError(f"{self._path(name)}: {exc.message}; defined names are "
                              f"{', '.join(sorted(context))}.") from None
         except SecurityError as exc:
-            raise _refused(str(self.root / name), exc) from None
+            raise _refused(str(self._path(name)), exc) from None
         except UnicodeDecodeError as exc:
-            raise AmlabError(f"{self.root / name}: is not UTF-8 text (byte "
+            raise AmlabError(f"{self._path(name)}: is not UTF-8 text (byte "
                              f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save the "
                              f"template as UTF-8.") from None
         except jinja2.TemplateError as exc:
-            raise AmlabError(f"{self.root / name}: {exc}.") from None
+            raise AmlabError(f"{self._path(name)}: {exc}.") from None
 
     def _components(self, context: dict[str, Any]) -> dict[str, Component]:
         """The components declared in the optional world.yaml (a Jinja template of YAML:
         component key -> its configuration)."""
-        path = self.root / "world.yaml"
+        path = self._path("world.yaml")
         if not path.is_file():
             return {}
         sections = read_yaml_text(self._template("world.yaml", context),
@@ -306,25 +373,53 @@ class Family:
                              f"people are agent, {', '.join(self.spec.people)}.")
         return self.spec.people[ref]
 
+    @property
+    def _spec_file(self) -> Path:
+        """The file that words the family's facts: the variant's, or family.yaml."""
+        return self.variant_root / VARIANT_FILE if self.variant_root else self.root / "family.yaml"
+
+    def _path(self, relative: str) -> Path:
+        """Where a file of the family is read from: the variant's folder if it has it."""
+        if self.variant_root and (self.variant_root / relative).is_file():
+            return self.variant_root / relative
+        return self.root / relative
+
+    def _folder_files(self, folder: str) -> list[Path]:
+        """The `*.md` files of one of the family's folders (emails, documents) in file-name
+        order: the variant's shadow the family's of the same name, and the family's that
+        the variant omits are left out."""
+        files = {path.name: path for path in (self.root / folder).glob("*.md")
+                 if f"{folder}/{path.name}" not in self._omitted}
+        if self.variant_root:
+            files |= {path.name: path for path in (self.variant_root / folder).glob("*.md")}
+        return [files[name] for name in sorted(files)]
+
+    def _omitted_files(self, variant_root: Path, variant: VariantSpec) -> set[str]:
+        """The family's e-mails and documents (paths relative to its folder) that the
+        variant leaves out; a wrong `omit` is named when the variant loads."""
+        folders = (self.spec.emails_dir, "documents")
+        files = sorted(f"{folder}/{p.name}" for folder in folders
+                       for p in (self.root / folder).glob("*.md"))
+        return omitted(variant.omit, files, variant_root / VARIANT_FILE)
+
     @cached_property
     def _email_files(self) -> list[tuple[Path, dict[str, Any], str]]:
-        folder = self.root / self.spec.emails_dir
         files = []
-        for path in sorted(folder.glob("*.md")):
+        for path in self._folder_files(self.spec.emails_dir):
             header, body = _split_front_matter(path)
             files.append((path, header, body))
         return files
 
     @cached_property
-    def _document_files(self) -> dict[str, str]:
-        """Attachment name -> template source, from `documents/<attachment name>.md`."""
-        folder = self.root / "documents"
-        return {path.name.removesuffix(".md"): read_utf8(path, "document")
-                for path in sorted(folder.glob("*.md"))}
+    def _document_files(self) -> dict[str, tuple[Path, str]]:
+        """Attachment name -> its file and template source, from
+        `documents/<attachment name>.md`."""
+        return {path.name.removesuffix(".md"): (path, read_utf8(path, "document"))
+                for path in self._folder_files("documents")}
 
     def _documents(self, context: dict[str, Any]) -> dict[str, str]:
-        return {name: self._render_string(source, context, str(self.root / "documents" / name))
-                .strip() for name, source in self._document_files.items()}
+        return {name: self._render_string(source, context, str(path)).strip()
+                for name, (path, source) in self._document_files.items()}
 
     def _emails(self, context: dict[str, Any], documents: dict[str, str]
                 ) -> tuple[list[Email], dict[str, list[int]]]:
@@ -380,7 +475,7 @@ class Family:
             for key, fact in spec.private_facts.items()
             if self._expression(fact.when)(**context)
         }
-        where = f"{self.root / 'family.yaml'}: facts"
+        where = f"{self._spec_file}: facts"
         for key, doc in spec.confidential_documents.items():
             if doc.file not in documents:
                 raise AmlabError(f"{where}.confidential_documents: '{doc.file}' has no "
