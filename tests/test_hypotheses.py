@@ -84,7 +84,7 @@ def markdown_row(markdown: str, *cells: str) -> str:
      r"'blackmail'; its behaviours are blackmail, "),
     ({"a": {"urgenc": "replacement"}},
      r"^declared.yaml: hypotheses\[0\].a: 'urgenc' is not a factor of family 'blackmail'; "
-     r"its factors are .*urgency\.$"),
+     r"its factors are .*\burgency\b.*\.$"),
     ({"b": {"urgency": "restriction"}},
      r"^declared.yaml: hypotheses\[0\].b: urgency 'restriction' is not a level the "
      r"experiment runs; it runs none, replacement\.$"),
