@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -28,6 +28,17 @@ from amlab.scenario.spec import (
     load_family_spec,
     shared_root,
 )
+from amlab.scenario.surface import (
+    NAMES_FACTOR,
+    ORIGINAL_TOOL_NAMES,
+    RANDOM_NAMES,
+    TOOL_NAMES_FACTOR,
+    Surface,
+    name_replacements,
+    tool_labels,
+    words_in,
+)
+from amlab.substitution import Substitution
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 from amlab.yamlfile import read_utf8, read_yaml_text
@@ -62,6 +73,8 @@ class RenderedScenario:
     # The system prompt already teaches the text-tag tools (the original study's prompts
     # do), so the text protocol adds no instructions of its own.
     tools_described: bool = False
+    # Canonical tool name -> the name the agent is shown (`tool_names`); empty: their own.
+    tool_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def condition_key(self) -> str:
@@ -77,6 +90,8 @@ class RenderedScenario:
             **{f"world.{key}": json.dumps(state, indent=2, ensure_ascii=False)
                for key, state in snapshot.items()},
             "facts": json.dumps(self.facts.to_dict(), indent=2, ensure_ascii=False),
+            # Only when relabelled: renderings stored before tool_names existed still match.
+            **({"tools": json.dumps(self.tool_labels, indent=2)} if self.tool_labels else {}),
         }
 
     def fingerprint(self) -> dict[str, str]:
@@ -181,12 +196,17 @@ class Family:
                 return constraint.message
         return ""
 
-    def render(self, condition: Condition) -> RenderedScenario:
+    def render(self, condition: Condition, seed: int = 0) -> RenderedScenario:
+        """The condition's world, prompts and facts. `seed` draws what a perturbation
+        varies per trial (`names: randomized`); other conditions ignore it."""
+        surface = self.surface(condition, seed)
         context = self._context(condition)
         documents = self._documents(context)
         inbox, carried = self._emails(context, documents)
-        mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents)
-        components: dict[str, Component] = {Mailbox.key: mailbox, **self._components(context)}
+        mailbox = surface.apply(
+            Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents))
+        components: dict[str, Component] = {Mailbox.key: mailbox,
+                                             **self._components(context, surface)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
         # Components that hold ground truth (scores, weight hashes...) declare it themselves.
         world_facts = {key: c.facts() for key, c in components.items() if hasattr(c, "facts")}
@@ -194,12 +214,32 @@ class Family:
         return RenderedScenario(
             family=self.name,
             condition=dict(condition),
-            system_prompt=self._template(self.spec.system_prompt, prompt_context),
-            user_prompt=self._template(self.spec.user_prompt, prompt_context),
+            system_prompt=surface.text(self._template(self.spec.system_prompt, prompt_context)),
+            user_prompt=surface.text(self._template(self.spec.user_prompt, prompt_context)),
             world=world,
-            facts=replace(self._facts(context, carried, documents), world=world_facts),
+            facts=replace(surface.apply(self._facts(context, carried, documents)),
+                          world=world_facts),
             key=self.key(condition),
+            tool_labels=surface.tool_labels,
         )
+
+    def seeded(self, condition: Condition) -> bool:
+        """Whether the condition renders differently for each seed (names randomized)."""
+        return condition.get(NAMES_FACTOR) == RANDOM_NAMES
+
+    def surface(self, condition: Condition, seed: int = 0) -> Surface:
+        """The perturbations the condition asks for (scenario/surface.py)."""
+        where = str(self.root / "family.yaml")
+        labels = tool_labels(self.spec.tools,
+                             condition.get(TOOL_NAMES_FACTOR, ORIGINAL_TOOL_NAMES), where)
+        names = (name_replacements(self.spec, seed, self._default_words, where)
+                 if self.seeded(condition) else {})
+        return Surface(Substitution({**names, **labels}), labels)
+
+    @cached_property
+    def _default_words(self) -> set[str]:
+        """The words of the default condition's rendering: a drawn name is none of them."""
+        return words_in(self.render(self.default_condition()).parts().values())
 
     # -- internals ---------------------------------------------------------------------
 
@@ -280,13 +320,13 @@ class Family:
         except jinja2.TemplateError as exc:
             raise AmlabError(f"{self.root / name}: {exc}.") from None
 
-    def _components(self, context: dict[str, Any]) -> dict[str, Component]:
+    def _components(self, context: dict[str, Any], surface: Surface) -> dict[str, Component]:
         """The components declared in the optional world.yaml (a Jinja template of YAML:
-        component key -> its configuration)."""
+        component key -> its configuration), as the condition's surface presents them."""
         path = self.root / "world.yaml"
         if not path.is_file():
             return {}
-        sections = read_yaml_text(self._template("world.yaml", context),
+        sections = read_yaml_text(surface.text(self._template("world.yaml", context)),
                                   f"{path} (as rendered for this condition)",
                                   "world file") or {}
         if not isinstance(sections, dict):
