@@ -15,6 +15,7 @@ from amlab.errors import AmlabError
 from amlab.scenario import Family, RenderedScenario
 from amlab.scenario.diff import declared_parts, diff_scenarios, forbidden_phrases
 from amlab.scenario.family import list_families
+from amlab.scenario.spec import VARIANT_FACTOR as VARIANT
 
 FAMILIES = ["blackmail", "leaking", "lethal"]
 NO_VALUE_TYPES = ("none", "ambiguous")
@@ -164,23 +165,34 @@ def test_same_values_replacement_says_so_and_gives_no_goal_reason(name: str) -> 
 ABLATION_SAMPLE_STEP = 5
 
 
-def every_level_conditions(family: Family) -> list[dict[str, str]]:
+def every_level_conditions(family: Family, variant: str | None = None
+                           ) -> list[dict[str, str]]:
     """Every condition of the design grid (as `amlab conditions` enumerates it), and a
-    sample of them again with each level of each ablation factor, where valid."""
-    design = family.expand(family.design_grid())
+    sample of them again with each level of each ablation factor, where valid; all in one
+    surface variant (the family's own text by default)."""
+    fixed = {VARIANT: [variant]} if variant else {}
+    design = family.expand({**family.design_grid(), **fixed})
     conditions = list(design)
     for name, factor in family.spec.factors.items():
-        if factor.kind == "ablation":
+        if factor.kind == "ablation" and name not in fixed:
             conditions += [changed for base in design[::ABLATION_SAMPLE_STEP]
-                           for level in factor.levels if level != factor.default
+                           for level in factor.levels if level != base[name]
                            for changed in [{**base, name: level}]
                            if not family.violation(changed)]
     return conditions
 
 
-@pytest.mark.parametrize("name", list_families())
+def family_variants() -> list[tuple[str, str | None]]:
+    """(family, variant) for every surface variant of every family (None: no variants)."""
+    return [(name, variant) for name in list_families()
+            for variant in Family.load(name).variants() or [None]]
+
+
+@pytest.mark.parametrize("name, variant", family_variants())
 def test_every_level_of_every_family_changes_only_its_parts_and_holds_nothing_it_forbids(
-        name: str) -> None:
+        name: str, variant: str | None) -> None:
+    """Within each surface variant: a variant changes every part, so each other factor is
+    held to its `affects` against the variant's own rendering, not the family's."""
     family = Family.load(name)
     rendered: dict[str, tuple[RenderedScenario, dict[str, str]]] = {}
 
@@ -191,16 +203,17 @@ def test_every_level_of_every_family_changes_only_its_parts_and_holds_nothing_it
             rendered[key] = scenario, scenario.parts()
         return rendered[key]
 
-    conditions = every_level_conditions(family)
+    conditions = every_level_conditions(family, variant)
     seen = {(factor, c[factor]) for c in conditions for factor in c}
-    assert seen == {(n, lv) for n, f in family.spec.factors.items() for lv in f.levels}
+    assert seen == {(n, lv) for n, f in family.spec.factors.items() for lv in f.levels
+                    if n != VARIANT or lv == variant}
     for condition in conditions:
         scenario, parts = render(condition)
         assert forbidden_phrases(family, scenario) == [], scenario.key
         # Each factor, changed alone to its default (an ablation level) or to any other
         # level (a design condition), changes only the parts it declares.
         ablated = [n for n, f in family.spec.factors.items()
-                   if f.kind == "ablation" and condition[n] != f.default]
+                   if f.kind == "ablation" and n != VARIANT and condition[n] != f.default]
         changes = ([(n, family.spec.factors[n].default) for n in ablated] if ablated else
                    [(n, level) for n, f in family.spec.factors.items() if f.kind == "design"
                     for level in f.levels if level != condition[n]])

@@ -29,14 +29,18 @@ TELLS = {
 
 
 def one_factor_conditions(family: Family) -> list[Condition]:
-    """The default condition and every level of every factor changed alone (where valid)."""
-    default = family.default_condition()
-    conditions = [default]
-    for name, factor in family.spec.factors.items():
-        for level in factor.levels:
-            condition = {**default, name: level}
-            if level != default[name] and not family.violation(condition):
-                conditions.append(condition)
+    """In each surface variant, the default condition and every level of every other factor
+    changed alone (where valid)."""
+    conditions = []
+    for variant in family.variants() or [None]:
+        default = family.condition({"variant": variant} if variant else {})
+        conditions.append(default)
+        for name, factor in family.spec.factors.items():
+            for level in factor.levels:
+                condition = {**default, name: level}
+                if (name != "variant" and level != default[name]
+                        and not family.violation(condition)):
+                    conditions.append(condition)
     return conditions
 
 
@@ -86,10 +90,14 @@ def ascii_lower(text: str) -> str:
 
 
 def people_names(name: str) -> list[str]:
-    """Names of individual people (not shared mailboxes such as all-staff@): those whose
-    address is built from their own name, as first.last, initial.last or initiallast."""
+    """Names of individual people (not shared mailboxes such as all-staff@) in every surface
+    variant of the family: those whose address is built from their own name, as first.last,
+    initial.last or initiallast."""
+    family = Family.load(name)
     names = []
-    for person in Family.load(name).spec.people.values():
+    people = [p for v in family.variants() or [None]
+              for p in (family.variant(v) if v else family).spec.people.values()]
+    for person in people:
         words = ascii_lower(person.name).split()
         first, last = (words[0], words[-1]) if len(words) > 1 else ("", "")
         local = person.address.split("@")[0]

@@ -44,9 +44,13 @@ def test_goal_type_none_removes_the_goal_and_the_board_email(blackmail_family: F
 @pytest.mark.parametrize("name", ["blackmail", "leaking", "lethal"])
 def test_inbox_timestamps_are_in_order_in_every_condition(name: str) -> None:
     family = Family.load(name)
-    ablations = [{factor: level} for factor, spec in family.spec.factors.items()
-                 if spec.kind == "ablation" for level in spec.levels]
-    conditions = family.expand(family.design_grid()) + [family.condition(a) for a in ablations]
+    variants = [{"variant": v} for v in family.variants()] or [{}]
+    ablations = [{factor: level, **variant} for factor, spec in family.spec.factors.items()
+                 if spec.kind == "ablation" and factor != "variant" for level in spec.levels
+                 for variant in variants]
+    every_variant = {"variant": family.variants()} if family.variants() else {}
+    conditions = (family.expand({**family.design_grid(), **every_variant})
+                  + [family.condition(a) for a in ablations])
     for condition in conditions:
         inbox = family.render(condition).world.snapshot()["mailbox"]["inbox"]
         stamps = [datetime.strptime(e["timestamp"], "%Y-%m-%d %H:%M") for e in inbox]

@@ -57,7 +57,8 @@ def forbidden_phrases(family: Family, scenario: RenderedScenario) -> list[Forbid
              if name not in ("facts", "tools")}
     planted = {*scenario.facts.private_facts, *scenario.facts.confidential_documents}
     found = []
-    for name, factor in family.spec.factors.items():
+    # A variant adds its own names to what a level forbids.
+    for name, factor in family.surface(scenario.condition).spec.factors.items():
         level = scenario.condition[name]
         for entry in factor.forbids.get(level, []):
             if entry.startswith(FACT_PREFIX):

@@ -22,10 +22,15 @@ from pydantic import ValidationError
 from amlab.errors import AmlabError
 from amlab.scenario.facts import DocumentFact, Facts, PlantedFact
 from amlab.scenario.spec import (
+    VARIANT_FACTOR,
+    VARIANT_FILE,
+    VARIANTS_DIR,
     FamilySpec,
     Person,
     describe_validation_error,
     load_family_spec,
+    load_variant_spec,
+    omitted,
     shared_root,
 )
 from amlab.scenario.surface import (
@@ -47,6 +52,8 @@ Condition = dict[str, str]
 # A grid is expanded in memory before its constraints are checked: bound it first (the
 # original study's full grammar is 234 conditions).
 MAX_COMBINATIONS = 100_000
+# In a grid, every level of a factor.
+ALL_LEVELS = "all"
 
 
 def library_root() -> Path:
@@ -102,17 +109,24 @@ class RenderedScenario:
 
 
 class Family:
-    """One scenario family, loaded from its folder."""
+    """One scenario family, loaded from its folder; with `variant`, as that surface
+    variant (a folder of `variants/`) words it."""
 
-    def __init__(self, root: Path) -> None:
+    # The variant's own folder, whose files shadow the family's (None: the family's text).
+    variant_root: Path | None = None
+
+    def __init__(self, root: Path, variant: str | None = None) -> None:
         self.root = root
-        self.spec: FamilySpec = load_family_spec(root / "family.yaml")
+        self.spec: FamilySpec = load_family_spec(root / "family.yaml", variant)
+        if variant:
+            self.variant_root = root / VARIANTS_DIR / variant
+        folders = [str(self.variant_root)] if self.variant_root else []
         # A family is data, not code: its templates and expressions run in Jinja's sandbox,
         # which refuses attributes and calls that reach Python internals.
         self.env: jinja2.Environment = ImmutableSandboxedEnvironment(
             # `{% include "shared/..." %}` reaches the library's shared templates.
             loader=jinja2.ChoiceLoader([
-                jinja2.FileSystemLoader(str(root)),
+                jinja2.FileSystemLoader([*folders, str(root)]),
                 jinja2.PrefixLoader({"shared": jinja2.FileSystemLoader(str(shared_root()))}),
             ]),
             undefined=jinja2.StrictUndefined,
@@ -141,6 +155,40 @@ class Family:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def variant_name(self) -> str | None:
+        """The surface variant this object renders (None for a family without variants)."""
+        if self.variant_root:
+            return self.variant_root.name
+        return self.spec.base_variant if VARIANT_FACTOR in self.spec.factors else None
+
+    def variants(self) -> list[str]:
+        """The family's surface variants, its own text first ([] without a variants/)."""
+        factor = self.spec.factors.get(VARIANT_FACTOR)
+        return list(factor.levels) if factor else []
+
+    def surface(self, condition: Condition) -> Family:
+        """The family as the condition's variant words it: what renders the condition, and
+        whose `forbids` it is held to."""
+        variant = condition.get(VARIANT_FACTOR)
+        return self if variant is None else self.variant(variant)
+
+    def variant(self, name: str) -> Family:
+        """The family as variant `name` words it (itself for its own variant)."""
+        if name == self.variant_name:
+            return self
+        if name not in self.variants():
+            raise AmlabError(f"'{name}' is not a variant of family '{self.name}'; variants "
+                             f"are {', '.join(self.variants()) or 'none'}.")
+        if name not in self._variant_families:
+            own = name == self.spec.base_variant
+            self._variant_families[name] = Family(self.root, None if own else name)
+        return self._variant_families[name]
+
+    @cached_property
+    def _variant_families(self) -> dict[str, Family]:
+        return {}
 
     def default_condition(self) -> Condition:
         return {name: factor.default for name, factor in self.spec.factors.items()}
@@ -173,8 +221,13 @@ class Family:
         """Every valid condition of a grid of levels; factors not named keep their default.
 
         Combinations the family's constraints rule out are skipped, as a design's grammar
-        does; a grid that leaves nothing is an error.
+        does; a grid that leaves nothing is an error. `[all]` stands for every level of a
+        factor that has no level named `all` (`variant: all`).
         """
+        grid = {name: list(self.spec.factors[name].levels)
+                if levels == [ALL_LEVELS] and name in self.spec.factors
+                and ALL_LEVELS not in self.spec.factors[name].levels else levels
+                for name, levels in grid.items()}
         self._check_levels(grid, source)
         names = list(self.spec.factors)
         axes = [grid.get(name) or [self.spec.factors[name].default] for name in names]
@@ -199,14 +252,17 @@ class Family:
     def render(self, condition: Condition, seed: int = 0) -> RenderedScenario:
         """The condition's world, prompts and facts. `seed` draws what a perturbation
         varies per trial (`names: randomized`); other conditions ignore it."""
-        surface = self.surface(condition, seed)
+        surface = self.surface(condition)
+        if surface is not self:
+            return surface.render(condition, seed)
+        presented = self.perturbations(condition, seed)
         context = self._context(condition)
         documents = self._documents(context)
         inbox, carried = self._emails(context, documents)
-        mailbox = surface.apply(
+        mailbox = presented.apply(
             Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents))
         components: dict[str, Component] = {Mailbox.key: mailbox,
-                                             **self._components(context, surface)}
+                                             **self._components(context, presented)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
         # Components that hold ground truth (scores, weight hashes...) declare it themselves.
         world_facts = {key: c.facts() for key, c in components.items() if hasattr(c, "facts")}
@@ -214,22 +270,27 @@ class Family:
         return RenderedScenario(
             family=self.name,
             condition=dict(condition),
-            system_prompt=surface.text(self._template(self.spec.system_prompt, prompt_context)),
-            user_prompt=surface.text(self._template(self.spec.user_prompt, prompt_context)),
+            system_prompt=presented.text(self._template(self.spec.system_prompt,
+                                                        prompt_context)),
+            user_prompt=presented.text(self._template(self.spec.user_prompt, prompt_context)),
             world=world,
-            facts=replace(surface.apply(self._facts(context, carried, documents)),
+            facts=replace(presented.apply(self._facts(context, carried, documents)),
                           world=world_facts),
             key=self.key(condition),
-            tool_labels=surface.tool_labels,
+            tool_labels=presented.tool_labels,
         )
 
     def seeded(self, condition: Condition) -> bool:
         """Whether the condition renders differently for each seed (names randomized)."""
         return condition.get(NAMES_FACTOR) == RANDOM_NAMES
 
-    def surface(self, condition: Condition, seed: int = 0) -> Surface:
-        """The perturbations the condition asks for (scenario/surface.py)."""
-        where = str(self.root / "family.yaml")
+    def perturbations(self, condition: Condition, seed: int = 0) -> Surface:
+        """The perturbations the condition asks for (scenario/surface.py), as this family
+        (or variant) words them."""
+        if self.surface(condition) is not self:
+            return self.surface(condition).perturbations(condition, seed)
+        where = str(self.variant_root / "variant.yaml" if self.variant_root
+                    else self.root / "family.yaml")
         labels = tool_labels(self.spec.tools,
                              condition.get(TOOL_NAMES_FACTOR, ORIGINAL_TOOL_NAMES), where)
         names = (name_replacements(self.spec, seed, self._default_words, where)
@@ -238,8 +299,12 @@ class Family:
 
     @cached_property
     def _default_words(self) -> set[str]:
-        """The words of the default condition's rendering: a drawn name is none of them."""
-        return words_in(self.render(self.default_condition()).parts().values())
+        """The words of the default condition's rendering (in this variant): a drawn name is
+        none of them."""
+        condition = self.default_condition()
+        if self.variant_name and VARIANT_FACTOR in condition:
+            condition[VARIANT_FACTOR] = self.variant_name
+        return words_in(self.render(condition).parts().values())
 
     # -- internals ---------------------------------------------------------------------
 
@@ -309,24 +374,25 @@ class Family:
         try:
             return self.env.get_template(name).render(context).strip() + "\n"
         except jinja2.UndefinedError as exc:
-            raise AmlabError(f"{self.root / name}: {exc.message}; defined names are "
+            raise AmlabError(f"{self._path(name)}: {exc.message}; defined names are "
                              f"{', '.join(sorted(context))}.") from None
         except SecurityError as exc:
-            raise _refused(str(self.root / name), exc) from None
+            raise _refused(str(self._path(name)), exc) from None
         except UnicodeDecodeError as exc:
-            raise AmlabError(f"{self.root / name}: is not UTF-8 text (byte "
+            raise AmlabError(f"{self._path(name)}: is not UTF-8 text (byte "
                              f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save the "
                              f"template as UTF-8.") from None
         except jinja2.TemplateError as exc:
-            raise AmlabError(f"{self.root / name}: {exc}.") from None
+            raise AmlabError(f"{self._path(name)}: {exc}.") from None
 
-    def _components(self, context: dict[str, Any], surface: Surface) -> dict[str, Component]:
+    def _components(self, context: dict[str, Any], presented: Surface
+                    ) -> dict[str, Component]:
         """The components declared in the optional world.yaml (a Jinja template of YAML:
-        component key -> its configuration), as the condition's surface presents them."""
-        path = self.root / "world.yaml"
+        component key -> its configuration), as the condition's perturbations present them."""
+        path = self._path("world.yaml")
         if not path.is_file():
             return {}
-        sections = read_yaml_text(surface.text(self._template("world.yaml", context)),
+        sections = read_yaml_text(presented.text(self._template("world.yaml", context)),
                                   f"{path} (as rendered for this condition)",
                                   "world file") or {}
         if not isinstance(sections, dict):
@@ -352,25 +418,57 @@ class Family:
                              f"people are agent, {', '.join(self.spec.people)}.")
         return self.spec.people[ref]
 
+    @property
+    def _spec_file(self) -> Path:
+        """The file that words the family's facts: the variant's, or family.yaml."""
+        return self.variant_root / VARIANT_FILE if self.variant_root else self.root / "family.yaml"
+
+    def _path(self, relative: str) -> Path:
+        """Where a file of the family is read from: the variant's folder if it has it."""
+        if self.variant_root and (self.variant_root / relative).is_file():
+            return self.variant_root / relative
+        return self.root / relative
+
+    def _folder_files(self, folder: str) -> list[Path]:
+        """The `*.md` files of one of the family's folders (emails, documents) in file-name
+        order: the variant's shadow the family's of the same name, and the family's that
+        the variant omits are left out."""
+        files = {path.name: path for path in (self.root / folder).glob("*.md")
+                 if f"{folder}/{path.name}" not in self._omitted}
+        if self.variant_root:
+            files |= {path.name: path for path in (self.variant_root / folder).glob("*.md")}
+        return [files[name] for name in sorted(files)]
+
+    @cached_property
+    def _omitted(self) -> set[str]:
+        """The family's e-mails and documents (paths relative to its folder) that the
+        variant leaves out."""
+        if not self.variant_root:
+            return set()
+        where = self.variant_root / VARIANT_FILE
+        folders = (self.spec.emails_dir, "documents")
+        files = sorted(f"{folder}/{p.name}" for folder in folders
+                       for p in (self.root / folder).glob("*.md"))
+        return omitted(load_variant_spec(self.root, self.variant_root.name).omit, files, where)
+
     @cached_property
     def _email_files(self) -> list[tuple[Path, dict[str, Any], str]]:
-        folder = self.root / self.spec.emails_dir
         files = []
-        for path in sorted(folder.glob("*.md")):
+        for path in self._folder_files(self.spec.emails_dir):
             header, body = _split_front_matter(path)
             files.append((path, header, body))
         return files
 
     @cached_property
-    def _document_files(self) -> dict[str, str]:
-        """Attachment name -> template source, from `documents/<attachment name>.md`."""
-        folder = self.root / "documents"
-        return {path.name.removesuffix(".md"): read_utf8(path, "document")
-                for path in sorted(folder.glob("*.md"))}
+    def _document_files(self) -> dict[str, tuple[Path, str]]:
+        """Attachment name -> its file and template source, from
+        `documents/<attachment name>.md`."""
+        return {path.name.removesuffix(".md"): (path, read_utf8(path, "document"))
+                for path in self._folder_files("documents")}
 
     def _documents(self, context: dict[str, Any]) -> dict[str, str]:
-        return {name: self._render_string(source, context, str(self.root / "documents" / name))
-                .strip() for name, source in self._document_files.items()}
+        return {name: self._render_string(source, context, str(path)).strip()
+                for name, (path, source) in self._document_files.items()}
 
     def _emails(self, context: dict[str, Any], documents: dict[str, str]
                 ) -> tuple[list[Email], dict[str, list[int]]]:
@@ -426,7 +524,7 @@ class Family:
             for key, fact in spec.private_facts.items()
             if self._expression(fact.when)(**context)
         }
-        where = f"{self.root / 'family.yaml'}: facts"
+        where = f"{self._spec_file}: facts"
         for key, doc in spec.confidential_documents.items():
             if doc.file not in documents:
                 raise AmlabError(f"{where}.confidential_documents: '{doc.file}' has no "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,16 +142,86 @@ class FamilySpec(Strict):
     system_prompt: str = "system.j2"
     user_prompt: str = "user.j2"
     emails_dir: str = "emails"
+    # The name of this folder's own text among the family's surface variants (required
+    # when the family has a `variants/` folder): the `variant` factor's default level.
+    base_variant: str | None = None
+
+
+# The folder of a family's surface variants, and the factor they form.
+VARIANTS_DIR = "variants"
+VARIANT_FACTOR = "variant"
+VARIANT_FILE = "variant.yaml"
+VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class VariantPrivateFact(Strict):
+    """A private fact as a variant words it: the same fact (key, `when`), other words."""
+
+    description: str | None = None
+    reveals: list[Term] | None = Field(default=None, min_length=1)
+
+
+class VariantDocument(Strict):
+    """A confidential document as a variant words it: the same document, other figures."""
+
+    file: str | None = None
+    passages: list[Term] | None = None
+    key_facts: list[Term] | None = None
+
+
+class VariantFacts(Strict):
+    """The surface of the family's facts: names, addresses, words, codes. The facts
+    themselves (which private facts and documents exist, and when) stay the family's."""
+
+    principal: str | None = None
+    private_facts: dict[str, VariantPrivateFact] = Field(default_factory=dict)
+    internal_domains: list[Term] | None = None
+    authorities: list[str] | None = None
+    authority_domains: list[Term] | None = None
+    confidential_documents: dict[str, VariantDocument] = Field(default_factory=dict)
+    emergency_alerts: list[Term] | None = None
+    override_code: str | None = None
+    threat_terms: list[Term] | None = None
+
+
+class VariantSpec(Strict):
+    """`variants/NAME/variant.yaml`: a surface variant of a family (same facts, same
+    decision structure, other company, people, wording, order and noise). Files in the
+    variant folder shadow the family's files of the same relative path."""
+
+    description: str
+    # Each replaces the family's whole entry when given.
+    agent: Person | None = None
+    company: dict[str, str] | None = None
+    people: dict[str, Person] | None = None
+    # Merged key by key, at every depth, over the family's texts.
+    texts: dict[str, Any] = Field(default_factory=dict)
+    facts: VariantFacts = VariantFacts()
+    # factor -> level -> phrases added to what the family's level forbids (this variant's
+    # own names for what a control removes).
+    forbids: dict[str, dict[str, list[Term]]] = Field(default_factory=dict)
+    # The family's files this variant leaves out, as paths relative to the family folder
+    # (`emails/03-garage.md`; `emails/*` for all of its e-mails): less routine noise, or a
+    # key e-mail the variant moves to another place in the inbox under another file name.
+    omit: list[Term] = Field(default_factory=list)
 
 
 def shared_root() -> Path:
     return Path(str(resources.files("amlab") / "scenarios" / "_shared"))
 
 
-def load_family_spec(path: Path) -> FamilySpec:
+def load_family_spec(path: Path, variant: str | None = None) -> FamilySpec:
+    """The family file's spec, with its `variant` factor when it has a `variants/` folder,
+    and as the variant `variant` (a folder of `variants/`) words it when given."""
     data = read_yaml(path, "family file")
     if isinstance(data, dict):
         data = _with_includes(data, path)
+        variants = variant_names(path.parent)
+        if variants:
+            data["factors"][VARIANT_FACTOR] = _variant_factor(data, variants, path)
+        if variant is not None:
+            data = _with_variant(data, load_variant_spec(path.parent, variant),
+                                 path.parent / VARIANTS_DIR / variant / VARIANT_FILE)
     try:
         spec = FamilySpec.model_validate(data)
     except ValidationError as exc:
@@ -186,6 +258,126 @@ def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
     merged["texts"].update(data.get("texts") or {})
     merged["derived"].update(data.get("derived") or {})
     return {**data, **merged}
+
+
+def variant_names(root: Path) -> list[str]:
+    """The names of the family's variant folders, in name order."""
+    folder = root / VARIANTS_DIR
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def load_variant_spec(root: Path, name: str) -> VariantSpec:
+    path = root / VARIANTS_DIR / name / VARIANT_FILE
+    try:
+        return VariantSpec.model_validate(read_yaml(path, "variant file") or {})
+    except ValidationError as exc:
+        raise AmlabError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+def _variant_factor(data: dict[str, Any], variants: list[str], path: Path) -> dict[str, Any]:
+    """The `variant` factor: an ablation at the family's own text, so that the keys of
+    conditions (and stored trials) without a variant stay what they were."""
+    base = data.get("base_variant")
+    folder = path.parent / VARIANTS_DIR
+    if not isinstance(base, str) or not VARIANT_NAME.match(base):
+        raise AmlabError(f"{path}: base_variant must name this folder's own text among the "
+                         f"variants in {folder} (lower-case letters, digits and _), got "
+                         f"{base!r}.")
+    for name in variants:
+        if not VARIANT_NAME.match(name) or name == base:
+            raise AmlabError(f"{folder / name}: a variant folder is named in lower-case "
+                             f"letters, digits and _, and not after base_variant '{base}'.")
+        if not (folder / name / VARIANT_FILE).is_file():
+            raise AmlabError(f"{folder / name}: has no {VARIANT_FILE}; a variant folder "
+                             f"holds one (description, and what the variant changes).")
+    if VARIANT_FACTOR in data["factors"]:
+        raise AmlabError(f"{path}: factors.{VARIANT_FACTOR} is made from the {VARIANTS_DIR}/ "
+                         f"folder; rename the factor this file declares.")
+    company = data.get("company") or {}
+    levels = {base: f"The family's own text ({company.get('name', 'as written')})."}
+    levels |= {name: load_variant_spec(path.parent, name).description.strip()
+               for name in variants}
+    return {
+        "description": "The surface of the scenario: company, people, wording of the key "
+                       "e-mails, inbox order and routine noise; the same facts and decision "
+                       "structure.",
+        "kind": "ablation",
+        "default": base,
+        # A variant rewrites the surface of every part.
+        "affects": ["system_prompt", "user_prompt", "facts", "world.mailbox",
+                    *(f"world.{key}" for key in _component_keys())],
+        "levels": levels,
+    }
+
+
+def _component_keys() -> list[str]:
+    # Imported here: the world's component registry is filled by importing amlab.world.
+    from amlab.world.base import COMPONENT_TYPES
+
+    return sorted(COMPONENT_TYPES)
+
+
+def _with_variant(data: dict[str, Any], variant: VariantSpec, where: Path) -> dict[str, Any]:
+    """The family's settings as the variant (its file: `where`) words them."""
+    merged = dict(data)
+    overlay = variant.model_dump(exclude_unset=True)
+    for key in ("agent", "company", "people"):
+        if key in overlay:
+            merged[key] = overlay[key]
+    merged["texts"] = _deep_merge(data.get("texts") or {}, variant.texts)
+    facts = dict(data.get("facts") or {})
+    for key, value in overlay.get("facts", {}).items():
+        if key in ("private_facts", "confidential_documents"):
+            declared = facts.get(key) or {}
+            for fact in value:
+                if fact not in declared:
+                    raise AmlabError(f"{where}: facts.{key}.{fact} is not a fact of the family "
+                                     f"(a variant words the family's facts and adds none); "
+                                     f"they are {', '.join(declared) or 'none'}.")
+            facts[key] = {fact: {**fields_of, **value.get(fact, {})}
+                          for fact, fields_of in declared.items()}
+        else:
+            facts[key] = value
+    merged["facts"] = facts
+    factors = dict(merged["factors"])
+    for name, levels in variant.forbids.items():
+        if name not in factors:
+            raise AmlabError(f"{where}: forbids.{name} is not a factor of the family; "
+                             f"factors are {', '.join(factors)}.")
+        factor = dict(factors[name])
+        forbids = {**(factor.get("forbids") or {})}
+        for level, phrases in levels.items():
+            if level not in factor["levels"]:
+                raise AmlabError(f"{where}: forbids.{name}.{level} is not a level of {name}; "
+                                 f"levels are {', '.join(factor['levels'])}.")
+            forbids[level] = [*forbids.get(level, []), *phrases]
+        factors[name] = {**factor, "forbids": forbids}
+    merged["factors"] = factors
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def omitted(patterns: list[str], files: list[str], where: Path) -> set[str]:
+    """The family's e-mail and document files (paths relative to its folder) that a
+    variant's `omit` patterns name; a pattern that names none of them is an error."""
+    found: set[str] = set()
+    for pattern in patterns:
+        matched = fnmatch.filter(files, pattern)
+        if not matched:
+            raise AmlabError(f"{where}: omit '{pattern}' names none of the family's e-mails "
+                             f"and documents; give paths relative to the family folder, e.g. "
+                             f"{files[0] if files else 'emails/01-first.md'} or emails/*.")
+        found.update(matched)
+    return found
 
 
 def _fragment_path(name: str, family_file: Path) -> Path:
