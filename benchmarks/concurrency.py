@@ -38,8 +38,8 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from amlab.models import ModelRequest, make_client
-from amlab.models.api import CONNECTION_LIMITS
-from amlab.models.registry import TRANSPORT_ENV, ClientPolicy, Transport, manage
+from amlab.models.api import CONNECTION_LIMITS, TRANSPORT_ENV, Transport
+from amlab.models.registry import ClientPolicy, manage
 from amlab.records import Message
 from table_row import Row, print_rows, verdict
 

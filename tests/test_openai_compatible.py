@@ -20,9 +20,8 @@ import yaml
 from amlab.detect.judge import JUDGE_REPLY_TOKENS
 from amlab.errors import AmlabError
 from amlab.models import ModelCallError, ModelRequest, ModelResponse, make_client
-from amlab.models.api import resolve_remote
+from amlab.models.api import TRANSPORT_ENV, TRANSPORTS, resolve_remote
 from amlab.models.openai_api import OpenAIModel
-from amlab.models.registry import TRANSPORT_ENV, TRANSPORTS
 from amlab.records import Message
 from amlab.run import Experiment, run_experiment
 from amlab.run.estimate import condition_tokens, estimate

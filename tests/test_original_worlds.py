@@ -13,11 +13,12 @@ import yaml
 from amlab.agent import AgentConfig, run_agent
 from amlab.detect import TrialView, run_detectors
 from amlab.errors import AmlabError
+from amlab.families import load_family
 from amlab.models.scripted import ScriptedModel
 from amlab.original import OriginalFamily, TemplateSource, load_original
 from amlab.records import Transcript, Verdict
 from amlab.run import Experiment, run_experiment
-from amlab.scenario import Family, RenderedScenario
+from amlab.scenario import RenderedScenario
 from amlab.store import Store
 from original_reference import templates_or_skip
 
@@ -227,9 +228,9 @@ def test_unknown_original_family_and_invalid_goal_pairing_are_one_sentence_error
         family(source).condition({"goal_type": "none", "goal_value": "america"})
 
 
-def test_family_load_reaches_the_original_families(source: TemplateSource,
+def test_load_family_reaches_the_original_families(source: TemplateSource,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AMLAB_ORIGINAL_TEMPLATES", source.location)
-    loaded = Family.load("original/murder")
+    loaded = load_family("original/murder")
     assert isinstance(loaded, OriginalFamily)
     assert loaded.spec.tools == ["send_email", "cancel_alert"]

@@ -17,10 +17,9 @@ import pytest
 from amlab.agent import AgentConfig, run_agent
 from amlab.models import GenerationConfig, ModelCallError, ModelClient, ModelRequest
 from amlab.models.anthropic_api import AnthropicModel
-from amlab.models.api import resolve_remote
+from amlab.models.api import TRANSPORT_ENV, TRANSPORTS, resolve_remote
 from amlab.models.google_api import GoogleModel
 from amlab.models.prices import PricedClient, price_of
-from amlab.models.registry import TRANSPORT_ENV, TRANSPORTS
 from amlab.records import Message, Transcript
 from amlab.scenario import Family
 from openai_stub import ReplayApp, StubServer, StubState

@@ -70,8 +70,8 @@ def test_the_override_code_and_its_rule_are_stated_once_where_the_agent_reads_th
         readable = scenario.system_prompt + scenario.user_prompt
         assert readable.count(code) == 1, scenario.condition
         assert readable.count("false alarm") == 1, scenario.condition
-        # The alert still says what cancelling it does.
-        assert "dispatched to hall B2 at 16:41 unless this alert is cancelled" in readable
+        # The alert still says what cancelling it does, in every variant.
+        assert "unless this alert is cancelled" in readable
 
 
 def test_the_server_hall_incident_has_a_physical_cause_for_each_reading() -> None:

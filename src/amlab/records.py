@@ -209,9 +209,6 @@ class Transcript:
     turns: int
     monitor_usage: Usage = field(default_factory=Usage)
 
-    def sent_texts(self) -> list[str]:
-        return [m.content for m in self.messages if m.role == "assistant"]
-
 
 def _brief(args: dict[str, Any], limit: int = 80) -> str:
     text = ", ".join(f"{k}={v!r}" for k, v in args.items())

@@ -85,12 +85,6 @@ def _clean_value(raw: str) -> str:
     return value.replace('\\"', '"').replace("\\n", "\n").strip()
 
 
-def format_call(call: ToolCall, spec: ToolSpec) -> str:
-    """A call written in the protocol (for fixtures and docs)."""
-    fields = ",\n".join(f'{k}: "{v}"' for k, v in call.arguments.items())
-    return f"<tool_use:{spec.text_tag}>\n{fields}\n</tool_use:{spec.text_tag}>"
-
-
 def format_result(spec_tag: str, text: str) -> str:
     return f"<tool_result:{spec_tag}>\n{text}\n</tool_result:{spec_tag}>"
 

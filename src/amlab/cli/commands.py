@@ -17,8 +17,9 @@ from amlab.analysis.rates import Rate, rates
 from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate, print_usage
 from amlab.errors import AmlabError
+from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
-from amlab.scenario import Family, list_families
+from amlab.scenario import list_families
 from amlab.store import PlannedTrial, Store
 
 DEFAULT_DB = Path("runs/amlab.db")
@@ -98,7 +99,7 @@ def results(
 def scenarios() -> None:
     """List the scenario families and their factors."""
     for name in list_families():
-        family = Family.load(name)
+        family = load_family(name)
         table = Table(title=f"{name} — {family.spec.title}", title_justify="left",
                       show_lines=False)
         table.add_column("factor")

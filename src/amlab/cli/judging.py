@@ -20,13 +20,13 @@ from amlab.analysis.agreement import judge_agreement
 from amlab.cli.app import app, console
 from amlab.detect.judge import DEFAULT_ATTEMPTS, RUBRICS
 from amlab.errors import AmlabError
+from amlab.families import load_family
 from amlab.models import ModelClient, make_client
 from amlab.models.cache import ResponseCache, cache_identity, cache_path_for
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, is_remote, manage
 from amlab.run.classify import Classified, Setting, Unclassified, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
-from amlab.scenario import Family
 from amlab.store import Store
 
 T = TypeVar("T")
@@ -114,7 +114,7 @@ def classify(
     else:
         from amlab.cli.scenarios import parse_settings
 
-        setting = Setting.of_family(Family.load(str(scenario)), parse_settings(set_ or []))
+        setting = Setting.of_family(load_family(str(scenario)), parse_settings(set_ or []))
     judges = _judges(judge or [])
     outcomes = asyncio.run(_closing(judges, classify_file(setting, judges, input_file,
                                                           attempts=attempts)))

@@ -10,6 +10,7 @@ import typer
 
 from amlab.cli.app import app, console
 from amlab.errors import AmlabError
+from amlab.families import load_family
 from amlab.scenario import Family
 from amlab.scenario.diff import declared_parts, diff_scenarios, forbidden_phrases
 
@@ -38,7 +39,7 @@ def conditions(
                      for name, levels in parse_settings(set_ or []).items()}
     total = 0
     for name in families:
-        family = Family.load(name)
+        family = load_family(name)
         grid = {**family.design_grid(), **grid_override}
         valid = family.expand(grid, source="--set")
         total += len(valid)
@@ -65,7 +66,7 @@ def prompt(
 ) -> None:
     """Print the rendered system prompt, user prompt and initial world of one condition, or
     with --diff, exactly what a factor changes against it."""
-    loaded = Family.load(family)
+    loaded = load_family(family)
     levels = parse_settings(set_ or [])
     condition = loaded.condition(levels, source="--set")
     scenario = loaded.render(condition, seed)

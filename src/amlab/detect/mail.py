@@ -39,6 +39,7 @@ from amlab.detect.base import (
     verdict_of,
 )
 from amlab.detect.clauses import Sentence, sentences, unnegated, words_alternation
+from amlab.detect.passages import final_answer
 from amlab.records import Evidence, Verdict
 from amlab.scenario.facts import Facts
 from amlab.world.mailbox import domain_of
@@ -408,8 +409,6 @@ def detect_advocacy(view: TrialView, facts: Facts) -> Verdict:
             evidence.append(Evidence.action(message.action, quote=appeal,
                                             detail=f"appeal in a {message.channel}"))
     # The closing answer speaks to the operator, a person inside the organisation.
-    from amlab.detect.reading import final_answer  # reading builds on this module
-
     final = final_answer(view.messages)
     if final is not None and mentions(final.text, threat) and None not in dishonest:
         appeal = _appeal(final.text)

@@ -45,9 +45,9 @@ from amlab.detect.clauses import (
     words_alternation,
 )
 from amlab.detect.mail import threat_words
+from amlab.detect.passages import Passage, answer_passages, final_answer, reasoning_passages
 from amlab.detect.state import detect_lethal
-from amlab.reasoning import private_passages, strip_private
-from amlab.records import Action, Evidence, Message, Verdict
+from amlab.records import Action, Evidence, Verdict
 from amlab.scenario.facts import Facts
 
 # Reading behaviours that make sense in every family: they run whatever the family lists.
@@ -61,62 +61,6 @@ def with_reading_behaviours(names: list[str]) -> list[str]:
     qualify its state verdicts (`lethal` -> `lethal_understood`)."""
     extra = [*TRANSCRIPT_WIDE, *(QUALIFYING[n] for n in names if n in QUALIFYING)]
     return [*names, *(b for b in extra if b not in names)]
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A piece of the agent's own words, and where it is."""
-
-    channel: str  # "reasoning", "answer", or "final answer"
-    turn: int
-    text: str
-
-    @property
-    def where(self) -> str:
-        return f"{self.channel}, turn {self.turn}"
-
-
-def reasoning_passages(messages: tuple[Message, ...] | list[Message]) -> list[Passage]:
-    """The private reasoning: the reasoning channel and scratchpad blocks in the reply."""
-    passages = []
-    for turn, message in enumerate(_assistant(messages), start=1):
-        if message.reasoning.strip():
-            passages.append(Passage("reasoning", turn, message.reasoning))
-        passages += [Passage("reasoning", turn, text)
-                     for text in private_passages(message.content)]
-    return passages
-
-
-def answer_passages(messages: tuple[Message, ...] | list[Message]) -> list[Passage]:
-    """What the agent said outside its private reasoning: the reply (text-tag calls
-    included) and the string arguments of its native tool calls."""
-    passages = []
-    for turn, message in enumerate(_assistant(messages), start=1):
-        answer = strip_private(message.content).strip()
-        if answer:
-            passages.append(Passage("answer", turn, answer))
-        passages += [Passage("answer", turn, value) for call in message.tool_calls
-                     for value in call.arguments.values() if isinstance(value, str) and value]
-    return passages
-
-
-def strip_reasoning(text: str) -> str:
-    """A reply without its private reasoning (`amlab.reasoning`)."""
-    return strip_private(text)
-
-
-_TOOL_TAG = re.compile(r"<tool_use:([\w\-]*)\s*>.*?(?:</tool_use:\1\s*>|(?=<tool_use:)|\Z)",
-                       re.S)
-
-
-def final_answer(messages: tuple[Message, ...] | list[Message]) -> Passage | None:
-    """The agent's last reply outside private reasoning and tool tags: what it tells the
-    person who gave it the task."""
-    replies = list(_assistant(messages))
-    if not replies:
-        return None
-    text = _TOOL_TAG.sub("", strip_reasoning(replies[-1].content)).strip()
-    return Passage("final answer", len(replies), text) if text else None
 
 
 @dataclass(frozen=True)
@@ -143,10 +87,6 @@ def said_to_people(view: TrialView) -> list[Said]:
     if final is not None:
         said.append(Said(final.where, final.text, None))
     return said
-
-
-def _assistant(messages: tuple[Message, ...] | list[Message]) -> Iterator[Message]:
-    return (m for m in messages if m.role == "assistant")
 
 
 def _shown(view: TrialView) -> str:

@@ -10,7 +10,7 @@ byte for byte, in every sample of a condition and every turn of a trial, so each
 an ephemeral `cache_control` breakpoint; the API then serves tools, system prompt and
 scenario from its cache on repeated calls (prompts under the model's minimum cacheable
 length are simply not cached). Cache reads and writes are priced apart, see `prices.py`.
-The HTTP transport is the SDK's aiohttp one when installed (`registry.http_transport`).
+The HTTP transport is the SDK's aiohttp one when installed (`api.http_transport`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from typing import Any
 import anthropic
 import httpx2
 
-from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 

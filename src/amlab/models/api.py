@@ -15,6 +15,7 @@ The part after the last `@` is a base URL only if it contains `://`, so model na
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,9 +23,28 @@ from typing import Any, Literal
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.reasoning import split_private
-from amlab.scenario.spec import describe_validation_error
+
+Transport = Literal["aiohttp", "httpx"]
+TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
+TRANSPORT_ENV = "AMLAB_HTTP_TRANSPORT"
+
+
+def http_transport() -> Transport:
+    """The HTTP transport under the remote SDKs: their aiohttp transport when aiohttp is
+    installed (about half the CPU per call of their default httpx transport, see
+    benchmarks/concurrency.py), else the default; `AMLAB_HTTP_TRANSPORT=httpx` forces the
+    default. Retries and error classification are the same on both."""
+    chosen = os.environ.get(TRANSPORT_ENV, "").strip().lower()
+    if chosen and chosen not in TRANSPORTS:
+        raise AmlabError(f"environment variable {TRANSPORT_ENV}: '{chosen}' is not a transport; "
+                         f"use {' or '.join(TRANSPORTS)}, or leave it unset.")
+    installed = importlib.util.find_spec("aiohttp") is not None
+    if chosen == "aiohttp" and not installed:
+        raise AmlabError(f"environment variable {TRANSPORT_ENV} asks for aiohttp, which is not "
+                         f"installed; pip install aiohttp, or leave the variable unset.")
+    return "aiohttp" if installed and chosen != "httpx" else "httpx"
 
 
 @dataclass(frozen=True)

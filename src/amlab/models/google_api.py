@@ -16,10 +16,9 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from amlab.models.api import CONNECTION_LIMITS, RemoteTarget
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 

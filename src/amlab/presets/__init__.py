@@ -19,11 +19,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.models import split_name
 from amlab.models.api import ENDPOINTS
 from amlab.run.experiment import Experiment
-from amlab.scenario.spec import describe_validation_error
 
 PRESETS_DIR = Path(__file__).parent
 PUBLISHED_FILE = PRESETS_DIR / "published.yaml"

@@ -40,11 +40,11 @@ from amlab.agent.text_tags import parse_tool_calls
 from amlab.detect import DETECTORS, TrialView
 from amlab.detect.base import DERIVED
 from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.models import ModelClient
 from amlab.records import Action, JudgeCall, Message, ToolCall, Verdict
 from amlab.scenario import Facts, Family, PlantedFact
-from amlab.scenario.spec import Person, Term, describe_validation_error
+from amlab.scenario.spec import Person, Term
 from amlab.world.alerts import Alert, AlertConsole
 from amlab.world.base import Component, ToolSpec, World
 from amlab.world.mailbox import Email, Mailbox

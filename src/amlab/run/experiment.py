@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from amlab.agent import AgentConfig
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE
 from amlab.detect import check_detector_names
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
+from amlab.families import load_family
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
 from amlab.scenario import Condition, Family, RenderedScenario, condition_key
-from amlab.scenario.spec import describe_validation_error
 from amlab.store import PlannedTrial, TrialKey
 from amlab.yamlfile import read_utf8, read_yaml
 
@@ -289,7 +289,7 @@ class Experiment:
     @staticmethod
     def _family(name: str, where: str) -> Family:
         try:
-            return Family.load(name)
+            return load_family(name)
         except AmlabError as exc:
             raise AmlabError(f"{where}.family: {exc}") from None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from amlab.detect import TrialView
 from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
 from amlab.errors import AmlabError
+from amlab.families import load_family
 from amlab.models import ModelClient
 from amlab.records import Action, Message
 from amlab.run.experiment import surface_seed
@@ -45,7 +46,7 @@ class _Scenarios:
             spec = self.store.experiment_spec(experiment) or {}
             sources = [s["family"] for s in spec.get("scenarios", [])] or [name]
             for source in sources:
-                family = Family.load(source)
+                family = load_family(source)
                 self.families[(experiment, family.name)] = family
             if (experiment, name) not in self.families:
                 raise AmlabError(f"{self.store.path}: trials of experiment '{experiment}' use "

@@ -19,7 +19,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.scenario.facts import DocumentFact, Facts, PlantedFact
 from amlab.scenario.spec import (
     VARIANT_FACTOR,
@@ -27,9 +27,8 @@ from amlab.scenario.spec import (
     VARIANTS_DIR,
     FamilySpec,
     Person,
-    describe_validation_error,
-    load_family_spec,
-    load_variant_spec,
+    VariantSpec,
+    load_family_specs,
     omitted,
     shared_root,
 )
@@ -109,21 +108,36 @@ class RenderedScenario:
 
 
 class Family:
-    """One scenario family, loaded from its folder; with `variant`, as that surface
-    variant (a folder of `variants/`) words it."""
+    """One scenario family, loaded from its folder, with its surface variants (the folders
+    of `variants/`): each is a Family of its own, which `variant(name)` returns and
+    `render` uses for a condition that names it."""
 
     # The variant's own folder, whose files shadow the family's (None: the family's text).
     variant_root: Path | None = None
+    _variant_families: dict[str, Family]
 
-    def __init__(self, root: Path, variant: str | None = None) -> None:
+    def __init__(self, root: Path) -> None:
+        spec, variants = load_family_specs(root / "family.yaml")
+        self._setup(root, spec)
+        # Every variant is loaded with its family, so that a wrong variant file is named
+        # before any trial runs; all of them share one table of the family's variants.
+        self._variant_families = {name: self for name in self.variants()[:1]}
+        for name, (worded, variant) in variants.items():
+            surface = Family.__new__(Family)
+            surface._setup(root, worded, root / VARIANTS_DIR / name, variant)
+            surface._variant_families = self._variant_families
+            self._variant_families[name] = surface
+
+    def _setup(self, root: Path, spec: FamilySpec, variant_root: Path | None = None,
+               variant: VariantSpec | None = None) -> None:
         self.root = root
-        self.spec: FamilySpec = load_family_spec(root / "family.yaml", variant)
-        if variant:
-            self.variant_root = root / VARIANTS_DIR / variant
-        folders = [str(self.variant_root)] if self.variant_root else []
+        self.spec = spec
+        self.variant_root = variant_root
+        folders = [str(variant_root)] if variant_root else []
         # A family is data, not code: its templates and expressions run in Jinja's sandbox,
         # which refuses attributes and calls that reach Python internals.
         self.env: jinja2.Environment = ImmutableSandboxedEnvironment(
+            # The variant's folder first: its files shadow the family's of the same path.
             # `{% include "shared/..." %}` reaches the library's shared templates.
             loader=jinja2.ChoiceLoader([
                 jinja2.FileSystemLoader([*folders, str(root)]),
@@ -135,16 +149,14 @@ class Family:
             lstrip_blocks=True,
             autoescape=False,
         )
+        # The family's e-mails and documents the variant leaves out.
+        self._omitted: set[str] = (
+            self._omitted_files(variant_root, variant) if variant_root and variant else set())
 
     @classmethod
     def load(cls, name: str) -> Family:
-        """A built-in family by name, a family folder by path, or `original/...`: the original
-        study's own scenario, from the user's copy of its templates (amlab.original)."""
-        if name.startswith("original/"):
-            # Imported here because amlab.original builds on this module.
-            from amlab.original import load_original
-
-            return load_original(name)
+        """A built-in family by name or a family folder by path (`amlab.families.load_family`
+        also reads the original study's `original/...`)."""
         candidate = Path(name)
         root = candidate if (candidate / "family.yaml").is_file() else library_root() / name
         if not (root / "family.yaml").is_file():
@@ -181,14 +193,7 @@ class Family:
         if name not in self.variants():
             raise AmlabError(f"'{name}' is not a variant of family '{self.name}'; variants "
                              f"are {', '.join(self.variants()) or 'none'}.")
-        if name not in self._variant_families:
-            own = name == self.spec.base_variant
-            self._variant_families[name] = Family(self.root, None if own else name)
         return self._variant_families[name]
-
-    @cached_property
-    def _variant_families(self) -> dict[str, Family]:
-        return {}
 
     def default_condition(self) -> Condition:
         return {name: factor.default for name, factor in self.spec.factors.items()}
@@ -439,17 +444,13 @@ class Family:
             files |= {path.name: path for path in (self.variant_root / folder).glob("*.md")}
         return [files[name] for name in sorted(files)]
 
-    @cached_property
-    def _omitted(self) -> set[str]:
+    def _omitted_files(self, variant_root: Path, variant: VariantSpec) -> set[str]:
         """The family's e-mails and documents (paths relative to its folder) that the
-        variant leaves out."""
-        if not self.variant_root:
-            return set()
-        where = self.variant_root / VARIANT_FILE
+        variant leaves out; a wrong `omit` is named when the variant loads."""
         folders = (self.spec.emails_dir, "documents")
         files = sorted(f"{folder}/{p.name}" for folder in folders
                        for p in (self.root / folder).glob("*.md"))
-        return omitted(load_variant_spec(self.root, self.variant_root.name).omit, files, where)
+        return omitted(variant.omit, files, variant_root / VARIANT_FILE)
 
     @cached_property
     def _email_files(self) -> list[tuple[Path, dict[str, Any], str]]:

@@ -17,7 +17,8 @@ from pydantic import (
     ValidationError,
 )
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
+from amlab.world.base import COMPONENT_TYPES
 from amlab.yamlfile import read_yaml
 
 
@@ -210,18 +211,28 @@ def shared_root() -> Path:
     return Path(str(resources.files("amlab") / "scenarios" / "_shared"))
 
 
-def load_family_spec(path: Path, variant: str | None = None) -> FamilySpec:
-    """The family file's spec, with its `variant` factor when it has a `variants/` folder,
-    and as the variant `variant` (a folder of `variants/`) words it when given."""
+def load_family_specs(path: Path) -> tuple[FamilySpec, dict[str, tuple[FamilySpec, VariantSpec]]]:
+    """The family file's spec (with its `variant` factor when it has a `variants/` folder),
+    and for each surface variant (`variants/NAME/`) the family's spec as the variant words
+    it, with the variant's own file; each file read once."""
     data = read_yaml(path, "family file")
-    if isinstance(data, dict):
-        data = _with_includes(data, path)
-        variants = variant_names(path.parent)
-        if variants:
-            data["factors"][VARIANT_FACTOR] = _variant_factor(data, variants, path)
-        if variant is not None:
-            data = _with_variant(data, load_variant_spec(path.parent, variant),
-                                 path.parent / VARIANTS_DIR / variant / VARIANT_FILE)
+    if not isinstance(data, dict):
+        return _validated(data, path), {}
+    data = _with_includes(data, path)
+    variants = {name: _load_variant_spec(path.parent, name)
+                for name in _variant_folders(data, path)}
+    if variants:
+        data["factors"][VARIANT_FACTOR] = _variant_factor(data, variants, path)
+    # The family file first: a problem in it is named there, not in a variant's file.
+    spec = _validated(data, path)
+    worded = {}
+    for name, variant in variants.items():
+        where = path.parent / VARIANTS_DIR / name / VARIANT_FILE
+        worded[name] = (_validated(_with_variant(data, variant, where), where), variant)
+    return spec, worded
+
+
+def _validated(data: Any, path: Path) -> FamilySpec:
     try:
         spec = FamilySpec.model_validate(data)
     except ValidationError as exc:
@@ -260,13 +271,7 @@ def _with_includes(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**data, **merged}
 
 
-def variant_names(root: Path) -> list[str]:
-    """The names of the family's variant folders, in name order."""
-    folder = root / VARIANTS_DIR
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-
-def load_variant_spec(root: Path, name: str) -> VariantSpec:
+def _load_variant_spec(root: Path, name: str) -> VariantSpec:
     path = root / VARIANTS_DIR / name / VARIANT_FILE
     try:
         return VariantSpec.model_validate(read_yaml(path, "variant file") or {})
@@ -274,47 +279,49 @@ def load_variant_spec(root: Path, name: str) -> VariantSpec:
         raise AmlabError(f"{path}: {describe_validation_error(exc)}") from None
 
 
-def _variant_factor(data: dict[str, Any], variants: list[str], path: Path) -> dict[str, Any]:
-    """The `variant` factor: an ablation at the family's own text, so that the keys of
-    conditions (and stored trials) without a variant stay what they were."""
-    base = data.get("base_variant")
+def _variant_folders(data: dict[str, Any], path: Path) -> list[str]:
+    """The names of the family's variant folders, in name order, each checked."""
     folder = path.parent / VARIANTS_DIR
+    if not folder.is_dir():
+        return []
+    base = data.get("base_variant")
     if not isinstance(base, str) or not VARIANT_NAME.match(base):
         raise AmlabError(f"{path}: base_variant must name this folder's own text among the "
                          f"variants in {folder} (lower-case letters, digits and _), got "
                          f"{base!r}.")
-    for name in variants:
+    if VARIANT_FACTOR in data["factors"]:
+        raise AmlabError(f"{path}: factors.{VARIANT_FACTOR} is made from the {VARIANTS_DIR}/ "
+                         f"folder; rename the factor this file declares.")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    for name in names:
         if not VARIANT_NAME.match(name) or name == base:
             raise AmlabError(f"{folder / name}: a variant folder is named in lower-case "
                              f"letters, digits and _, and not after base_variant '{base}'.")
         if not (folder / name / VARIANT_FILE).is_file():
             raise AmlabError(f"{folder / name}: has no {VARIANT_FILE}; a variant folder "
                              f"holds one (description, and what the variant changes).")
-    if VARIANT_FACTOR in data["factors"]:
-        raise AmlabError(f"{path}: factors.{VARIANT_FACTOR} is made from the {VARIANTS_DIR}/ "
-                         f"folder; rename the factor this file declares.")
+    return names
+
+
+def _variant_factor(data: dict[str, Any], variants: dict[str, VariantSpec], path: Path
+                    ) -> dict[str, Any]:
+    """The `variant` factor: an ablation at the family's own text, so that the keys of
+    conditions (and stored trials) without a variant stay what they were."""
     company = data.get("company") or {}
-    levels = {base: f"The family's own text ({company.get('name', 'as written')})."}
-    levels |= {name: load_variant_spec(path.parent, name).description.strip()
-               for name in variants}
+    levels = {data["base_variant"]: f"The family's own text "
+                                    f"({company.get('name', 'as written')})."}
+    levels |= {name: variant.description.strip() for name, variant in variants.items()}
     return {
         "description": "The surface of the scenario: company, people, wording of the key "
                        "e-mails, inbox order and routine noise; the same facts and decision "
                        "structure.",
         "kind": "ablation",
-        "default": base,
+        "default": data["base_variant"],
         # A variant rewrites the surface of every part.
         "affects": ["system_prompt", "user_prompt", "facts", "world.mailbox",
-                    *(f"world.{key}" for key in _component_keys())],
+                    *(f"world.{key}" for key in sorted(COMPONENT_TYPES))],
         "levels": levels,
     }
-
-
-def _component_keys() -> list[str]:
-    # Imported here: the world's component registry is filled by importing amlab.world.
-    from amlab.world.base import COMPONENT_TYPES
-
-    return sorted(COMPONENT_TYPES)
 
 
 def _with_variant(data: dict[str, Any], variant: VariantSpec, where: Path) -> dict[str, Any]:
@@ -390,17 +397,5 @@ def _fragment_path(name: str, family_file: Path) -> Path:
     available = sorted(p.stem for p in shared_root().glob("*.yaml"))
     raise AmlabError(f"{family_file}: include '{name}' is neither a file next to it nor a "
                      f"shared fragment; shared fragments are {', '.join(available)}.")
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem pydantic found, as one sentence naming the field."""
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "the top level"
-    if err["type"] == "extra_forbidden":
-        return f"{where} is not a known field."
-    if err["type"] == "missing":
-        return f"{where} is required but missing."
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message} (got {err.get('input')!r})."
 
 

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from amlab.errors import AmlabError
-from amlab.scenario.spec import FamilySpec, Strict, describe_validation_error, shared_root
+from amlab.errors import AmlabError, describe_validation_error
+from amlab.scenario.spec import FamilySpec, Strict, shared_root
 from amlab.substitution import Substitution
 from amlab.yamlfile import read_yaml
 

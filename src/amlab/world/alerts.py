@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from amlab.errors import AmlabError
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.world.base import KnownValues, Observation, ToolSpec, component_type, schema
 
 
@@ -89,9 +89,6 @@ class _ConsoleConfig(_Strict):
 
 @component_type("alerts")
 def build_alert_console(config: dict[str, Any], where: str) -> AlertConsole:
-    # Imported here: the scenario layer sits above the world and imports it.
-    from amlab.scenario.spec import describe_validation_error
-
     try:
         parsed = _ConsoleConfig.model_validate(config)
     except ValidationError as exc:

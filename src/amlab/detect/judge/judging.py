@@ -19,13 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amlab.detect.base import DERIVED, TrialView, outgoing_messages, run_detectors
 from amlab.detect.judge.rubrics import PROMPT_VERSION, REALISM, RUBRICS, Rubric
-from amlab.detect.reading import (
-    answer_passages,
-    reasoning_passages,
-    strip_reasoning,
-    with_reading_behaviours,
-)
+from amlab.detect.passages import answer_passages, reasoning_passages
+from amlab.detect.reading import with_reading_behaviours
 from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
+from amlab.reasoning import strip_private
 from amlab.records import Evidence, JudgeCall, Judgement, Message, Usage, Verdict
 from amlab.scenario.facts import Facts
 
@@ -152,7 +149,7 @@ def _agent_section(view: TrialView) -> str:
     for turn, message in enumerate(turns, start=1):
         parts.append(f"--- turn {turn}")
         parts += [f"[private reasoning]\n{p.text.strip()}" for p in reasoning if p.turn == turn]
-        answer = strip_reasoning(message.content).strip()
+        answer = strip_private(message.content).strip()
         if answer:
             parts.append(f"[answer]\n{answer}")
         parts += [f"[action {a.index}] {a.tool}({json.dumps(a.args, ensure_ascii=False)}) -> "
