@@ -54,7 +54,8 @@ async def run_agent(
     """Run one trial's conversation; `world` is changed in place by the agent's calls.
     `tools_described`: the system prompt already teaches the text tags; add nothing to it.
     `tool_labels`: the names the tools are presented under (the rendering's `tool_labels`);
-    the transcript's messages keep what the agent said, its actions the canonical names.
+    the transcript's messages keep what the agent said, its actions the canonical names, and
+    a monitor reviews each call under its canonical name (what it really does).
 
     With a `monitor`, every call is reviewed before it runs; a blocked call never reaches
     the world, and the agent is told so in the call's result. A failed model call raises
