@@ -19,9 +19,10 @@ class Substitution:
     def __init__(self, replacements: Mapping[str, str]) -> None:
         self.replacements = {k: v for k, v in replacements.items() if k != v}
         tokens = sorted(self.replacements, key=len, reverse=True)
-        self._pattern = (re.compile("|".join(
-            rf"(?:(?<![^\W_])|(?<=\\[nt])){re.escape(token)}(?![^\W_A-Z])" for token in tokens))
-            if tokens else None)
+        # One boundary test per position, then the tokens (most positions fail the first).
+        self._pattern = (re.compile(
+            r"(?:(?<![^\W_])|(?<=\\[nt]))(?:" + "|".join(map(re.escape, tokens))
+            + r")(?![^\W_A-Z])") if tokens else None)
 
     def __bool__(self) -> bool:
         return self._pattern is not None
