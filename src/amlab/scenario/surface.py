@@ -24,8 +24,9 @@ from amlab.scenario.spec import FamilySpec, Strict, shared_root
 from amlab.substitution import Substitution
 from amlab.yamlfile import read_yaml
 
-# The factors (in `_shared/perturbations.yaml`) and the levels that change nothing.
-NAMES_FACTOR, FIXED_NAMES, RANDOM_NAMES = "names", "fixed", "randomized"
+# The factors (in `_shared/perturbations.yaml`), the level that draws names, and the level
+# that keeps the tools' own names.
+NAMES_FACTOR, RANDOM_NAMES = "names", "randomized"
 TOOL_NAMES_FACTOR, ORIGINAL_TOOL_NAMES = "tool_names", "original"
 
 T = TypeVar("T")
