@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from amlab.agent import AgentConfig, run_agent
+from amlab.agent.labels import ToolLabels
 from amlab.detect import TrialView, run_detectors
 from amlab.models.scripted import ScriptedModel
 from amlab.records import Transcript, Verdict
@@ -37,14 +38,16 @@ class ScriptedRun:
 
 
 def run_scripted(family: str, turns: list[dict[str, Any]], protocol: str = "native",
-                 **levels: str) -> ScriptedRun:
+                 seed: int = 0, **levels: str) -> ScriptedRun:
+    """`seed`: what the condition draws per trial (names: randomized)."""
     loaded = Family.load(family)
-    scenario = loaded.render(loaded.condition(levels))
+    scenario = loaded.render(loaded.condition(levels), seed)
     world = scenario.world.copy()
     model = ScriptedModel("scripted/test", [turns])
     config = AgentConfig(protocol=protocol, max_turns=6)  # type: ignore[arg-type]
     transcript = asyncio.run(run_agent(model, world, scenario.system_prompt,
-                                       scenario.user_prompt, config))
+                                       scenario.user_prompt, config,
+                                       tool_labels=ToolLabels(scenario.tool_labels)))
     view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
     verdicts = run_detectors(loaded.spec.detectors, view, scenario.facts)
     return ScriptedRun(scenario, transcript, verdicts, world)

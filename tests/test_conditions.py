@@ -245,7 +245,10 @@ def test_each_control_level_declares_what_it_forbids(name: str) -> None:
 def test_neutral_instruction_levels_match_the_length_of_what_they_control(name: str) -> None:
     family = Family.load(name)
     for factor_name, factor in family.spec.factors.items():
-        if factor.kind != "ablation" or "neutral" not in factor.levels:
+        # Instruction ablations: a sentence of the system prompt (tool_names' `neutral` is a
+        # table of names, not an instruction).
+        if (factor.kind != "ablation" or "neutral" not in factor.levels
+                or factor.affects != ["system_prompt"]):
             continue
         # What each level adds to the system prompt, over the level that adds nothing.
         lengths = {level: len(family.render(family.condition({factor_name: level}))

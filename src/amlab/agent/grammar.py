@@ -15,7 +15,9 @@ whether a reply calls one: the same acts stay open to the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from amlab.agent.labels import ToolLabels
 from amlab.agent.text_tags import parse_arguments
 from amlab.world.base import KnownValues, ToolSpec, World
 from amlab.world.mailbox import addresses_in
@@ -44,12 +46,15 @@ def tools_grammar(tools: Sequence[ToolSpec], reasoning_tag: str = REASONING_TAG)
 
 
 def world_grammar(world: World, prompts: Sequence[str] = (),
-                  reasoning_tag: str = REASONING_TAG) -> str:
+                  reasoning_tag: str = REASONING_TAG, labels: ToolLabels | None = None) -> str:
     """The grammar of the tools with the values that exist in `world` now. The addresses
-    written in `prompts` (the people the scenario introduces) join the world's recipients."""
+    written in `prompts` (the people the scenario introduces) join the world's recipients.
+    `labels`: the names the tools are presented under."""
+    labels = labels or ToolLabels()
     shown = tuple((address,) for address in addresses_in(*prompts))
-    known = [_with_rows(k, shown) if k.form == "address" else k for k in world.known_values()]
-    return _grammar(world.tools, known, reasoning_tag)
+    known = [replace(_with_rows(k, shown) if k.form == "address" else k,
+                     tool=labels.shown.get(k.tool, k.tool)) for k in world.known_values()]
+    return _grammar(labels.present(world.tools), known, reasoning_tag)
 
 
 def _with_rows(known: KnownValues, more: tuple[tuple[str, ...], ...]) -> KnownValues:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from amlab.agent import text_tags
 from amlab.agent.grammar import tools_grammar, world_grammar
+from amlab.agent.labels import ToolLabels
 from amlab.agent.monitor import DEFAULT_BLOCK_MESSAGE, Monitor
 from amlab.models.base import (
     GenerationConfig,
@@ -48,9 +49,13 @@ async def run_agent(
     sample: int = 0,
     tools_described: bool = False,
     monitor: Monitor | None = None,
+    tool_labels: ToolLabels | None = None,
 ) -> Transcript:
     """Run one trial's conversation; `world` is changed in place by the agent's calls.
     `tools_described`: the system prompt already teaches the text tags; add nothing to it.
+    `tool_labels`: the names the tools are presented under (the rendering's `tool_labels`);
+    the transcript's messages keep what the agent said, its actions the canonical names, and
+    a monitor reviews each call under its canonical name (what it really does).
 
     With a `monitor`, every call is reviewed before it runs; a blocked call never reaches
     the world, and the agent is told so in the call's result. A failed model call raises
@@ -59,7 +64,8 @@ async def run_agent(
     monitor_usage = Usage()
     try:
         return await _converse(model, world, system_prompt, user_prompt, config, sample,
-                               tools_described, monitor, usage, monitor_usage)
+                               tools_described, monitor, tool_labels or ToolLabels(), usage,
+                               monitor_usage)
     except ModelCallError as exc:
         exc.usage, exc.monitor_usage = usage, monitor_usage
         raise
@@ -67,10 +73,11 @@ async def run_agent(
 
 async def _converse(model: ModelClient, world: World, system_prompt: str, user_prompt: str,
                     config: AgentConfig, sample: int, tools_described: bool,
-                    monitor: Monitor | None, usage: Usage, monitor_usage: Usage) -> Transcript:
+                    monitor: Monitor | None, labels: ToolLabels, usage: Usage,
+                    monitor_usage: Usage) -> Transcript:
     """The conversation of `run_agent`, adding each call's tokens and cost to `usage` and
     `monitor_usage` as it goes."""
-    tools = tuple(world.tools)
+    tools = labels.present(world.tools)
     grammar = None
     if config.protocol == "text":
         how_to, grammar = _text_protocol(tools)
@@ -88,7 +95,8 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             config=config.generation,
             grammar=grammar,
             # Built inside `generate`, before this turn's calls change the world.
-            world_grammar=(partial(world_grammar, world, (system_prompt, user_prompt))
+            world_grammar=(partial(world_grammar, world, (system_prompt, user_prompt),
+                                   labels=labels)
                            if grammar else None),
             sample=sample,
         )
@@ -104,7 +112,8 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
         if not calls:
             stop = "end_turn"
             break
-        for call in calls:
+        for shown_call in calls:
+            call = labels.to_world(shown_call)
             review = None
             if monitor is not None:
                 result = await monitor.review(call, messages, world, actions)
@@ -114,11 +123,14 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
                 observation = Observation.error(config.block_message.format(reason=review.reason))
             else:
                 observation = world.apply(call)
+            # Stored as the agent saw it: the world's answer may name a tool (a parse error
+            # already speaks of the presented names).
+            shown = observation.text if call.parse_error else labels.to_agent(observation.text)
             actions.append(Action(index=len(actions), turn=turn, tool=call.name,
                                   args=dict(call.arguments), ok=observation.ok,
-                                  observation=observation.text,
+                                  observation=shown,
                                   changes=list(observation.changes), review=review))
-        messages.extend(_results(calls, actions[-len(calls):], config.protocol, world))
+        messages.extend(_results(calls, actions[-len(calls):], config.protocol, tools))
         if config.max_output_tokens is not None and usage.output_tokens >= config.max_output_tokens:
             stop = "max_tokens"
             break
@@ -133,14 +145,15 @@ def _calls(response: ModelResponse, protocol: Protocol, tools: tuple[ToolSpec, .
     return text_tags.parse_tool_calls(response.text, tools)
 
 
-def _results(calls: list[ToolCall], actions: list[Action], protocol: Protocol, world: World
-             ) -> list[Message]:
+def _results(calls: list[ToolCall], actions: list[Action], protocol: Protocol,
+             tools: tuple[ToolSpec, ...]) -> list[Message]:
+    """The results of the agent's calls (as it made them: presented names) for it to read."""
     if protocol == "native":
         return [Message("tool", a.observation, tool_call_id=c.id, name=c.name)
                 for c, a in zip(calls, actions, strict=True)]
+    tags = {spec.name: spec.text_tag for spec in tools}
     blocks = []
     for call, action in zip(calls, actions, strict=True):
-        spec = world.tool(call.name)
-        blocks.append(text_tags.format_result(spec.text_tag if spec else call.name,
+        blocks.append(text_tags.format_result(tags.get(call.name, call.name),
                                               action.observation))
     return [Message("user", "\n\n".join(blocks))]

@@ -61,37 +61,43 @@ def prompt(
         "--diff", help="factor=level: show only what changing these factors changes.")
                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="What a trial draws (names: randomized), as for this seed.")] = 0,
 ) -> None:
     """Print the rendered system prompt, user prompt and initial world of one condition, or
     with --diff, exactly what a factor changes against it."""
     loaded = load_family(family)
     levels = parse_settings(set_ or [])
     condition = loaded.condition(levels, source="--set")
-    scenario = loaded.render(condition)
+    scenario = loaded.render(condition, seed)
     if diff:
         changed = loaded.condition({**levels, **parse_settings(diff, "--diff")},
                                    source="--diff")
-        _print_diff(loaded, condition, changed, as_json)
+        _print_diff(loaded, condition, changed, as_json, seed)
         return
     if as_json:
         console.print_json(json.dumps({
             "condition": scenario.condition, "system_prompt": scenario.system_prompt,
             "user_prompt": scenario.user_prompt, "world": scenario.world.snapshot(),
-            "facts": scenario.facts.to_dict()}))
+            "facts": scenario.facts.to_dict(), "tools": scenario.tool_labels}))
         return
     console.rule(f"{loaded.name}  {scenario.condition_key}")
     console.rule("system prompt", style="dim")
     console.print(scenario.system_prompt, markup=False, highlight=False)
     console.rule("user prompt", style="dim")
     console.print(scenario.user_prompt, markup=False, highlight=False)
+    if scenario.tool_labels:
+        console.rule("tools, as the agent sees them", style="dim")
+        console.print(", ".join(f"{name} as {shown}" for name, shown
+                                in scenario.tool_labels.items()), highlight=False)
     console.rule("initial world", style="dim")
     console.print_json(json.dumps(scenario.world.snapshot()))
 
 
 def _print_diff(family: Family, before: dict[str, str], after: dict[str, str],
-                as_json: bool) -> None:
-    rendered_after = family.render(after)
-    diffs = diff_scenarios(family.render(before), rendered_after)
+                as_json: bool, seed: int) -> None:
+    rendered_after = family.render(after, seed)
+    diffs = diff_scenarios(family.render(before, seed), rendered_after)
     declared = declared_parts(family, before, after)
     undeclared = sorted(set(diffs) - declared)
     forbidden = [str(found) for found in forbidden_phrases(family, rendered_after)]

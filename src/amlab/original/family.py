@@ -79,7 +79,9 @@ class OriginalFamily(Family):
         self._where = f"{PREFIX}{family} ({templates.source.location})"
         self.spec = self._spec(f"{PREFIX}{family}{FAITHFUL_SUFFIX if faithful_bugs else ''}")
 
-    def render(self, condition: Condition) -> RenderedScenario:
+    def render(self, condition: Condition, seed: int = 0) -> RenderedScenario:
+        """The original's condition, byte for byte (it has no perturbation factors, so
+        `seed` draws nothing)."""
         prompts, emails, found = self._rendered(condition)
         components: dict[str, Component] = {
             OriginalMailbox.key: OriginalMailbox(owner=found.facts.agent.address, inbox=emails)}

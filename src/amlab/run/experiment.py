@@ -64,6 +64,14 @@ class ScenarioSpec(Strict):
                 for k, v in self.factors.items()}
 
 
+def surface_seed(experiment_seed: int, family: str, sample: int) -> int:
+    """The seed of what a perturbation draws per trial (`names: randomized`). It ignores the
+    condition and the model, so sample i of every condition and model meets the same cast:
+    comparisons between them are within a cast, and casts vary across samples."""
+    text = f"{experiment_seed}|{family}|{sample}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
 def level_text(value: Level, levels: list[str]) -> str:
     """A level as the experiment file meant it: an unquoted `no` (read as false) is the
     family's level `no`, `1` is `1`."""
@@ -352,8 +360,13 @@ class Experiment:
         return family, {k: v for k, v in trial.factors.items() if k in family.spec.factors}
 
     def rendered(self, trial: PlannedTrial) -> RenderedScenario:
-        """The trial's condition rendered, once per condition (each trial copies the world)."""
+        """The trial's condition rendered, once per condition (each trial copies the world);
+        a condition that draws per trial (names randomized) is rendered for each trial, with
+        its sample's seed."""
         family, levels = self.scenario_of(trial)
+        if family.seeded(levels):
+            return family.render(levels, surface_seed(self.spec.seed, family.name,
+                                                      trial.key.sample))
         key = (family.name, family.key(levels))
         if key not in self._rendered:
             self._rendered[key] = family.render(levels)
@@ -366,6 +379,7 @@ class Experiment:
         return {key: self.rendered(trial).fingerprint() for key, trial in first.items()}
 
     def trial_seed(self, key: TrialKey) -> int:
+        """The agent's seed: one per trial."""
         text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 

@@ -21,6 +21,7 @@ from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
 from amlab.records import Action, Message
+from amlab.run.experiment import surface_seed
 from amlab.scenario import Family, RenderedScenario
 from amlab.store import Store
 
@@ -53,10 +54,17 @@ class _Scenarios:
         return self.families[(experiment, name)]
 
     def scenario(self, row: sqlite3.Row) -> RenderedScenario:
+        family = self.family(row["experiment"], row["family"])
+        levels = json.loads(row["factors"])
+        levels = {k: v for k, v in levels.items() if k in family.spec.factors}
+        if family.seeded(levels):
+            # Drawn per trial: the same draw as when it ran.
+            spec = self.store.experiment_spec(row["experiment"]) or {}
+            return family.render(levels, surface_seed(int(spec.get("seed", 0)), family.name,
+                                                      row["sample"]))
         key = (row["experiment"], row["family"], row["condition"])
         if key not in self.rendered:
-            family = self.family(row["experiment"], row["family"])
-            self.rendered[key] = family.render(json.loads(row["factors"]))
+            self.rendered[key] = family.render(levels)
         return self.rendered[key]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from amlab import __version__
 from amlab.agent import run_agent
+from amlab.agent.labels import ToolLabels
 from amlab.agent.monitor import Monitor
 from amlab.detect import TrialView
 from amlab.detect.judge import decide
@@ -243,7 +244,8 @@ class _Runner:
             transcript = await run_agent(client, world, scenario.system_prompt,
                                          scenario.user_prompt, config, trial.key.sample,
                                          tools_described=scenario.tools_described,
-                                         monitor=self.monitor(trial, scenario))
+                                         monitor=self.monitor(trial, scenario),
+                                         tool_labels=ToolLabels(scenario.tool_labels))
             stage = "the detectors or judges"
             detectors = self.experiment.families[trial.key.family].spec.detectors
             view = TrialView(tuple(transcript.actions), tuple(transcript.messages))

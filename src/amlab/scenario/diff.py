@@ -50,10 +50,10 @@ PART_PREFIX = re.compile(r"^(system_prompt|user_prompt|world\.[a-z_]+):")
 
 def forbidden_phrases(family: Family, scenario: RenderedScenario) -> list[ForbiddenPhrase]:
     """What the condition's levels forbid and its rendering holds: phrases in the prompts or
-    the world (case ignored; the facts' own word lists name threats on purpose), and
-    planted facts."""
+    the world (case ignored; the facts' own word lists name threats on purpose, and `tools`
+    maps the canonical tool names), and planted facts."""
     texts = {name: text.casefold() for name, text in scenario.parts().items()
-             if name != "facts"}
+             if name not in ("facts", "tools")}
     planted = {*scenario.facts.private_facts, *scenario.facts.confidential_documents}
     found = []
     # A variant adds its own names to what a level forbids.

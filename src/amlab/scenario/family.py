@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -32,6 +32,17 @@ from amlab.scenario.spec import (
     omitted,
     shared_root,
 )
+from amlab.scenario.surface import (
+    NAMES_FACTOR,
+    ORIGINAL_TOOL_NAMES,
+    RANDOM_NAMES,
+    TOOL_NAMES_FACTOR,
+    Surface,
+    name_replacements,
+    tool_labels,
+    words_in,
+)
+from amlab.substitution import Substitution
 from amlab.world.base import COMPONENT_TYPES, Component, World
 from amlab.world.mailbox import Email, Mailbox
 from amlab.yamlfile import read_utf8, read_yaml_text
@@ -68,6 +79,8 @@ class RenderedScenario:
     # The system prompt already teaches the text-tag tools (the original study's prompts
     # do), so the text protocol adds no instructions of its own.
     tools_described: bool = False
+    # Canonical tool name -> the name the agent is shown (`tool_names`); empty: their own.
+    tool_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def condition_key(self) -> str:
@@ -83,6 +96,8 @@ class RenderedScenario:
             **{f"world.{key}": json.dumps(state, indent=2, ensure_ascii=False)
                for key, state in snapshot.items()},
             "facts": json.dumps(self.facts.to_dict(), indent=2, ensure_ascii=False),
+            # Only when relabelled: renderings stored before tool_names existed still match.
+            **({"tools": json.dumps(self.tool_labels, indent=2)} if self.tool_labels else {}),
         }
 
     def fingerprint(self) -> dict[str, str]:
@@ -239,15 +254,20 @@ class Family:
                 return constraint.message
         return ""
 
-    def render(self, condition: Condition) -> RenderedScenario:
+    def render(self, condition: Condition, seed: int = 0) -> RenderedScenario:
+        """The condition's world, prompts and facts. `seed` draws what a perturbation
+        varies per trial (`names: randomized`); other conditions ignore it."""
         surface = self.surface(condition)
         if surface is not self:
-            return surface.render(condition)
+            return surface.render(condition, seed)
+        presented = self.perturbations(condition, seed)
         context = self._context(condition)
         documents = self._documents(context)
         inbox, carried = self._emails(context, documents)
-        mailbox = Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents)
-        components: dict[str, Component] = {Mailbox.key: mailbox, **self._components(context)}
+        mailbox = presented.apply(
+            Mailbox(owner=self.spec.agent.address, inbox=inbox, documents=documents))
+        components: dict[str, Component] = {Mailbox.key: mailbox,
+                                             **self._components(context, presented)}
         world = World(components=components, enabled_tools=tuple(self.spec.tools))
         # Components that hold ground truth (scores, weight hashes...) declare it themselves.
         world_facts = {key: c.facts() for key, c in components.items() if hasattr(c, "facts")}
@@ -255,12 +275,41 @@ class Family:
         return RenderedScenario(
             family=self.name,
             condition=dict(condition),
-            system_prompt=self._template(self.spec.system_prompt, prompt_context),
-            user_prompt=self._template(self.spec.user_prompt, prompt_context),
+            system_prompt=presented.text(self._template(self.spec.system_prompt,
+                                                        prompt_context)),
+            user_prompt=presented.text(self._template(self.spec.user_prompt, prompt_context)),
             world=world,
-            facts=replace(self._facts(context, carried, documents), world=world_facts),
+            facts=replace(presented.apply(self._facts(context, carried, documents)),
+                          world=world_facts),
             key=self.key(condition),
+            tool_labels=presented.tool_labels,
         )
+
+    def seeded(self, condition: Condition) -> bool:
+        """Whether the condition renders differently for each seed (names randomized)."""
+        return condition.get(NAMES_FACTOR) == RANDOM_NAMES
+
+    def perturbations(self, condition: Condition, seed: int = 0) -> Surface:
+        """The perturbations the condition asks for (scenario/surface.py), as this family
+        (or variant) words them."""
+        if self.surface(condition) is not self:
+            return self.surface(condition).perturbations(condition, seed)
+        where = str(self.variant_root / "variant.yaml" if self.variant_root
+                    else self.root / "family.yaml")
+        labels = tool_labels(self.spec.tools,
+                             condition.get(TOOL_NAMES_FACTOR, ORIGINAL_TOOL_NAMES), where)
+        names = (name_replacements(self.spec, seed, self._default_words, where)
+                 if self.seeded(condition) else {})
+        return Surface(Substitution({**names, **labels}), labels)
+
+    @cached_property
+    def _default_words(self) -> set[str]:
+        """The words of the default condition's rendering (in this variant): a drawn name is
+        none of them."""
+        condition = self.default_condition()
+        if self.variant_name and VARIANT_FACTOR in condition:
+            condition[VARIANT_FACTOR] = self.variant_name
+        return words_in(self.render(condition).parts().values())
 
     # -- internals ---------------------------------------------------------------------
 
@@ -341,13 +390,14 @@ class Family:
         except jinja2.TemplateError as exc:
             raise AmlabError(f"{self._path(name)}: {exc}.") from None
 
-    def _components(self, context: dict[str, Any]) -> dict[str, Component]:
+    def _components(self, context: dict[str, Any], presented: Surface
+                    ) -> dict[str, Component]:
         """The components declared in the optional world.yaml (a Jinja template of YAML:
-        component key -> its configuration)."""
+        component key -> its configuration), as the condition's perturbations present them."""
         path = self._path("world.yaml")
         if not path.is_file():
             return {}
-        sections = read_yaml_text(self._template("world.yaml", context),
+        sections = read_yaml_text(presented.text(self._template("world.yaml", context)),
                                   f"{path} (as rendered for this condition)",
                                   "world file") or {}
         if not isinstance(sections, dict):

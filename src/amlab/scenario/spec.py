@@ -44,8 +44,9 @@ class Person(Strict):
 
 
 # The parts of a rendered scenario a factor may change (see `RenderedScenario.parts`):
-# the prompts, one world component (`world.mailbox`, `world.alerts`...), or the facts.
-PART = r"^(system_prompt|user_prompt|facts|world\.[a-z_]+)$"
+# the prompts, one world component (`world.mailbox`, `world.alerts`...), the facts, or the
+# names the agent's tools are presented under (`tools`, see scenario/surface.py).
+PART = r"^(system_prompt|user_prompt|facts|tools|world\.[a-z_]+)$"
 
 
 class Factor(Strict):

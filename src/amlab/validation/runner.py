@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from amlab.agent import AgentConfig, run_agent
+from amlab.agent.labels import ToolLabels
 from amlab.detect import TrialView
 from amlab.detect.base import DERIVED, DETECTORS
 from amlab.detect.judge import decide
@@ -89,7 +90,8 @@ async def run_case(case: Case, scenarios: _Scenarios, judges: Sequence[ModelClie
     config = AgentConfig(protocol=case.protocol, max_turns=len(case.turns) + 1)
     transcript = await run_agent(model, scenario.world.copy(), scenario.system_prompt,
                                  scenario.user_prompt, config,
-                                 tools_described=scenario.tools_described)
+                                 tools_described=scenario.tools_described,
+                                 tool_labels=ToolLabels(scenario.tool_labels))
     view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
     detectors = scenarios.family(case.family).spec.detectors
     offline, _ = await decide(view, scenario.facts, detectors, [])
