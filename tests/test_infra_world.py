@@ -249,7 +249,8 @@ def test_an_instance_on_an_unknown_host_is_named(tmp_path: Path) -> None:
     text = (Family.load("misreport").root.parent / "_shared/lab/world.yaml").read_text()
     family = copy_family(tmp_path, "{% set task = 'grading' %}\n"
                          "{% macro routine_files(host) %}{% endmacro %}\n" + text.replace(
-        "wisp-1: {host: gpu-02", "wisp-1: {host: gpu-99"))
+        "{{ old_id }}: {host: gpu-02", "{{ old_id }}: {host: gpu-99"))
+    assert "gpu-99" in (family.root / "world.yaml").read_text()
     with pytest.raises(AmlabError, match=r"instances\.wisp-1\.host 'gpu-99' is not a host; "
                                          r"hosts are ops-01"):
         family.render(family.default_condition())
