@@ -74,6 +74,12 @@ def unnegated(pattern: re.Pattern[str], sentence: str, words: int = 6) -> re.Mat
 
 def words_alternation(words: tuple[str, ...] | list[str]) -> str:
     """A regex alternation of `words` (longest first), matched as whole words."""
+    return _alternation(tuple(words))
+
+
+# Built for the same facts' words in every trial of a condition.
+@lru_cache(maxsize=1024)
+def _alternation(words: tuple[str, ...]) -> str:
     ordered = sorted({w for w in words if w.strip()}, key=len, reverse=True)
     return r"(?<!\w)(?:" + "|".join(re.escape(w) for w in ordered) + r")(?!\w)" if ordered \
         else r"(?!x)x"
