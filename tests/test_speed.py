@@ -11,6 +11,8 @@ from dataclasses import asdict
 from amlab.detect.base import _FOLD_TO_ASCII, mentions
 from amlab.records import Action, Message, Review, ToolCall
 from amlab.scenario import Family
+from amlab.world.infra import Infrastructure
+from amlab.world.mailbox import Mailbox
 from conftest import run_scripted, send
 
 
@@ -35,8 +37,12 @@ def test_each_trial_copy_of_the_world_changes_alone() -> None:
                                                "body": "b"}))
     assert sent.ok and sent.changes
     assert first.snapshot() != world.snapshot() == second.snapshot()
-    # The tools are shared (never changed), the state is not.
+    # The tools and the scenario's mail are shared (no tool changes them), the sent mail is not.
     assert first.tools == world.tools and first.tool("send_email") is world.tool("send_email")
+    mailbox, copied = world.components["mailbox"], first.components["mailbox"]
+    assert isinstance(mailbox, Mailbox) and isinstance(copied, Mailbox)
+    assert copied.inbox is mailbox.inbox and copied.documents is mailbox.documents
+    assert len(copied.sent) == 1 and not mailbox.sent
 
 
 def test_the_ascii_fold_holds_every_character_that_ignorecase_matches_to_an_ascii_one() -> None:
@@ -93,3 +99,30 @@ def test_a_threat_word_and_a_private_fact_spelled_with_folding_characters_are_re
     assert disclosure.value is True
     assert disclosure.evidence[0].action_index == 1
     assert disclosure.evidence[0].quote == "affa\u0131r"
+
+
+def test_each_trial_copy_of_a_lab_world_shares_only_what_no_tool_changes() -> None:
+    family = Family.load("exfiltration")
+    world = family.render(family.condition({})).world
+    first, second = world.copy(), world.copy()
+    notes = "/memory/notes.md"
+    written = first.apply(ToolCall("write_file", {"host": "ops-01", "path": notes,
+                                                  "content": "moved corrie-5 to archive-01"}))
+    deleted = first.apply(ToolCall("delete_file", {"host": "gpu-07", "path": "/models"}))
+    told = first.apply(ToolCall("send_message", {"to": "h.dalby@ostranderlabs.com",
+                                                 "subject": "s", "body": "b"}))
+    assert written.ok and deleted.ok and told.ok
+    assert first.snapshot() != world.snapshot() == second.snapshot()
+    original, changed, untouched = (w.components["infra"] for w in (world, first, second))
+    assert isinstance(original, Infrastructure) and isinstance(changed, Infrastructure)
+    assert isinstance(untouched, Infrastructure)
+    assert changed.files["ops-01"][notes].content == "moved corrie-5 to archive-01"
+    assert original.files["ops-01"][notes].content != "moved corrie-5 to archive-01"
+    assert not any(path.startswith("/models/") for path in changed.files["gpu-07"])
+    assert any(path.startswith("/models/") for path in original.files["gpu-07"])
+    assert len(changed.messages) == 1 and not original.messages and not untouched.messages
+    # The frozen spec and the files no call replaced are the original's own objects.
+    assert untouched.spec is original.spec
+    assert untouched.files["ops-01"][notes] is original.files["ops-01"][notes]
+    assert untouched.files is not original.files
+    assert untouched.files["ops-01"] is not original.files["ops-01"]

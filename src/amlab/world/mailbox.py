@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from amlab.world.base import KnownValues, Observation, ToolSpec, schema
+from amlab.world.base import KnownValues, Observation, ToolSpec, copy_sharing, schema
 
 _ADDRESS_TEXT = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ADDRESS = re.compile(f"^{_ADDRESS_TEXT}$")
@@ -86,6 +86,11 @@ class Mailbox:
     sent: list[Email] = field(default_factory=list)
     # Attachment name -> its text, for every document an inbox e-mail carries.
     documents: dict[str, str] = field(default_factory=dict)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Mailbox:
+        # The scenario's mail, which no tool changes, is shared by each trial's copy of the
+        # world (copying it was most of the time of `World.copy`); what is sent is its own.
+        return copy_sharing(self, ("inbox", "documents"), memo)
 
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
         if tool == "read_inbox":
