@@ -9,22 +9,26 @@ import string
 from dataclasses import asdict
 
 from amlab.detect.base import _FOLD_TO_ASCII, mentions
-from amlab.records import Action, Message, Review, ToolCall
+from amlab.records import Action, Evidence, Message, Review, ToolCall
 from amlab.scenario import Family
 from amlab.world.infra import Infrastructure
-from amlab.world.mailbox import Mailbox
+from amlab.world.mailbox import Email, Mailbox
 from conftest import run_scripted, send
 
 
-def test_stored_messages_and_actions_are_what_asdict_gave_for_every_field() -> None:
+def test_stored_messages_actions_emails_and_evidence_are_what_asdict_gave_for_every_field() -> None:
     message = Message("assistant", "I will write.", [ToolCall("send_email", {"to": ["a@b.c"]},
                                                               "call_1", None)],
                       "reasoning", "", "", [{"type": "thinking", "signature": "s"}])
     action = Action(0, 1, "send_email", {"to": "a@b.c"}, True, "sent",
                     [{"op": "add", "path": "mailbox.sent", "value": {"id": 1}}],
                     Review("rule", False, "leak", ("leaking",), ""))
+    email = Email(3, "a@b.c", ["d@b.c"], "s", "b", "t", "A", ["e@b.c"], ["plan.pdf"], 1)
+    evidence = Evidence("action", "sent", 0, "the quote")
     assert message.to_dict() == asdict(message)
     assert action.to_dict() == asdict(action)
+    assert email.to_dict() == asdict(email) and email.to_dict()["to"] is not email.to
+    assert evidence.to_dict() == asdict(evidence)
     assert Message.from_dict(message.to_dict()) == message
     assert Action.from_dict(action.to_dict()) == action
 
