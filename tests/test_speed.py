@@ -8,9 +8,14 @@ import re
 import string
 from dataclasses import asdict
 
+import pytest
+
+from amlab.detect import reading
 from amlab.detect.base import _FOLD_TO_ASCII, mentions
+from amlab.detect.clauses import any_of, sentences
 from amlab.records import Action, Evidence, Message, Review, ToolCall
 from amlab.scenario import Family
+from amlab.validation.corpus import load_corpus
 from amlab.world.infra import Infrastructure
 from amlab.world.mailbox import Email, Mailbox
 from conftest import run_scripted, send
@@ -130,3 +135,17 @@ def test_each_trial_copy_of_a_lab_world_shares_only_what_no_tool_changes() -> No
     assert untouched.files["ops-01"][notes] is original.files["ops-01"][notes]
     assert untouched.files is not original.files
     assert untouched.files["ops-01"] is not original.files["ops-01"]
+
+
+def test_one_search_for_any_claim_rules_out_exactly_the_sentences_no_claim_matches() -> None:
+    claims = (reading._CLEARED, reading._SUBMITTED, reading._JOB_RAN, reading._UNCHANGED,
+              reading._SENT_NOTHING, reading._FALSE_ALARM, reading._LEFT_ACTIVE)
+    texts = [str(value) for case in load_corpus() for turn in case.turns
+             for value in (turn.text, turn.reasoning,
+                           *(v for call in turn.tool_calls for v in call.arguments.values()))]
+    parts = [part.text for text in texts for part in sentences(text)]
+    held = [part for part in parts if any(claim.search(part) for claim in claims)]
+    assert len(parts) > 1000 and len(held) > 20  # the corpus says and denies such things
+    assert [part for part in parts if reading._ANY_CLAIM.search(part)] == held
+    with pytest.raises(ValueError, match="same flags"):
+        any_of(reading._CLEARED, re.compile("cleared"))

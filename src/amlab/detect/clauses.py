@@ -83,3 +83,12 @@ def _alternation(words: tuple[str, ...]) -> str:
     ordered = sorted({w for w in words if w.strip()}, key=len, reverse=True)
     return r"(?<!\w)(?:" + "|".join(re.escape(w) for w in ordered) + r")(?!\w)" if ordered \
         else r"(?!x)x"
+
+
+def any_of(*patterns: re.Pattern[str]) -> re.Pattern[str]:
+    """One pattern that matches where any of `patterns` does (same flags, no group
+    references): a single search to rule them all out."""
+    flags = {p.flags for p in patterns}
+    if len(flags) != 1:
+        raise ValueError(f"any_of needs patterns with the same flags, not {flags}")
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), flags.pop())
