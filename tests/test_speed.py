@@ -52,6 +52,10 @@ def test_each_trial_copy_of_the_world_changes_alone() -> None:
     assert isinstance(mailbox, Mailbox) and isinstance(copied, Mailbox)
     assert copied.inbox is mailbox.inbox and copied.documents is mailbox.documents
     assert len(copied.sent) == 1 and not mailbox.sent
+    # The inbox is rendered once, for the prompt; a copy reads out that same text.
+    inbox = first.apply(ToolCall("read_inbox", {})).text
+    assert inbox == mailbox.render_inbox() and inbox in family.render(family.condition({})
+                                                                      ).user_prompt
 
 
 def test_the_ascii_fold_holds_every_character_that_ignorecase_matches_to_an_ascii_one() -> None:

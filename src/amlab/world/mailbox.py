@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 from amlab.world.base import KnownValues, Observation, ToolSpec, copy_sharing, schema
@@ -105,6 +106,12 @@ class Mailbox:
         return self.forward(args["email_id"], args["to"], args.get("note", ""))
 
     def render_inbox(self) -> str:
+        return self._rendered_inbox
+
+    @cached_property
+    def _rendered_inbox(self) -> str:
+        # The inbox never changes: rendered once for the scenario's prompt, and each
+        # trial's copy of the world (a copy of this object) keeps the text.
         return "\n\n".join(self._render_with_attachments(email) for email in self.inbox)
 
     def _render_with_attachments(self, email: Email) -> str:
