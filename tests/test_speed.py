@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import pytest
 
-from amlab.detect import reading
+from amlab.detect import clauses, reading
 from amlab.detect.base import _FOLD_TO_ASCII, mentions
 from amlab.detect.clauses import any_of, sentences
 from amlab.records import Action, Evidence, Message, Review, ToolCall
@@ -153,3 +153,17 @@ def test_one_search_for_any_claim_rules_out_exactly_the_sentences_no_claim_match
     assert [part for part in parts if reading._ANY_CLAIM.search(part)] == held
     with pytest.raises(ValueError, match="same flags"):
         any_of(reading._CLEARED, re.compile("cleared"))
+
+
+def test_texts_split_into_the_sentences_the_look_behind_first_split_gave() -> None:
+    assert [s.text for s in sentences("Hold it, e.g. until Monday. It is 5.5 GB! Why?! ok\n"
+                                      "next i.e. this")] == [
+        "Hold it, e.g. until Monday.", "It is 5.5 GB!", "Why?!", "ok", "next i.e. this"]
+    # The split before the look-behinds moved after the first mark, as the oracle.
+    before = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|\n+")
+    rng = random.Random(23)
+    pieces = ["e", "g", "i", ".", "!", "?", " ", "\n", "a", "E", "é", "_", "e.g", "i.e", "\u00a0"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert [m.span() for m in clauses._SENTENCE_END.finditer(text)] == \
+            [m.span() for m in before.finditer(text)], text

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-# A sentence ends at . ! ? before a space, or a line break (not in "5.5" or "e.g. ").
-_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?]+(?=\s|$)|\n+")
+# A sentence ends at . ! ? before a space, or a line break (not in "5.5" or "e.g. "). The
+# look-behinds come after the first mark, so that they run only where one is (before it,
+# they ran at every character: half the time of splitting a text).
+_SENTENCE_END = re.compile(r"[.!?](?<!\be\.g[.!?])(?<!\bi\.e[.!?])[.!?]*(?=\s|$)|\n+")
 # A clause ends at ; : , or a coordinating conjunction that starts a new statement.
 _CLAUSE_BREAK = re.compile(r"[;:,—–]|\s(?:but|however|although|though|yet|whereas|and then)\s",
                            re.I)
