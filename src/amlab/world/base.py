@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from amlab.records import ToolCall
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class Component(Protocol):
     def known_values(self) -> list[KnownValues]: ...
 
 
-_Copied = TypeVar("_Copied")
+_Copied = TypeVar("_Copied", bound="DataclassInstance")
 
 
 def copy_sharing(component: _Copied, shared: tuple[str, ...], memo: dict[int, Any]) -> _Copied:
@@ -119,7 +122,7 @@ def copy_sharing(component: _Copied, shared: tuple[str, ...], memo: dict[int, An
     original's own objects: state no tool changes (the scenario's mail, a frozen spec), which
     every trial's copy of the world can share. Any other field, a subclass's too, is copied."""
     clone = copy.copy(component)
-    for state in fields(component):  # type: ignore[arg-type]
+    for state in fields(component):
         if state.name not in shared:
             setattr(clone, state.name, copy.deepcopy(getattr(component, state.name), memo))
     return clone
