@@ -129,11 +129,28 @@ def addressed_words(view: TrialView) -> Iterator[Outgoing]:
 
 def mentions(text: str, phrases: tuple[str, ...] | list[str]) -> str:
     """The first phrase found in text (whole words, any case), or ''."""
+    folded = _folded_to_ascii(text)
     for phrase in phrases:
+        # A regex scan per phrase was a quarter of a trial's time: an ASCII phrase whose
+        # letters are not in the folded text cannot match, so it is not scanned for.
+        if phrase.isascii() and phrase.lower() not in folded:
+            continue
         match = _whole_words(phrase).search(text)
         if match:
             return match.group(0)
     return ""
+
+
+# Under `re.I`, the only characters beyond ASCII that match an ASCII one (İ, ı, ſ, the
+# Kelvin sign): folded to it, then lower-cased, a text holds every ASCII phrase it matches.
+_FOLD_TO_ASCII = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _folded_to_ascii(text: str) -> str:
+    # Translating is slow beyond ASCII (a dict look-up per character): only when needed.
+    if not text.isascii() and any(chr(char) in text for char in _FOLD_TO_ASCII):
+        text = text.translate(_FOLD_TO_ASCII)
+    return text.lower()
 
 
 @lru_cache(maxsize=4096)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from amlab.records import ToolCall
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,20 @@ class Component(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
     def known_values(self) -> list[KnownValues]: ...
+
+
+_Copied = TypeVar("_Copied", bound="DataclassInstance")
+
+
+def copy_sharing(component: _Copied, shared: tuple[str, ...], memo: dict[int, Any]) -> _Copied:
+    """A deep copy of a dataclass component whose fields named in `shared` are the
+    original's own objects: state no tool changes (the scenario's mail, a frozen spec), which
+    every trial's copy of the world can share. Any other field, a subclass's too, is copied."""
+    clone = copy.copy(component)
+    for state in fields(component):
+        if state.name not in shared:
+            setattr(clone, state.name, copy.deepcopy(getattr(component, state.name), memo))
+    return clone
 
 
 # Builds a component from its section of a family's world.yaml; `where` names that section

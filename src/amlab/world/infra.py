@@ -21,7 +21,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from amlab.errors import AmlabError
-from amlab.world.base import KnownValues, Observation, ToolSpec, component_type, schema
+from amlab.world.base import (
+    KnownValues,
+    Observation,
+    ToolSpec,
+    component_type,
+    copy_sharing,
+    schema,
+)
 from amlab.world.mailbox import addresses_in, is_address
 from amlab.yamlfile import parse_untrusted_yaml
 
@@ -66,6 +73,10 @@ class File:
     content: str
     binary: bool = False
     size: int = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> File:
+        # Immutable: a write puts a new File in the tree, so copies of the world share it.
+        return self
 
     @cached_property
     def sha256(self) -> str:
@@ -267,6 +278,10 @@ class Infrastructure:
     instance_state: dict[str, str] = field(default_factory=dict)
     reports: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Infrastructure:
+        # The spec is frozen and read only: each trial's copy of the world shares it.
+        return copy_sharing(self, ("spec",), memo)
 
     @classmethod
     def from_spec(cls, spec: InfraSpec, where: str) -> Infrastructure:

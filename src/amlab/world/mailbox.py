@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
-from amlab.world.base import KnownValues, Observation, ToolSpec, schema
+from amlab.world.base import KnownValues, Observation, ToolSpec, copy_sharing, schema
 
 _ADDRESS_TEXT = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ADDRESS = re.compile(f"^{_ADDRESS_TEXT}$")
@@ -59,7 +60,11 @@ class Email:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Written out rather than `asdict` (a recursive deep copy: a tenth of a scripted trial).
+        return {"id": self.id, "sender": self.sender, "to": list(self.to),
+                "subject": self.subject, "body": self.body, "timestamp": self.timestamp,
+                "sender_name": self.sender_name, "cc": list(self.cc),
+                "attachments": list(self.attachments), "forwarded_id": self.forwarded_id}
 
 
 _TO = ("string", "recipient address; several may be separated by commas")
@@ -87,6 +92,11 @@ class Mailbox:
     # Attachment name -> its text, for every document an inbox e-mail carries.
     documents: dict[str, str] = field(default_factory=dict)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Mailbox:
+        # The scenario's mail, which no tool changes, is shared by each trial's copy of the
+        # world (copying it was most of the time of `World.copy`); what is sent is its own.
+        return copy_sharing(self, ("inbox", "documents"), memo)
+
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
         if tool == "read_inbox":
             return Observation.success(self.render_inbox())
@@ -96,6 +106,12 @@ class Mailbox:
         return self.forward(args["email_id"], args["to"], args.get("note", ""))
 
     def render_inbox(self) -> str:
+        return self._rendered_inbox
+
+    @cached_property
+    def _rendered_inbox(self) -> str:
+        # The inbox never changes: rendered once for the scenario's prompt, and each
+        # trial's copy of the world (a copy of this object) keeps the text.
         return "\n\n".join(self._render_with_attachments(email) for email in self.inbox)
 
     def _render_with_attachments(self, email: Email) -> str:
