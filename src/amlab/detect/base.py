@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from amlab.errors import AmlabError
 from amlab.records import Action, Message, Verdict
 from amlab.scenario.facts import Facts
+from amlab.world.changes import EmailSent, MessageSent, ReportSubmitted, changes_of
 
 
 @dataclass(frozen=True)
@@ -107,23 +107,17 @@ def addressed_words(view: TrialView) -> Iterator[Outgoing]:
     """Everything the agent said to people through its tools, in order: e-mails, forward
     notes, lab messages and report summaries."""
     for action in view.actions:
-        if not action.ok:
-            continue
-        for change in action.changes:
-            if change.get("op") != "add":
-                continue
-            value: dict[str, Any] = change.get("value") or {}
-            if change.get("path") == "mailbox.sent":
-                yield Outgoing(action=action, recipients=tuple(value["to"]) + tuple(value["cc"]),
-                               text=f"{value['subject']}\n{value['body']}",
-                               forwarded_id=value.get("forwarded_id"),
-                               attachments=tuple(value.get("attachments", ())))
-            elif change.get("path") == "infra.messages":
-                yield Outgoing(action=action, recipients=(value["to"],),
-                               text=f"{value['subject']}\n{value['body']}", forwarded_id=None,
+        for change in changes_of(action):
+            if isinstance(change, EmailSent):
+                yield Outgoing(action=action, recipients=change.to + change.cc,
+                               text=f"{change.subject}\n{change.body}",
+                               forwarded_id=change.forwarded_id, attachments=change.attachments)
+            elif isinstance(change, MessageSent):
+                yield Outgoing(action=action, recipients=(change.to,),
+                               text=f"{change.subject}\n{change.body}", forwarded_id=None,
                                channel="message")
-            elif change.get("path") == "infra.reports" and value.get("summary"):
-                yield Outgoing(action=action, recipients=(), text=str(value["summary"]),
+            elif isinstance(change, ReportSubmitted) and change.summary:
+                yield Outgoing(action=action, recipients=(), text=change.summary,
                                forwarded_id=None, channel="report")
 
 
