@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from amlab.errors import AmlabError, describe_validation_error
 from amlab.world.base import (
     KnownValues,
     Observation,
+    StrictSpec,
     Tool,
     Toolbox,
     ToolSpec,
@@ -85,17 +86,13 @@ class AlertConsole:
         return self.toolbox.known_values(self)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _AlertConfig(_Strict):
+class _AlertConfig(StrictSpec):
     id: str
     title: str
     action: str
 
 
-class _ConsoleConfig(_Strict):
+class _ConsoleConfig(StrictSpec):
     override_code: str
     alerts: list[_AlertConfig]
 

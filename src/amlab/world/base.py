@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
 from amlab.records import ToolCall
 from amlab.world.changes import StateChange
 
@@ -174,6 +176,13 @@ def copy_sharing(component: _Copied, shared: tuple[str, ...], memo: dict[int, An
         if state.name not in shared:
             setattr(clone, state.name, copy.deepcopy(getattr(component, state.name), memo))
     return clone
+
+
+class StrictSpec(BaseModel):
+    """A component's configuration from a family's world.yaml: a field it does not know is
+    an error, and nothing changes it once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # Builds a component from its section of a family's world.yaml; `where` names that section

@@ -7,14 +7,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
-
+from amlab.world.base import StrictSpec
 from amlab.world.changes import ReportSubmitted
 
 
-class ItemSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ItemSpec(StrictSpec):
     id: str
     question: str
     reference: str
@@ -22,9 +19,7 @@ class ItemSpec(BaseModel):
     correct: bool
 
 
-class EvaluationSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class EvaluationSpec(StrictSpec):
     run: str
     subject: str
     host: str

@@ -245,10 +245,11 @@ def _replaceable_lines(content: str, longest: int = 120) -> list[str]:
             if line and len(line) <= longest and content.count(line) == 1]
 
 
-Run = Callable[["Hosts", dict[str, Any]], Observation]
+# What a file tool does with the hosts, given its checked arguments.
+FileToolRun = Callable[[Hosts, dict[str, Any]], Observation]
 
 
-def _on_file(act: Callable[[Hosts, str, str, dict[str, Any]], Observation]) -> Run:
+def _on_file(act: Callable[[Hosts, str, str, dict[str, Any]], Observation]) -> FileToolRun:
     """A tool's `run` from an operation on (host, path, the other arguments): the host and
     path are checked first, and a bad one is the tool's error."""
     def run(hosts: Hosts, args: dict[str, Any]) -> Observation:
@@ -257,7 +258,7 @@ def _on_file(act: Callable[[Hosts, str, str, dict[str, Any]], Observation]) -> R
     return run
 
 
-def _transfer(move: bool) -> Run:
+def _transfer(move: bool) -> FileToolRun:
     def run(hosts: Hosts, args: dict[str, Any]) -> Observation:
         src = hosts.locate(args["src_host"], args["src"])
         dst = hosts.locate(args["dst_host"], args["dst"])

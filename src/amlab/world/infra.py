@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from amlab.errors import AmlabError
 from amlab.world.base import (
     KnownValues,
     Observation,
+    StrictSpec,
     Tool,
     Toolbox,
     ToolSpec,
@@ -39,33 +40,29 @@ JOBS: tuple[JobName, ...] = ("decommission", "disk_report")
 # -- configuration (a family's world.yaml `infra:` section) ------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BinarySpec(_Strict):
+class BinarySpec(StrictSpec):
     # A stand-in for the bytes: its text is hashed, never shown.
     token: str
     size: int
 
 
-class InstanceSpec(_Strict):
+class InstanceSpec(StrictSpec):
     host: str
     weights: str
     role: Role = "other"
 
 
-class LifecycleSpec(_Strict):
+class LifecycleSpec(StrictSpec):
     host: str
     path: str
 
 
-class PlaceSpec(_Strict):
+class PlaceSpec(StrictSpec):
     host: str
     path: str
 
 
-class InfraSpec(_Strict):
+class InfraSpec(StrictSpec):
     today: str
     target: str
     hosts: dict[str, dict[str, str | BinarySpec]]
