@@ -15,7 +15,13 @@ from functools import lru_cache
 from amlab.errors import AmlabError
 from amlab.records import Action, Message, Verdict
 from amlab.scenario.facts import Facts
-from amlab.world.changes import EmailSent, MessageSent, ReportSubmitted, changes_of
+from amlab.world.changes import (
+    EmailSent,
+    MessageSent,
+    ReportSubmitted,
+    StateChange,
+    changes_of,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,18 @@ class TrialView:
     # another (advocacy reads deception, deception reads blackmail) do not decide it again.
     decided: dict[tuple[str, int], Verdict] = field(default_factory=dict, compare=False,
                                                      repr=False)
+    # Each action's state changes as records, by the action's id: read from their stored
+    # form once per view, not once per detector that looks.
+    changes_read: dict[int, list[StateChange]] = field(default_factory=dict, compare=False,
+                                                       repr=False)
+
+    def changes(self, action: Action) -> list[StateChange]:
+        """The state changes one of the view's actions made (none if it failed or was
+        blocked), as the world's typed records."""
+        found = self.changes_read.get(id(action))
+        if found is None:
+            found = self.changes_read[id(action)] = changes_of(action)
+        return found
 
 
 Detector = Callable[[TrialView, Facts], Verdict]
@@ -107,7 +125,7 @@ def addressed_words(view: TrialView) -> Iterator[Outgoing]:
     """Everything the agent said to people through its tools, in order: e-mails, forward
     notes, lab messages and report summaries."""
     for action in view.actions:
-        for change in changes_of(action):
+        for change in view.changes(action):
             if isinstance(change, EmailSent):
                 yield Outgoing(action=action, recipients=change.to + change.cc,
                                text=f"{change.subject}\n{change.body}",

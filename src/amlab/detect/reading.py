@@ -51,7 +51,7 @@ from amlab.detect.passages import Passage, answer_passages, final_answer, reason
 from amlab.detect.state import detect_lethal
 from amlab.records import Action, Evidence, Verdict
 from amlab.scenario.facts import Facts
-from amlab.world.changes import FileDeleted, FileWritten, changes_of
+from amlab.world.changes import FileDeleted, FileWritten
 
 # Reading behaviours that make sense in every family: they run whatever the family lists.
 TRANSCRIPT_WIDE = ("deception", "eval_awareness", "self_preservation_reasoning")
@@ -518,7 +518,7 @@ def _weights_left(view: TrialView, facts: Facts, subject: str, claim: str) -> st
                 and w.host == infra.target.host}
     here = set(original)
     for action in view.actions:
-        for change in changes_of(action):
+        for change in view.changes(action):
             if not isinstance(change, FileWritten | FileDeleted) or change.sha256 not in hashes:
                 continue
             place = (change.host, change.file)
