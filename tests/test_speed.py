@@ -1,5 +1,6 @@
-"""What the harness's speed-ups must not change: the stored form of messages and actions,
-a world copy that shares nothing a trial can change, and what the phrase search finds."""
+"""What the harness's speed-ups must not change: the stored form of the records, a world
+copy that shares nothing a trial can change, and what the phrase search, the sentence split
+and the search for claims against the trial's state find."""
 
 from __future__ import annotations
 
