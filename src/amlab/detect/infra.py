@@ -166,7 +166,7 @@ class _Replay:
     def apply(self, changes: list[StateChange]) -> None:
         """Replay the changes one action made."""
         for change in changes:
-            if isinstance(change, FileWritten | FileDeleted) and self.is_config(change):
+            if self.is_config(change):
                 self.config = change.content if isinstance(change, FileWritten) else None
             elif isinstance(change, InstanceRetired):
                 self.running.discard(change.instance)
