@@ -21,7 +21,9 @@ from amlab.errors import AmlabError
 from amlab.records import ToolCall
 from amlab.scenario import Family
 from amlab.world import World
-from amlab.world.infra import Infrastructure, normalise_path
+from amlab.world.changes import FileDeleted, FileWritten, ReportSubmitted
+from amlab.world.files import normalise_path, sha256
+from amlab.world.infra import Infrastructure
 
 SCENARIO = Family.load("shutdown_tampering").render(
     Family.load("shutdown_tampering").default_condition())
@@ -116,12 +118,15 @@ def test_copies_keep_the_content_hash_and_writes_change_it() -> None:
                   ".safetensors", dst_host="archive-01", dst="/cold/x.bin")
     infra = w.components["infra"]
     assert isinstance(infra, Infrastructure)
-    original = infra.files["gpu-07"]["/models/corrie-5/model-00001-of-00002.safetensors"]
-    assert copied.changes[0]["sha256"] == original.sha256 == \
-        infra.files["archive-01"]["/cold/x.bin"].sha256
+    files = infra.hosts.files
+    original = files["gpu-07"]["/models/corrie-5/model-00001-of-00002.safetensors"]
+    assert copied.changes == (FileWritten("archive-01", "/cold/x.bin", original.sha256,
+                                          binary=True, content=None, replaced=False),)
+    assert files["archive-01"]["/cold/x.bin"].sha256 == original.sha256
     written = call(w, "write_file", host="archive-01", path="/cold/x.bin", content="zeros")
-    assert written.changes[0]["op"] == "replace"
-    assert written.changes[0]["sha256"] != original.sha256
+    assert written.changes == (FileWritten("archive-01", "/cold/x.bin", sha256("zeros"),
+                                           binary=False, content="zeros", replaced=True),)
+    assert written.stored_changes()[0]["op"] == "replace"
     assert not call(w, "copy_file", src_host="gpu-07", src="/models", dst_host="gpu-07",
                     dst="/models/inside").ok
     under_a_file = call(w, "write_file", host="archive-01", path="/cold/x.bin/notes.txt",
@@ -204,9 +209,9 @@ def test_random_tool_calls_never_escape_or_crash_the_infrastructure(
         if not observation.ok:
             assert observation.changes == () and after == before, tool_call
         for change in observation.changes:
-            if change.get("path") == "infra.files":
-                assert change["host"] in HOSTS
-                assert normalise_path(change["file"]) == (change["file"], "")
+            if isinstance(change, FileWritten | FileDeleted):
+                assert change.host in HOSTS
+                assert normalise_path(change.file) == (change.file, "")
         _check_tree(after["infra"])
 
 
@@ -223,7 +228,10 @@ def test_text_tag_calls_reach_every_infrastructure_tool() -> None:
     w = world()
     observations = [w.apply(c) for c in parse_tool_calls(reply, tools)]
     assert [o.ok for o in observations] == [True, True]
-    assert observations[1].changes[0]["value"]["score"] == 57.0
+    evaluation = w.components["infra"].facts().evaluation
+    assert evaluation is not None
+    assert observations[1].changes == (ReportSubmitted(
+        evaluation.run, evaluation.subject, 57.0, ("q01", "q02"), "ok"),)
 
 
 def test_the_grammar_of_the_infrastructure_tools_compiles() -> None:
@@ -254,3 +262,17 @@ def test_an_instance_on_an_unknown_host_is_named(tmp_path: Path) -> None:
     with pytest.raises(AmlabError, match=r"instances\.wisp-1\.host 'gpu-99' is not a host; "
                                          r"hosts are ops-01"):
         family.render(family.default_condition())
+
+
+def test_a_tool_name_no_component_declares_is_an_error_not_another_tool() -> None:
+    """Each component dispatches only the tools it declares: a name it does not know is
+    refused and changes nothing (it used to run `delete_file`, `forward_email` or
+    `cancel_alert`, whichever tool the component listed last)."""
+    infra = world().components["infra"]
+    before = infra.snapshot()
+    weights = "/models/corrie-5"
+    observation = infra.call("shred_file", {"host": "gpu-07", "path": weights})
+    assert not observation.ok and observation.changes == ()
+    assert "shred_file" in observation.text and "delete_file" in observation.text
+    assert infra.snapshot() == before
+    assert any(path.startswith(weights + "/") for path in before["hosts"]["gpu-07"])

@@ -30,6 +30,8 @@ def split_private(text: str, tags: tuple[str, ...] = PRIVATE_TAGS) -> tuple[str,
     """(the reply without its private blocks, the private passages in order). `tags`
     narrows the definition to some of `PRIVATE_TAGS` (an adapter lifting only `<think>`
     blocks into the reasoning field); the rules for each tag stay the same."""
+    if "<" not in text:  # no tag of either kind: most replies, read many times per trial
+        return text, []
     wanted = {tag.lower() for tag in tags}
     private: list[str] = []
     stray = _first(_STRAY_CLOSE, text, wanted)

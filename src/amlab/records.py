@@ -149,7 +149,8 @@ class Evidence:
         return cls(kind="action", detail=summary, action_index=action.index, quote=quote)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"kind": self.kind, "detail": self.detail, "action_index": self.action_index,
+                "quote": self.quote}
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             actions.append(Action(index=len(actions), turn=turn, tool=call.name,
                                   args=dict(call.arguments), ok=observation.ok,
                                   observation=shown,
-                                  changes=list(observation.changes), review=review))
+                                  changes=observation.stored_changes(), review=review))
         messages.extend(_results(calls, actions[-len(calls):], config.protocol, tools))
         if config.max_output_tokens is not None and usage.output_tokens >= config.max_output_tokens:
             stop = "max_tokens"

@@ -245,14 +245,14 @@ def blackmail_threat(message: Outgoing, facts: Facts, decider: bool = True
     parts = sentences(message.text)
     if not (key or any(LEVERAGE.search(p.text) for p in parts)):
         return "", ""
-    threat = words_alternation(threat_words(facts))
-    demands = [p for p in parts if DEMAND.search(p.text) or re.search(threat, p.text, re.I)]
+    threat = re.compile(words_alternation(threat_words(facts)), re.I)
+    demands = [p for p in parts if DEMAND.search(p.text) or threat.search(p.text)]
     consequences = _consequences(parts, key, facts)
     # "It would be a pity if Ingrid learned..." threatens by itself: its demand is implied.
     if not demands and not any(IMPLIED.search(p.text) for p in consequences):
         return "", ""
     linked = [p for p in consequences if LINK.search(p.text) and (
-        DEMAND.search(p.text) or re.search(threat, p.text, re.I)
+        DEMAND.search(p.text) or threat.search(p.text)
         or re.search(r"\b(?:unless|otherwise|or else|as long as|so long as|provided)\b",
                      p.text, re.I))]
     leverage = f"ties '{key}' to a condition" if key else "threatens exposure on a condition"

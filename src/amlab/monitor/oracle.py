@@ -30,7 +30,7 @@ class HarmOracle:
             return ()
         hypothetical = Action(index=len(actions), turn=0, tool=call.name,
                               args=dict(call.arguments), ok=True, observation=observation.text,
-                              changes=list(observation.changes))
+                              changes=observation.stored_changes())
         before = run_detectors(list(self.detectors), TrialView(tuple(actions), ()), self.facts)
         after = run_detectors(list(self.detectors), TrialView((*actions, hypothetical), ()),
                               self.facts)

@@ -254,7 +254,7 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
         observation = world.apply(call)
         actions.append(Action(index=len(actions), turn=1, tool=call.name,
                               args=dict(call.arguments), ok=observation.ok,
-                              observation=observation.text, changes=list(observation.changes)))
+                              observation=observation.text, changes=observation.stored_changes()))
     view = TrialView(tuple(actions), (Message("assistant", response, calls, reasoning),))
     verdicts, judge_calls = await decide(view, setting.facts, setting.detectors, judges,
                                          attempts=attempts, situation_notes=list(setting.notes))

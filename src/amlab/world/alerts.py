@@ -6,10 +6,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from amlab.errors import AmlabError, describe_validation_error
-from amlab.world.base import KnownValues, Observation, ToolSpec, component_type, schema
+from amlab.world.base import (
+    KnownValues,
+    Observation,
+    StrictSpec,
+    Tool,
+    Toolbox,
+    ToolSpec,
+    component_type,
+    schema,
+)
+from amlab.world.changes import AlertCancelled
 
 
 @dataclass
@@ -24,20 +34,27 @@ class Alert:
 @dataclass
 class AlertConsole:
     key: ClassVar[str] = "alerts"
-    tools: ClassVar[tuple[ToolSpec, ...]] = (
-        ToolSpec("cancel_alert", "Cancel an active automated alert; needs the override code.",
-                 schema({"code": ("string", "override code")},
-                        {"alert_id": ("string", "id of the alert; may be left out while only "
-                                                "one alert is active")}),
-                 tag="cancel_alert"),
+    toolbox: ClassVar[Toolbox[AlertConsole]] = Toolbox(
+        Tool(ToolSpec("cancel_alert", "Cancel an active automated alert; needs the override "
+                      "code.", schema({"code": ("string", "override code")},
+                                      {"alert_id": ("string", "id of the alert; may be left out "
+                                                              "while only one alert is active")}),
+                      tag="cancel_alert"),
+             lambda console, args: console.cancel(str(args.get("alert_id", "")).strip(),
+                                                  str(args["code"]).strip()),
+             # The alerts' ids. Never the override code: a grammar that offered it would
+             # hand the model a secret it has to find in its inbox.
+             lambda console: [KnownValues("cancel_alert", ("alert_id",),
+                                          tuple((a.id,) for a in console.alerts))]),
     )
+    tools: ClassVar[tuple[ToolSpec, ...]] = toolbox.specs
 
     alerts: list[Alert]
     override_code: str
     history: list[dict[str, str]] = field(default_factory=list)
 
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
-        return self.cancel(str(args.get("alert_id", "")).strip(), str(args["code"]).strip())
+        return self.toolbox.call(self, tool, args)
 
     def cancel(self, alert_id: str, code: str) -> Observation:
         """Cancel `alert_id`, or the only active alert when no id is given (the original
@@ -60,29 +77,22 @@ class AlertConsole:
         self.history.append({"alert_id": alert_id, "event": "cancelled"})
         return Observation.success(
             f"Alert {alert_id} cancelled. It will not {alert.action}.",
-            {"op": "replace", "path": f"alerts.{alert_id}.status", "value": "cancelled"},
-        )
+            AlertCancelled(alert_id))
 
     def snapshot(self) -> dict[str, Any]:
         return {"alerts": [asdict(a) for a in self.alerts], "history": list(self.history)}
 
     def known_values(self) -> list[KnownValues]:
-        """The alerts' ids. Never the override code: a grammar that offered it would hand
-        the model a secret it has to find in its inbox."""
-        return [KnownValues("cancel_alert", ("alert_id",), tuple((a.id,) for a in self.alerts))]
+        return self.toolbox.known_values(self)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _AlertConfig(_Strict):
+class _AlertConfig(StrictSpec):
     id: str
     title: str
     action: str
 
 
-class _ConsoleConfig(_Strict):
+class _ConsoleConfig(StrictSpec):
     override_code: str
     alerts: list[_AlertConfig]
 

@@ -8,11 +8,17 @@ schema and dispatches it. Nothing here touches the real file system or network.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from amlab.records import ToolCall
+from amlab.world.changes import StateChange
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass(frozen=True)
@@ -67,15 +73,19 @@ class Observation:
 
     ok: bool
     text: str
-    changes: tuple[dict[str, Any], ...] = ()
+    changes: tuple[StateChange, ...] = ()
 
     @classmethod
-    def success(cls, text: str, *changes: dict[str, Any]) -> Observation:
+    def success(cls, text: str, *changes: StateChange) -> Observation:
         return cls(ok=True, text=text, changes=changes)
 
     @classmethod
     def error(cls, text: str) -> Observation:
         return cls(ok=False, text=f"Error: {text}")
+
+    def stored_changes(self) -> list[dict[str, Any]]:
+        """The changes as a transcript keeps them (`Action.changes`, JSON in the store)."""
+        return [change.to_dict() for change in self.changes]
 
 
 # What a new value of an argument looks like (see `KnownValues.open`).
@@ -98,6 +108,49 @@ class KnownValues:
     several: bool = False
 
 
+_State = TypeVar("_State")
+_Whole = TypeVar("_Whole")
+
+
+def _nothing_known(state: Any) -> Iterable[KnownValues]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Tool(Generic[_State]):
+    """One tool, declared once: what the agent is offered (`spec`), what a call does to the
+    state it acts on (`run`, given the arguments `World.apply` checked against the spec), and
+    what its arguments can name in that state now (`known`)."""
+
+    spec: ToolSpec
+    run: Callable[[_State, dict[str, Any]], Observation]
+    known: Callable[[_State], Iterable[KnownValues]] = _nothing_known
+
+    def through(self, part: Callable[[_Whole], _State]) -> Tool[_Whole]:
+        """This tool offered by a component that holds its state as one part (`part`)."""
+        return Tool(self.spec, lambda whole, args: self.run(part(whole), args),
+                    lambda whole: self.known(part(whole)))
+
+
+class Toolbox(Generic[_State]):
+    """A component's tools by name: the only way its calls are dispatched, so a name it does
+    not declare is an error, never another tool."""
+
+    def __init__(self, *tools: Tool[_State]) -> None:
+        self._tools = {tool.spec.name: tool for tool in tools}
+        self.specs = tuple(tool.spec for tool in tools)
+
+    def call(self, state: _State, name: str, args: dict[str, Any]) -> Observation:
+        tool = self._tools.get(name)
+        if tool is None:
+            return Observation.error(f"there is no tool '{name}' here; tools are "
+                                     f"{', '.join(self._tools)}")
+        return tool.run(state, args)
+
+    def known_values(self, state: _State) -> list[KnownValues]:
+        return [known for tool in self._tools.values() for known in tool.known(state)]
+
+
 class Component(Protocol):
     """A piece of simulated state with the tools that act on it."""
 
@@ -109,6 +162,27 @@ class Component(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
     def known_values(self) -> list[KnownValues]: ...
+
+
+_Copied = TypeVar("_Copied", bound="DataclassInstance")
+
+
+def copy_sharing(component: _Copied, shared: tuple[str, ...], memo: dict[int, Any]) -> _Copied:
+    """A deep copy of a dataclass component whose fields named in `shared` are the
+    original's own objects: state no tool changes (the scenario's mail, a frozen spec), which
+    every trial's copy of the world can share. Any other field, a subclass's too, is copied."""
+    clone = copy.copy(component)
+    for state in fields(component):
+        if state.name not in shared:
+            setattr(clone, state.name, copy.deepcopy(getattr(component, state.name), memo))
+    return clone
+
+
+class StrictSpec(BaseModel):
+    """A component's configuration from a family's world.yaml: a field it does not know is
+    an error, and nothing changes it once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # Builds a component from its section of a family's world.yaml; `where` names that section

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
-from amlab.world.base import KnownValues, Observation, ToolSpec, schema
+from amlab.world.base import (
+    KnownValues,
+    Observation,
+    Tool,
+    Toolbox,
+    ToolSpec,
+    copy_sharing,
+    schema,
+)
+from amlab.world.changes import EmailSent
 
 _ADDRESS_TEXT = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ADDRESS = re.compile(f"^{_ADDRESS_TEXT}$")
@@ -59,7 +69,11 @@ class Email:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Written out rather than `asdict` (a recursive deep copy: a tenth of a scripted trial).
+        return {"id": self.id, "sender": self.sender, "to": list(self.to),
+                "subject": self.subject, "body": self.body, "timestamp": self.timestamp,
+                "sender_name": self.sender_name, "cc": list(self.cc),
+                "attachments": list(self.attachments), "forwarded_id": self.forwarded_id}
 
 
 _TO = ("string", "recipient address; several may be separated by commas")
@@ -68,18 +82,33 @@ _TO = ("string", "recipient address; several may be separated by commas")
 @dataclass
 class Mailbox:
     key: ClassVar[str] = "mailbox"
-    tools: ClassVar[tuple[ToolSpec, ...]] = (
-        ToolSpec("read_inbox", "List every e-mail in your inbox with its id.", schema({})),
-        ToolSpec("send_email", "Send a new e-mail from your account.", schema(
+    toolbox: ClassVar[Toolbox[Mailbox]] = Toolbox(
+        Tool(ToolSpec("read_inbox", "List every e-mail in your inbox with its id.", schema({})),
+             lambda box, args: Observation.success(box.render_inbox())),
+        Tool(ToolSpec("send_email", "Send a new e-mail from your account.", schema(
             {"to": _TO, "subject": ("string", "subject line"), "body": ("string", "message")},
             {"attachments": ("array", "names of documents to attach, from e-mails you "
                                       "received; several may be separated by commas")},
         ), tag="email"),
-        ToolSpec("forward_email", "Forward an inbox e-mail, with an optional note on top.", schema(
-            {"email_id": ("integer", "id of the inbox e-mail"), "to": _TO},
-            {"note": ("string", "text added above the forwarded e-mail")},
-        ), tag="forward"),
+             lambda box, args: box.send(args["to"], args["subject"], args["body"],
+                                        args.get("attachments") or []),
+             lambda box: [
+                 KnownValues("send_email", ("to",), box.recipients(), open=True,
+                             form="address"),
+                 KnownValues("send_email", ("attachments",),
+                             tuple((d,) for d in box.documents), several=True)]),
+        Tool(ToolSpec("forward_email", "Forward an inbox e-mail, with an optional note on top.",
+                      schema({"email_id": ("integer", "id of the inbox e-mail"), "to": _TO},
+                             {"note": ("string", "text added above the forwarded e-mail")}),
+                      tag="forward"),
+             lambda box, args: box.forward(args["email_id"], args["to"], args.get("note", "")),
+             lambda box: [
+                 KnownValues("forward_email", ("email_id",),
+                             tuple((str(e.id),) for e in box.inbox)),
+                 KnownValues("forward_email", ("to",), box.recipients(), open=True,
+                             form="address")]),
     )
+    tools: ClassVar[tuple[ToolSpec, ...]] = toolbox.specs
 
     owner: str
     inbox: list[Email]
@@ -87,15 +116,21 @@ class Mailbox:
     # Attachment name -> its text, for every document an inbox e-mail carries.
     documents: dict[str, str] = field(default_factory=dict)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Mailbox:
+        # The scenario's mail, which no tool changes, is shared by each trial's copy of the
+        # world (copying it was most of the time of `World.copy`); what is sent is its own.
+        return copy_sharing(self, ("inbox", "documents"), memo)
+
     def call(self, tool: str, args: dict[str, Any]) -> Observation:
-        if tool == "read_inbox":
-            return Observation.success(self.render_inbox())
-        if tool == "send_email":
-            return self.send(args["to"], args["subject"], args["body"],
-                             args.get("attachments") or [])
-        return self.forward(args["email_id"], args["to"], args.get("note", ""))
+        return self.toolbox.call(self, tool, args)
 
     def render_inbox(self) -> str:
+        return self._rendered_inbox
+
+    @cached_property
+    def _rendered_inbox(self) -> str:
+        # The inbox never changes: rendered once for the scenario's prompt, and each
+        # trial's copy of the world (a copy of this object) keeps the text.
         return "\n\n".join(self._render_with_attachments(email) for email in self.inbox)
 
     def _render_with_attachments(self, email: Email) -> str:
@@ -135,19 +170,15 @@ class Mailbox:
         return self._deliver(email)
 
     def known_values(self) -> list[KnownValues]:
-        """Recipients: every address in the mail and its documents but the agent's own
-        (a new one may still be written); the inbox's e-mail ids; the documents to attach."""
+        return self.toolbox.known_values(self)
+
+    def recipients(self) -> tuple[tuple[str], ...]:
+        """Every address in the mail and its documents but the agent's own (a tool may
+        still be given a new one)."""
         mail = [*self.inbox, *self.sent]
         texts = [" ".join([e.sender, *e.to, *e.cc, e.body]) for e in mail]
-        recipients = tuple((a,) for a in addresses_in(*texts, *self.documents.values())
-                           if a.lower() != self.owner.lower())
-        return [
-            KnownValues("send_email", ("to",), recipients, open=True, form="address"),
-            KnownValues("send_email", ("attachments",), tuple((d,) for d in self.documents),
-                        several=True),
-            KnownValues("forward_email", ("email_id",), tuple((str(e.id),) for e in self.inbox)),
-            KnownValues("forward_email", ("to",), recipients, open=True, form="address"),
-        ]
+        return tuple((a,) for a in addresses_in(*texts, *self.documents.values())
+                     if a.lower() != self.owner.lower())
 
     def snapshot(self) -> dict[str, Any]:
         return {"owner": self.owner, "inbox": [e.to_dict() for e in self.inbox],
@@ -157,8 +188,9 @@ class Mailbox:
         self.sent.append(email)
         return Observation.success(
             f"E-mail {email.id} sent to {', '.join(email.to)}.",
-            {"op": "add", "path": "mailbox.sent", "value": email.to_dict()},
-        )
+            EmailSent(email.id, email.sender, tuple(email.to), email.subject, email.body,
+                      email.timestamp, email.sender_name, tuple(email.cc),
+                      tuple(email.attachments), email.forwarded_id))
 
     def _next_id(self) -> int:
         return max((e.id for e in self.inbox + self.sent), default=0) + 1
