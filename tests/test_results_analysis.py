@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from amlab.analysis.judge_notes import DecidedBy, judging_notes
 from amlab.analysis.usage import model_usage, trial_usage
 from amlab.cli.app import app, console, import_command_modules
+from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 from conftest import FIXTURES
@@ -111,3 +112,20 @@ def test_results_command_prints_the_notes_and_usage_from_the_records(
     assert f"judge {STRICT}: 4 calls" in out and "agent:" in out
     assert "agreement between judges (Cohen's kappa)" in out
     assert "judged: tokens and cost per model" in out and "No price known" not in out
+
+
+@pytest.mark.parametrize("command", [
+    ["results", "{db}", "--experiment", "nope"],
+    ["rejudge", "{db}", "--experiment", "nope"],
+    ["report", "{db}", "--experiment", "nope", "--out", "{tmp}/report"],
+    ["export", "{db}", "--experiment", "nope", "--out", "{tmp}/out.csv"],
+    ["compare", "{db}", "{db}", "--experiment-a", "nope"],
+])
+def test_every_command_names_a_missing_experiment_in_the_same_sentence(
+        tmp_path: Path, command: list[str]) -> None:
+    run(tmp_path).close()
+    db = tmp_path / "r.db"
+    import_command_modules()
+    result = CliRunner().invoke(app, [c.format(db=db, tmp=tmp_path) for c in command])
+    assert isinstance(result.exception, AmlabError)
+    assert str(result.exception) == f"{db}: has no experiment 'nope'; it has judged."

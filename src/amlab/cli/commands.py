@@ -12,10 +12,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
 from amlab.cli.results import print_results
 from amlab.cli.usage import print_estimate
-from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import list_families
@@ -92,11 +92,7 @@ def results(
 
     check_split(split)
     store = Store(db, read_only=True)
-    names = [experiment] if experiment else store.experiments()
-    if experiment and experiment not in store.experiments():
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(store.experiments()) or 'none'}.")
-    for name in names:
+    for name in stored_experiments(store, experiment):
         print_results(store, name, per_trial=trials)
         if split == "awareness":
             print_awareness_split(store, name)

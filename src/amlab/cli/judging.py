@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
 from amlab.cli.results import print_results
 from amlab.detect.judge import DEFAULT_ATTEMPTS
@@ -59,10 +60,7 @@ def rejudge(
     """Decide stored trials again with the current detectors and the given judges, without
     calling the agent model. Replaced verdicts are kept in the table superseded_verdicts."""
     store = Store(db, read_only=True)
-    names = store.experiments()
-    if experiment and experiment not in names:
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
+    names = stored_experiments(store, experiment)
     store.close()
     store = Store(db)
     # Through the run's response cache: an interrupted re-judging, run again, pays only for
@@ -80,7 +78,7 @@ def rejudge(
     console.print(f"Re-judged {summary.trials} trials with "
                   f"{', '.join(judge or []) or 'the offline detectors only'}; values changed: "
                   f"{changed}.")
-    for name in [experiment] if experiment else names:
+    for name in names:
         print_results(store, name)
 
 
