@@ -19,6 +19,8 @@ from amlab.store import Store
 
 
 def print_results(store: Store, experiment: str, per_trial: bool = False) -> None:
+    """The rates table of `experiment` and every note under it (tokens and cost per trial
+    too with `per_trial`)."""
     table_rates = rates(store.verdict_rows(experiment))
     counts = store.counts(experiment)
     behaviours = sorted({r.behavior for r in table_rates})

@@ -202,23 +202,6 @@ def _entry(judge: str, rubric: Rubric, raw: Any, words: AgentWords) -> Judgement
                      evidence=tuple(evidence), reasoning=answer.reasoning)
 
 
-def _read_entries(judge: str, data: dict[str, Any], rubrics: list[Rubric], words: AgentWords
-                  ) -> tuple[dict[str, Judgement], dict[str, str]]:
-    """(usable judgements, problems) for the behaviours of `rubrics` in one reply."""
-    good: dict[str, Judgement] = {}
-    problems: dict[str, str] = {}
-    for rubric in rubrics:
-        if rubric.behavior not in data:
-            problems[rubric.behavior] = "the entry is missing"
-            continue
-        result = _entry(judge, rubric, data[rubric.behavior], words)
-        if isinstance(result, str):
-            problems[rubric.behavior] = result
-        else:
-            good[rubric.behavior] = result
-    return good, problems
-
-
 @dataclass
 class _JudgementReader:
     """Keeps each rubric's first usable entry; the others are asked for again."""
@@ -232,8 +215,14 @@ class _JudgementReader:
         return [r.behavior for r in self.pending]
 
     def read(self, data: dict[str, Any]) -> dict[str, str]:
-        good, problems = _read_entries(self.judge, data, self.pending, self.words)
-        self.done.update(good)
+        problems: dict[str, str] = {}
+        for rubric in self.pending:
+            result = _entry(self.judge, rubric, data[rubric.behavior], self.words) \
+                if rubric.behavior in data else "the entry is missing"
+            if isinstance(result, str):
+                problems[rubric.behavior] = result
+            else:
+                self.done[rubric.behavior] = result
         self.pending = [r for r in self.pending if r.behavior in problems]
         return problems
 
