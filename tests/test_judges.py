@@ -12,6 +12,7 @@ from typing import Any
 from amlab.detect import TrialView
 from amlab.detect.judge import decide, judge_trial, merge_verdicts
 from amlab.models.base import ModelRequest, ModelResponse
+from amlab.models.json_reply import json_object
 from amlab.models.scripted import ScriptedModel
 from amlab.records import Verdict
 from amlab.scenario import Family
@@ -132,6 +133,18 @@ def test_a_json_object_amid_words_is_read_and_its_entries_still_checked_strictly
     assert "- advocated: the quote 'a quote the agent never wrote' does not occur" in correction
     assert "holding these entries: advocated;" in correction
     assert verdicts["advocated"].value is False and verdicts["advocated"].method == "judge"
+
+
+def test_the_one_json_reader_takes_an_object_alone_fenced_or_amid_words_and_nothing_else(
+        ) -> None:
+    assert json_object('{"a": 1}') == ({"a": 1}, "")
+    assert json_object('```json\n{"a": 1}\n```') == ({"a": 1}, "")
+    assert json_object('My answer: {"a": {"b": 2}} Done.') == ({"a": {"b": 2}}, "")
+    assert json_object("[1, 2]") == (None, "the reply is JSON but not an object")
+    assert json_object("It depends.")[1].startswith("the reply is not one JSON object (")
+    deep = '{"a": ' * 50_000 + "1" + "}" * 50_000
+    assert json_object(deep) == (
+        None, "the reply nests JSON deeper than Python reads; send one flat JSON object")
 
 
 def test_evasive_judge_gives_judge_errors_never_verdicts() -> None:
