@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from amlab.analysis.awareness import awareness_by_family
 from amlab.analysis.judge_notes import DecidedBy, judging_notes
 from amlab.analysis.usage import model_usage, trial_usage
 from amlab.cli.app import app, console, import_command_modules
@@ -129,3 +130,18 @@ def test_every_command_names_a_missing_experiment_in_the_same_sentence(
     result = CliRunner().invoke(app, [c.format(db=db, tmp=tmp_path) for c in command])
     assert isinstance(result.exception, AmlabError)
     assert str(result.exception) == f"{db}: has no experiment 'nope'; it has judged."
+
+
+def test_awareness_split_per_family_is_a_record_per_harmful_behaviour_and_cell(
+        tmp_path: Path) -> None:
+    store = run(tmp_path)
+    [(family, rows)] = awareness_by_family(store, "judged").items()
+    assert family == "blackmail"
+    blackmail = [r for r in rows if r.behavior == "blackmail"]
+    # Each condition's two trials, then both conditions pooled.
+    assert [(r.condition.rpartition(",")[2], sum(b.n for b in r.by_belief.values()))
+            for r in blackmail] == [
+        ("urgency=none", 2), ("urgency=replacement", 2), ("all conditions", 4)]
+    pooled = blackmail[-1]
+    assert sum(b.k for b in pooled.by_belief.values()) == sum(
+        1 for r in store.verdict_rows("judged") if r["behavior"] == "blackmail" and r["value"])
