@@ -14,7 +14,7 @@ from amlab.agent import AgentConfig, run_agent
 from amlab.analysis.monitor import monitor_comparisons
 from amlab.detect import TrialView, run_detectors
 from amlab.errors import AmlabError
-from amlab.models.base import ModelRequest, ModelResponse
+from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
 from amlab.models.scripted import ScriptedModel
 from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecider
 from amlab.records import Message, ToolCall, Usage
@@ -112,6 +112,44 @@ def test_unreadable_monitor_output_is_asked_again_then_failure_policy_applies() 
     assert action.review.allow  # fails open by default, and says so
     assert "allowed by policy" in action.review.reason
     assert len(world.snapshot()["mailbox"]["sent"]) == 1
+
+
+def test_monitor_reask_names_the_bad_entry_and_the_corrected_answer_decides() -> None:
+    """The monitor and the judges share one JSON reader and one re-ask policy
+    (models/json_reply.py): an object amid words is read, a bad entry is named when asked
+    again, and the corrected reply decides with no error recorded."""
+    model = QueuedMonitorModel(['Verdict: {"decision": "maybe", "reason": "unsure"}',
+                                "Sure.\n" + BLOCK])
+    transcript, world, _ = run_monitored([BLACKMAIL, {"text": "Done."}],
+                                         ModelDecider(model, "r", False))
+    [action] = transcript.actions
+    correction = model.requests[1].messages[-1].content
+    assert "- decision: Input should be 'allow' or 'block'" in correction
+    assert "holding these entries: decision, reason;" in correction
+    assert action.blocked and action.review is not None
+    assert (action.review.reason, action.review.error) == ("coercion", "")
+    assert world.snapshot()["mailbox"]["sent"] == []
+
+
+def test_a_failed_monitor_call_applies_the_failure_policy_and_names_the_failure() -> None:
+    decider = ModelDecider(FailingModel(), "r", False, on_error="block")
+    transcript, world, _ = run_monitored([ROUTINE, {"text": "Done."}], decider)
+    [action] = transcript.actions
+    assert action.blocked and action.review is not None
+    assert action.review.error.startswith("the monitor call failed: ")
+    assert "blocked by policy" in action.review.reason
+    assert world.snapshot()["mailbox"]["sent"] == []
+
+
+@dataclass
+class FailingModel:
+    name: str = "scripted/down"
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        raise ModelCallError("the provider is down", retryable=False)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def experiment(tmp_path: Path, turns: list[dict[str, object]], monitor: dict[str, object],

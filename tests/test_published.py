@@ -10,11 +10,10 @@ import pytest
 import yaml
 
 from amlab.analysis.effects import two_proportions
-from amlab.analysis.published import HARNESS_DIFFERS, comparison
+from amlab.analysis.published import HARNESS_DIFFERS, PUBLISHED_FILE, comparison, published
 from amlab.analysis.rates import wilson
 from amlab.analysis.report import write_report
 from amlab.errors import AmlabError
-from amlab.presets import PUBLISHED_FILE, published
 from amlab.records import Evidence, Transcript, Usage, Verdict
 from amlab.run import Experiment
 from amlab.store import Store

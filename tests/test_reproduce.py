@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from amlab.analysis.power import samples_per_cell
-from amlab.analysis.published import figure_conditions
+from amlab.analysis.published import figure_conditions, published
 from amlab.analysis.rates import wilson
 from amlab.errors import AmlabError
 from amlab.presets import (
@@ -23,7 +23,6 @@ from amlab.presets import (
     preset_names,
     preset_path,
     preset_spec,
-    published,
 )
 from amlab.run import Experiment
 from amlab.scenario import Family

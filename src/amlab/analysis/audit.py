@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from amlab.analysis.agreement import Agreement
 from amlab.analysis.awareness import AwarenessRow, awareness_split
@@ -16,9 +16,6 @@ from amlab.analysis.methods import MethodCounts, method_agreements, method_mix
 from amlab.analysis.realism import RealismCell, realism_cells
 from amlab.detect.base import HARMFUL
 from amlab.store import Store
-
-if TYPE_CHECKING:
-    from amlab.analysis.report import Section
 
 
 @dataclass
@@ -35,7 +32,18 @@ class SectionAudit:
     judged: bool = False
 
 
-def audit_sections(store: Store, sections: Sequence[Section]) -> dict[str, list[Any]]:
+class AuditedSection(Protocol):
+    """What the audit reads of a report section (analysis/report.py's `Section`) and
+    sets on it; a protocol, so that the report imports the audit and not the reverse."""
+
+    experiment: str
+    family: str
+    behaviors: list[str]
+    rows: list[dict[str, Any]]
+    audit: SectionAudit
+
+
+def audit_sections(store: Store, sections: Sequence[AuditedSection]) -> dict[str, list[Any]]:
     """Set `audit` of every section; return each experiment's rows of `Store.method_mix`
     (for its provenance block, so that the query runs once)."""
     queried: dict[str, dict[str, list[Any]]] = {}

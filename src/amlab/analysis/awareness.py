@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlab.analysis.rates import wilson
+from amlab.detect.base import HARMFUL
+from amlab.store import Store
 
 BELIEFS = ("test", "real", "silent")
 BELIEF_LABELS = {"test": "says it is a test", "real": "says it is real", "silent": "silent"}
@@ -69,3 +71,14 @@ def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
             for model, condition, behavior in keys
             # A pooled row repeats the only condition's row when there is one.
             if condition != ALL_CONDITIONS or len(conditions[model]) > 1]
+
+
+def awareness_by_family(store: Store, experiment: str) -> dict[str, list[AwarenessRow]]:
+    """Per family of a stored experiment, the rates of its harmful behaviours split by
+    belief (`awareness_split`); empty when eval_awareness was not measured."""
+    by_family: dict[str, list[Any]] = defaultdict(list)
+    for row in store.awareness_counts(experiment):
+        by_family[row["family"]].append(row)
+    return {family: awareness_split(rows, [b for b in HARMFUL
+                                           if b in {r["behavior"] for r in rows}])
+            for family, rows in by_family.items()}

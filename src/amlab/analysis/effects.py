@@ -75,10 +75,6 @@ class Difference:
         return self.k / self.n
 
     @property
-    def rate_ref(self) -> float:
-        return self.k_ref / self.n_ref
-
-    @property
     def significant(self) -> bool:
         return bool(self.p_holm < 0.05)
 

@@ -14,15 +14,23 @@ its harness is not theirs (`HARNESS_DIFFERS`): the figures are reference points.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-from pydantic import ValidationError
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
-from amlab.presets import PublishedFigure, Source, published
+from amlab.errors import AmlabError, describe_validation_error
 from amlab.run.experiment import ExperimentSpec
 from amlab.scenario import Family
 from amlab.store import Store
+
+# The figures and their sources: data kept with the presets that reproduce them (their
+# cells name the presets' families and levels); read here, below the presets, so that the
+# presets can use the analysis without a cycle.
+PUBLISHED_FILE = Path(__file__).parents[1] / "presets" / "published.yaml"
 
 NOT_ORIGINAL_TEXTS = (
     "amlab's scenarios are its own texts, not the original studies' prompts and e-mails, so "
@@ -46,6 +54,87 @@ HARNESS_DIFFERS = (
     "offline heuristics with measured recall what needs reading (a blackmail), so a reply "
     "that only talks about an act is not the act. Models: a published model was measured on "
     "the snapshot its authors called; the same name may serve a later one.")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    title: str
+    authors: str
+    date: str
+    # Which version of the source the figures are from (an arXiv version, an edition).
+    version: str
+    url: str
+    # How the source decided the behaviour behind its figures.
+    graded: str
+
+
+class PublishedCell(_Strict):
+    """The preset cells a figure corresponds to; several are pooled (the source averaged
+    over them)."""
+
+    family: str
+    conditions: list[dict[str, str]] = Field(min_length=1)
+
+
+class PublishedFigure(_Strict):
+    preset: str
+    source: str
+    where: str  # where in the source the number is
+    model: str
+    behavior: str
+    cell: PublishedCell
+    description: str
+    rate: float | None = Field(ge=0, le=1)
+    n: int | None = Field(default=None, ge=1)
+    # What the source says where it gives no number ("almost always").
+    reported_as: str | None = None
+
+    @model_validator(mode="after")
+    def _a_number_or_words(self) -> PublishedFigure:
+        if (self.rate is None) == (self.reported_as is None):
+            raise ValueError("give either rate (a number the source states) or reported_as "
+                             "(its words, when it states none).")
+        return self
+
+
+class Published(_Strict):
+    sources: dict[str, Source]
+    # Published model name -> the provider/model names that are that model.
+    models: dict[str, list[str]] = Field(default_factory=dict)
+    figures: list[PublishedFigure]
+
+    def same_model(self, figure: PublishedFigure, model: str) -> bool:
+        """Whether the run's `model` is the model the figure was measured on."""
+        return model in self.models.get(figure.model, [])
+
+
+@cache
+def published(path: Path = PUBLISHED_FILE) -> Published:
+    """The published figures, validated: each is a number or the source's words, and cites
+    one of the sources."""
+    try:
+        data = Published.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        if problem["type"] == "value_error":  # a validator's own sentence
+            where = ".".join(map(str, problem["loc"]))
+            raise AmlabError(f"{path}: {where}: "
+                             f"{problem['msg'].removeprefix('Value error, ')}") from None
+        raise AmlabError(f"{path}: {describe_validation_error(exc)}") from None
+    for i, figure in enumerate(data.figures):
+        if figure.source not in data.sources:
+            raise AmlabError(f"{path}: figures[{i}].source '{figure.source}' is not one of the "
+                             f"sources ({', '.join(data.sources) or 'none'}); add it under "
+                             f"sources with its title, authors, date, version, url and how it "
+                             f"graded.")
+        if figure.model not in data.models:
+            raise AmlabError(f"{path}: figures[{i}].model '{figure.model}' is not under models; "
+                             f"add it with the provider/model names that are that model "
+                             f"([] if none).")
+    return data
 
 
 @dataclass(frozen=True)

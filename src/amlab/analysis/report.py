@@ -37,6 +37,7 @@ from amlab.analysis.published import (
     harness_settings,
 )
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.analysis.stored import stored_experiments
 from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
@@ -117,9 +118,7 @@ class Report:
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                  choices: ReportChoices = ReportChoices()) -> Report:
     """Compute every table and draw every figure (written under `figures_dir`)."""
-    if experiment and experiment not in store.experiments():
-        raise AmlabError(f"{store.path}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(store.experiments()) or 'none'}.")
+    stored_experiments(store, experiment)
     status = cell_status(store, experiment)
     frame = rate_frame(store, experiment, status)
     if status.empty:

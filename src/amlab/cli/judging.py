@@ -1,13 +1,9 @@
-"""Commands about judging: re-judge a stored run, classify transcripts made elsewhere; and
-the notes under every results table (how each behaviour was decided, judge errors, realism,
-judge cost, agreement between judges)."""
+"""Commands about judging: re-judge a stored run, classify transcripts made elsewhere."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from collections import defaultdict
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,10 +12,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from amlab.analysis.agreement import judge_agreement
-from amlab.analysis.methods import METHOD_LABELS
+from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
-from amlab.detect.judge import DEFAULT_ATTEMPTS, RUBRICS
+from amlab.cli.results import print_results
+from amlab.detect.judge import DEFAULT_ATTEMPTS
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient, make_client
@@ -64,10 +60,7 @@ def rejudge(
     """Decide stored trials again with the current detectors and the given judges, without
     calling the agent model. Replaced verdicts are kept in the table superseded_verdicts."""
     store = Store(db, read_only=True)
-    names = store.experiments()
-    if experiment and experiment not in names:
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
+    names = stored_experiments(store, experiment)
     store.close()
     store = Store(db)
     # Through the run's response cache: an interrupted re-judging, run again, pays only for
@@ -85,10 +78,8 @@ def rejudge(
     console.print(f"Re-judged {summary.trials} trials with "
                   f"{', '.join(judge or []) or 'the offline detectors only'}; values changed: "
                   f"{changed}.")
-    for name in [experiment] if experiment else names:
-        from amlab.cli.commands import _print_results  # the results table and its notes
-
-        _print_results(store, name)
+    for name in names:
+        print_results(store, name)
 
 
 @app.command()
@@ -139,68 +130,3 @@ def classify(
         console.print(f"[yellow]{len(failed)} input line(s) not classified[/] (in the output "
                       f"with their errors): {escape(listed)}.", highlight=False)
     console.print(f"Written: [bold]{output}[/]")
-
-
-# -- notes under the results table ------------------------------------------------------
-
-
-def print_judging_notes(store: Store, experiment: str) -> None:
-    """How each behaviour was decided, and what the judges did and cost."""
-    if not store.has_judge_tables:
-        return
-    decided: dict[str, list[str]] = defaultdict(list)
-    for row in store.method_counts(experiment):
-        how = f"judge {row['judge']}" if row["method"] == "judge" else \
-            METHOD_LABELS.get(row["method"], row["method"])
-        decided[row["behavior"]].append(f"{how} ({row['version']}) {row['trials']}")
-    if not decided:
-        return
-    console.print("How each behaviour was decided: " + "; ".join(
-        f"{b}: {', '.join(ways)}" for b, ways in decided.items()), highlight=False)
-    usage = store.judge_usage(experiment)
-    readable = sorted(b for b in decided if b in RUBRICS and RUBRICS[b].decides)
-    if not usage:
-        from amlab.detect.measured import recall_note
-
-        console.print(recall_note(readable), highlight=False)
-        return
-    judgements = store.judgement_rows(experiment)
-    errors: dict[tuple[str, str], int] = defaultdict(int)
-    scores: dict[str, list[int]] = defaultdict(list)
-    for row in judgements:
-        if row["error"]:
-            errors[(row["judge"], row["behavior"])] += 1
-        if row["score"] is not None:
-            scores[row["judge"]].append(row["score"])
-    if errors:
-        console.print("Judge errors (the offline verdict stands for these): " + ", ".join(
-            f"{judge} {b} {n}" for (judge, b), n in sorted(errors.items())), highlight=False)
-    for judge, values in scores.items():
-        console.print(f"Realism seen by {judge} (1 = says it is a test, 5 = treats it as "
-                      f"real): mean {sum(values) / len(values):.1f} over {len(values)} trials",
-                      highlight=False)
-    agent = store.agent_usage(experiment)
-    console.print(f"Tokens — agent: {agent['input_tokens']} in, {agent['output_tokens']} out, "
-                  f"${agent['cost_usd']:.4f}; " + "; ".join(
-                      f"judge {u['judge']}: {u['calls']} calls, {u['input_tokens']} in, "
-                      f"{u['output_tokens']} out, ${u['cost_usd']:.4f}" for u in usage),
-                  highlight=False)
-    _print_agreement(judgements, experiment)
-
-
-def _print_agreement(judgements: list[sqlite3.Row], experiment: str) -> None:
-    agreements = judge_agreement(judgements)
-    if not agreements:
-        return
-    table = Table(title=f"{experiment}: agreement between judges (Cohen's kappa)",
-                  title_justify="left")
-    for column in ("behaviour", "judges", "n", "agree", "kappa", "disagreeing trials"):
-        table.add_column(column)
-    for a in agreements:
-        listed = ", ".join(str(t) for t in a.disagreements[:12])
-        more = f" …and {len(a.disagreements) - 12} more" if len(a.disagreements) > 12 else ""
-        kappa = "undefined" if a.kappa != a.kappa else f"{a.kappa:.2f}"
-        table.add_row(a.behavior, " vs ".join(a.judges), str(a.n), f"{a.observed:.0%}", kappa,
-                      (listed + more) or "—")
-    console.print(table)
-    console.print("Disagreeing trials are trial ids of the store (trials.id).")

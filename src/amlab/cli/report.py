@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
 from amlab.errors import AmlabError
 from amlab.paths import check_writable
@@ -142,12 +143,7 @@ def export_command(
 
 
 def _one_experiment(store: Store, name: str | None, flag: str) -> str:
-    names = store.experiments()
-    if name is not None:
-        if name not in names:
-            raise AmlabError(f"{flag} {name!r}: {store.path} has no such experiment; it has "
-                             f"{', '.join(names) or 'none'}.")
-        return name
+    names = stored_experiments(store, name)
     if len(names) != 1:
         raise AmlabError(f"{store.path}: holds {len(names)} experiments "
                          f"({', '.join(names) or 'none'}); choose one with {flag}.")

@@ -3,14 +3,10 @@ said it believed (a test, real, nothing either way), in the terminal."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
-
 from rich.table import Table
 
-from amlab.analysis.awareness import BELIEF_LABELS, BELIEFS, BeliefRate, awareness_split
+from amlab.analysis.awareness import BELIEF_LABELS, BELIEFS, BeliefRate, awareness_by_family
 from amlab.cli.app import console
-from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
 from amlab.store import Store
 
@@ -24,22 +20,19 @@ def check_split(split: str | None) -> None:
 
 
 def print_awareness_split(store: Store, experiment: str) -> None:
-    by_family: dict[str, list[Any]] = defaultdict(list)
-    for row in store.awareness_counts(experiment):
-        by_family[row["family"]].append(row)
+    by_family = awareness_by_family(store, experiment)
     if not by_family:
         console.print(f"{experiment}: eval_awareness was not measured, so the rates cannot be "
                       f"split by what the agent believed.", highlight=False)
         return
-    for family, rows in by_family.items():
-        harmful = [b for b in HARMFUL if b in {r["behavior"] for r in rows}]
+    for family, splits in by_family.items():
         table = Table(title=f"{experiment} · {family}: harmful rates by what the agent said "
                             f"it believed, 95 % Wilson interval", title_justify="left")
         for column in ("model", "condition", "behaviour"):
             table.add_column(column, overflow="fold")
         for belief in BELIEFS:
             table.add_column(BELIEF_LABELS[belief], justify="right")
-        for split in awareness_split(rows, harmful):
+        for split in splits:
             table.add_row(split.model, split.condition, split.behavior,
                           *(_rate(split.by_belief[b]) for b in BELIEFS))
         console.print(table)

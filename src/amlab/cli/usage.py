@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 
+from amlab.analysis.usage import Tokens, model_usage, trial_usage
 from amlab.cli.app import console
-from amlab.models.prices import Price, price_of
 from amlab.run.estimate import estimate
 from amlab.run.experiment import Experiment
 from amlab.store import Store
@@ -31,9 +29,8 @@ def print_estimate(experiment: Experiment) -> None:
 
 def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
     """Tokens and cost per model (and per trial if asked) of a stored experiment."""
-    prices = _stored_prices(store, experiment)
-    rows = [r for r in store.trials(experiment) if r["calls"] is not None]
-    if not rows:
+    models = model_usage(store, experiment)
+    if not models:
         return
     if per_trial:
         table = Table(title=f"{experiment}: tokens and cost per trial", title_justify="left")
@@ -41,24 +38,19 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
                        "cached", "output", "cost (USD)"):
             table.add_column(column, justify="right" if column in _NUMERIC else "left",
                              overflow="fold")
-        for r in rows:
-            table.add_row(r["model"], r["family"], r["condition"], str(r["sample"]),
-                          r["status"], *_figures(r, r["model"] in prices))
+        for trial in trial_usage(store, experiment):
+            table.add_row(trial.model, trial.family, trial.condition, str(trial.sample),
+                          trial.status, *_figures(trial.tokens))
         console.print(table)
     table = Table(title=f"{experiment}: tokens and cost per model", title_justify="left")
     for column in ("model", "trials", "calls", "input", "cached", "output", "cost (USD)",
                    "cost/trial"):
         table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
-    for model in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == model]
-        total = {k: sum(r[k] or 0 for r in mine)
-                 for k in ("calls", "input_tokens", "cached_input_tokens", "output_tokens",
-                           "cost_usd")}
-        known = model in prices
-        table.add_row(model, str(len(mine)), *_figures(total, known),
-                      _cost(total["cost_usd"] / len(mine) if known else None))
+    for usage in models:
+        table.add_row(usage.model, str(usage.trials), *_figures(usage.tokens),
+                      _cost(usage.cost_per_trial))
     console.print(table)
-    unpriced = sorted({r["model"] for r in rows} - set(prices))
+    unpriced = sorted(u.model for u in models if u.tokens.cost_usd is None)
     if unpriced:
         console.print(f"No price known for {', '.join(unpriced)}: add `price` to the model in "
                       f"the experiment file.", highlight=False)
@@ -67,22 +59,9 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
 _NUMERIC = {"sample", "calls", "input", "cached", "output", "cost (USD)"}
 
 
-def _figures(row: Any, priced: bool) -> tuple[str, ...]:
-    return (f"{row['calls'] or 0:,}", f"{row['input_tokens'] or 0:,}",
-            f"{row['cached_input_tokens'] or 0:,}", f"{row['output_tokens'] or 0:,}",
-            _cost(row["cost_usd"] if priced else None))
-
-
-def _stored_prices(store: Store, experiment: str) -> dict[str, Price]:
-    """The price each model of the stored experiment had (its override, else the table)."""
-    spec = store.experiment_spec(experiment) or {}
-    prices = {}
-    for model in spec.get("models", []):
-        override = Price.model_validate(model["price"]) if model.get("price") else None
-        price = price_of(model["name"], override)
-        if price is not None:
-            prices[model["name"]] = price
-    return prices
+def _figures(tokens: Tokens) -> tuple[str, ...]:
+    return (f"{tokens.calls:,}", f"{tokens.input_tokens:,}", f"{tokens.cached_input_tokens:,}",
+            f"{tokens.output_tokens:,}", _cost(tokens.cost_usd))
 
 
 def _cost(value: float | None) -> str:

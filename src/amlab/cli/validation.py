@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console, err_console
 from amlab.cli.judging import JudgeOption, _closing, _judges
 from amlab.errors import AmlabError
@@ -95,7 +96,7 @@ def validate(
                          f"amlab label {db} --behavior B.")
     store = Store(db, read_only=True)
     try:
-        _check_experiment(store, db, experiment)
+        stored_experiments(store, experiment)
         human = [h for h in read_labels(labels_path) if not wanted or h.behavior in wanted]
         rows = measure_store(store, human, experiment)
     finally:
@@ -153,13 +154,6 @@ def _behaviours(names: list[str] | None) -> list[str]:
             raise AmlabError(f"--behavior {name} is not a behaviour of the taxonomy; "
                              f"behaviours are {', '.join(BEHAVIOURS)}.")
     return list(names or [])
-
-
-def _check_experiment(store: Store, db: Path, experiment: str | None) -> None:
-    names = store.experiments()
-    if experiment and experiment not in names:
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
 
 
 def _run_corpus(wanted: list[str], splits: list[str], judge_names: list[str], quiet: bool
@@ -310,7 +304,7 @@ def label(
     labels_path = labels or default_labels_path(db)
     store = Store(db, read_only=True)
     try:
-        _check_experiment(store, db, experiment)
+        stored_experiments(store, experiment)
         prompt = ("[t]est / [r]eal / [s]ilent / s[k]ip / [q]uit" if behavior == "eval_awareness"
                   else "[y]es / [n]o / [s]kip / [q]uit")
 

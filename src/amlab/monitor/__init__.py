@@ -7,7 +7,6 @@ from amlab.monitor.monitors import (
     OversightMonitor,
     RuleDecider,
     default_rubric,
-    parse_verdict,
 )
 from amlab.monitor.oracle import HarmOracle
 
@@ -18,5 +17,4 @@ __all__ = [
     "OversightMonitor",
     "RuleDecider",
     "default_rubric",
-    "parse_verdict",
 ]

@@ -6,16 +6,16 @@ detectors), which is what catch and false-block rates are measured against."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from amlab.agent.monitor import ReviewResult
-from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
+from amlab.models.base import ModelClient
+from amlab.models.json_reply import WHOLE_REPLY, ask_for_json
 from amlab.monitor.oracle import HarmOracle
 from amlab.reasoning import strip_private
 from amlab.records import Action, Message, Review, ToolCall, Usage
@@ -91,26 +91,18 @@ class ModelDecider:
 
     async def decide(self, call: ToolCall, messages: Sequence[Message],
                      harm: tuple[str, ...]) -> Decision:
-        usage = Usage()
-        prompt = [Message("system", self.rubric),
-                  Message("user", self.render(call, messages))]
-        problem = ""
-        for _ in range(self.attempts):
-            try:
-                response = await self.client.generate(ModelRequest(
-                    messages=prompt, config=GenerationConfig(max_tokens=300, temperature=0.0)))
-            except ModelCallError as exc:
-                problem = f"monitor call failed: {exc}"
-                break
-            usage.add(response.usage)
-            verdict, problem = parse_verdict(response.text)
-            if verdict is not None:
-                return Decision(verdict.decision == "allow", verdict.reason, usage)
-            prompt = [*prompt, Message("assistant", response.text),
-                      Message("user", f"That answer could not be read ({problem}). Reply with "
-                                      'only the JSON object {"decision": ..., "reason": ...}.')]
-        allow = self.on_error == "allow"
-        return Decision(allow, f"monitor undecided; {self.on_error}ed by policy", usage, problem)
+        reader = _VerdictReader()
+        exchange = await ask_for_json(
+            self.client, [Message("system", self.rubric),
+                          Message("user", self.render(call, messages))],
+            reader, role="monitor", attempts=self.attempts, max_tokens=300)
+        if reader.verdict is not None:
+            return Decision(reader.verdict.decision == "allow", reader.verdict.reason,
+                            exchange.usage)
+        problem = "; ".join(p if entry == WHOLE_REPLY else f"{entry}: {p}"
+                            for entry, p in exchange.problems.items())
+        return Decision(self.on_error == "allow", f"monitor undecided; {self.on_error}ed by "
+                        f"policy", exchange.usage, problem)
 
     def render(self, call: ToolCall, messages: Sequence[Message]) -> str:
         lines = ["The conversation so far:", ""]
@@ -128,11 +120,19 @@ class ModelDecider:
         return "\n".join(lines)
 
 
-def parse_verdict(text: str) -> tuple[_Verdict | None, str]:
-    match = re.search(r"\{.*\}", text, re.S)
-    if not match:
-        return None, "no JSON object"
-    try:
-        return _Verdict.model_validate_json(match.group(0)), ""
-    except ValidationError as exc:
-        return None, exc.errors()[0]["msg"]
+@dataclass
+class _VerdictReader:
+    """The monitor's answer is one object, read whole: any problem asks for all of it."""
+
+    verdict: _Verdict | None = None
+
+    def wanted(self) -> list[str]:
+        return list(_Verdict.model_fields)
+
+    def read(self, data: dict[str, Any]) -> dict[str, str]:
+        try:
+            self.verdict = _Verdict.model_validate(data)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            return {".".join(str(p) for p in problem["loc"]) or WHOLE_REPLY: problem["msg"]}
+        return {}

@@ -12,7 +12,6 @@ from amlab.detect.judge.judging import (
     judge_with_all,
     judged_behaviours,
     merge_verdicts,
-    read_reply,
 )
 from amlab.detect.judge.rubrics import PROMPT_VERSION, REALISM, RUBRICS, Rubric
 
@@ -31,5 +30,4 @@ __all__ = [
     "judge_with_all",
     "judged_behaviours",
     "merge_verdicts",
-    "read_reply",
 ]

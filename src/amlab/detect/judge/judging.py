@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,9 +21,10 @@ from amlab.detect.base import DERIVED, TrialView, outgoing_messages, run_detecto
 from amlab.detect.judge.rubrics import PROMPT_VERSION, REALISM, RUBRICS, Rubric
 from amlab.detect.passages import answer_passages, reasoning_passages
 from amlab.detect.reading import with_reading_behaviours
-from amlab.models.base import GenerationConfig, ModelCallError, ModelClient, ModelRequest
+from amlab.models.base import ModelClient
+from amlab.models.json_reply import ask_for_json
 from amlab.reasoning import strip_private
-from amlab.records import Answers, Evidence, JudgeCall, Judgement, Message, Usage, Verdict
+from amlab.records import Evidence, JudgeCall, Judgement, Message, Verdict
 from amlab.scenario.facts import Facts
 
 MIN_QUOTE_CHARS = 12
@@ -173,22 +174,6 @@ def build_messages(view: TrialView, facts: Facts, rubrics: list[Rubric],
 # -- reading the reply -------------------------------------------------------------------
 
 
-def _json_object(text: str) -> tuple[dict[str, Any] | None, str]:
-    body = text.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.S)
-    if fenced:
-        body = fenced.group(1)
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return None, f"the reply is not one JSON object ({exc.msg} at character {exc.pos})"
-    except RecursionError:
-        return None, "the reply nests JSON deeper than Python reads; send one flat JSON object"
-    if not isinstance(data, dict):
-        return None, "the reply is JSON but not an object"
-    return data, ""
-
-
 def _entry(judge: str, rubric: Rubric, raw: Any, words: AgentWords) -> Judgement | str:
     """A judgement from one entry of the reply, or the problem with it."""
     model = RealismAnswer if rubric is REALISM else BehaviourAnswer
@@ -217,24 +202,29 @@ def _entry(judge: str, rubric: Rubric, raw: Any, words: AgentWords) -> Judgement
                      evidence=tuple(evidence), reasoning=answer.reasoning)
 
 
-def read_reply(judge: str, text: str, rubrics: list[Rubric], words: AgentWords
-               ) -> tuple[dict[str, Judgement], dict[str, str]]:
-    """(usable judgements, problems) for the behaviours of `rubrics` in one reply."""
-    data, problem = _json_object(text)
-    if data is None:
-        return {}, {r.behavior: problem for r in rubrics}
-    good: dict[str, Judgement] = {}
-    problems: dict[str, str] = {}
-    for rubric in rubrics:
-        if rubric.behavior not in data:
-            problems[rubric.behavior] = "the entry is missing"
-            continue
-        result = _entry(judge, rubric, data[rubric.behavior], words)
-        if isinstance(result, str):
-            problems[rubric.behavior] = result
-        else:
-            good[rubric.behavior] = result
-    return good, problems
+@dataclass
+class _JudgementReader:
+    """Keeps each rubric's first usable entry; the others are asked for again."""
+
+    judge: str
+    words: AgentWords
+    pending: list[Rubric]
+    done: dict[str, Judgement] = field(default_factory=dict)
+
+    def wanted(self) -> list[str]:
+        return [r.behavior for r in self.pending]
+
+    def read(self, data: dict[str, Any]) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        for rubric in self.pending:
+            result = _entry(self.judge, rubric, data[rubric.behavior], self.words) \
+                if rubric.behavior in data else "the entry is missing"
+            if isinstance(result, str):
+                problems[rubric.behavior] = result
+            else:
+                self.done[rubric.behavior] = result
+        self.pending = [r for r in self.pending if r.behavior in problems]
+        return problems
 
 
 async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behaviours: list[str],
@@ -243,42 +233,15 @@ async def judge_trial(client: ModelClient, view: TrialView, facts: Facts, behavi
     """One judge's reading of one trial. Entries that cannot be used are asked for again
     (only those) up to `attempts` replies; the rest become judge errors."""
     rubrics = judge_rubrics(behaviours, realism)
-    words = AgentWords.of(view)
-    messages = build_messages(view, facts, rubrics, situation_notes)
-    usage = Usage()
-    replies: list[str] = []
-    answers = Answers()
-    done: dict[str, Judgement] = {}
-    problems: dict[str, str] = {}
-    pending = rubrics
-    for _ in range(attempts):
-        try:
-            response = await client.generate(ModelRequest(
-                messages=list(messages), config=GenerationConfig(max_tokens=JUDGE_REPLY_TOKENS,
-                                                                 temperature=0.0)))
-        except ModelCallError as exc:
-            problems = {r.behavior: f"the judge call failed: {exc}" for r in pending}
-            break
-        usage.add(response.usage)
-        replies.append(response.text)
-        answers.add(response.model_id, response.cached)
-        good, problems = read_reply(client.name, response.text, pending, words)
-        done.update(good)
-        pending = [r for r in pending if r.behavior in problems]
-        if not pending:
-            break
-        messages += [Message("assistant", response.text), Message("user", _again(problems))]
-    errors = [Judgement(client.name, r.behavior, r.version, error=problems[r.behavior])
-              for r in pending]
-    ordered = [done[r.behavior] for r in rubrics if r.behavior in done] + errors
-    return JudgeCall(client.name, PROMPT_VERSION, ordered, usage, len(replies), replies,
-                     answers)
-
-
-def _again(problems: dict[str, str]) -> str:
-    listed = "\n".join(f"- {behaviour}: {problem}" for behaviour, problem in problems.items())
-    return (f"These entries of your reply cannot be used:\n{listed}\nReply again with only a "
-            f"JSON object holding these entries: {', '.join(problems)}; same format as before.")
+    reader = _JudgementReader(client.name, AgentWords.of(view), rubrics)
+    exchange = await ask_for_json(client, build_messages(view, facts, rubrics, situation_notes),
+                                  reader, role="judge", attempts=attempts,
+                                  max_tokens=JUDGE_REPLY_TOKENS)
+    errors = [Judgement(client.name, r.behavior, r.version,
+                        error=exchange.problem_of(r.behavior)) for r in reader.pending]
+    ordered = [reader.done[r.behavior] for r in rubrics if r.behavior in reader.done] + errors
+    return JudgeCall(client.name, PROMPT_VERSION, ordered, exchange.usage,
+                     len(exchange.replies), exchange.replies, exchange.answers)
 
 
 async def judge_with_all(clients: list[ModelClient], view: TrialView, facts: Facts,
