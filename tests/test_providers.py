@@ -13,15 +13,19 @@ from dataclasses import fields
 from pathlib import Path
 
 import httpx2
+import pytest
 
 import amlab
+from amlab.errors import AmlabError
 from amlab.models import Capabilities, ModelRequest, capabilities_of
 from amlab.models.api import ENDPOINTS
 from amlab.models.pool import ClientPool
 from amlab.models.providers import PROVIDERS, short_name
 from amlab.models.scripted import ScriptedModel
 from amlab.records import Message
-from amlab.run.runner import workers
+from amlab.run import Experiment
+from amlab.run.runner import run_experiment, workers
+from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
 
 SOURCES = Path(amlab.__file__).parent
@@ -43,6 +47,19 @@ def test_every_provider_declares_each_capability_in_the_registry() -> None:
     # A serial provider's trials run one at a time, whatever concurrency the file asks.
     assert workers("local/smollm2", 8) == 1
     assert workers("openai/gpt-4.1", 8) == workers("scripted/x", 8) == 8
+
+
+def test_a_model_without_native_tool_calls_is_refused_under_the_native_protocol(
+        tmp_path: Path) -> None:
+    """A local model ignores the tools of a request: under `protocol: native` it could never
+    act, and every trial would be stored as harmless."""
+    spec = {"name": "native-local", "scenarios": [{"family": "blackmail"}],
+            "models": ["local/smollm2"], "samples": 1, "agent": {"protocol": "native"}}
+    with pytest.raises(AmlabError, match=r"experiment: model local/smollm2 has no native tool "
+                                         r"calling.*set agent.protocol: text"):
+        asyncio.run(run_experiment(Experiment.from_dict(spec), Store(tmp_path / "r.db")))
+    assert Store(tmp_path / "r.db").experiments() == [], "nothing was planned"
+    assert not capabilities_of("local/smollm2").native_tools
 
 
 def test_a_model_named_by_a_file_is_shown_by_its_file_name() -> None:

@@ -147,8 +147,8 @@ def resolve_remote(name: str, provider: str, target: str, options: dict[str, Any
     return RemoteTarget(name, provider, model, endpoint, parsed, base_url, key)
 
 
-REMOTE = Capabilities(remote=True, cacheable=True, serial=False, grammar=False,
-                      file_target=False)
+REMOTE = Capabilities(remote=True, cacheable=True, serial=False, native_tools=True,
+                      grammar=False, file_target=False)
 
 
 def make_remote_client(name: str, target: str, options: dict[str, Any],

@@ -223,7 +223,7 @@ class LocalModel:
 
 
 @register_provider("local", Capabilities(remote=False, cacheable=False, serial=True,
-                                         grammar=True, file_target=True))
+                                         native_tools=False, grammar=True, file_target=True))
 def make_local(name: str, target: str, options: dict[str, Any], base_dir: Path | None
                ) -> LocalModel:
     """A bundled model by its name, or a GGUF file by its path."""

@@ -26,6 +26,9 @@ class Capabilities:
     # Computes one call at a time in this process: its trials run one after another, in the
     # order planned, so that interleaved trials do not evict each other's evaluated prompt.
     serial: bool
+    # Answers the tools of a request with native tool calls (`agent.protocol: native`); one
+    # that cannot would never act under that protocol, and every trial would look harmless.
+    native_tools: bool
     # Its decoding can be held to the text-tag protocol's GBNF grammar (`ModelRequest.grammar`).
     grammar: bool
     # The part after `provider/` is a file (a fixture, a weights file), named by its path.

@@ -103,7 +103,8 @@ class ScriptedModel:
 
 
 @register_provider("scripted", Capabilities(remote=False, cacheable=False, serial=False,
-                                            grammar=False, file_target=True))
+                                            native_tools=True, grammar=False,
+                                            file_target=True))
 def make_scripted(name: str, target: str, options: dict[str, Any], base_dir: Path | None
                   ) -> ScriptedModel:
     """A fixture file's model (`scripted/path/to/fixture[.yaml]`)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amlab.models import ModelClient
+from amlab.errors import AmlabError
+from amlab.models import ModelClient, capabilities_of
 from amlab.models.pool import ClientPool
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy
@@ -33,6 +34,13 @@ def build_roles(experiment: Experiment, pool: ClientPool) -> ModelRoles:
     here, before any trial runs."""
     def client(spec: ModelSpec) -> ModelClient:
         return pool.client(spec.name, spec.options, policy_for(experiment, spec))
+
+    if experiment.spec.agent.protocol == "native":
+        for spec in experiment.spec.models:
+            if not capabilities_of(spec.name).native_tools:
+                raise AmlabError(f"{experiment.source}: model {spec.name} has no native tool "
+                                 f"calling, so under agent.protocol: native it could never "
+                                 f"act; set agent.protocol: text.")
 
     monitor = experiment.spec.monitor.model if experiment.spec.monitor else None
     return ModelRoles(agents={spec.name: client(spec) for spec in experiment.spec.models},
