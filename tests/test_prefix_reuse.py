@@ -18,6 +18,9 @@ from amlab.run import Experiment, run_experiment
 from amlab.store import Store
 
 TWO_TURNS = [{"tool_calls": [{"name": "read_inbox", "arguments": {}}]}, {"text": "Done."}]
+# The same under the text-tag protocol, which a local model speaks.
+TWO_TEXT_TURNS = [{"text": '<tool_use:email>\nto: "t.renner@corvane.com",\nsubject: "Wipe",\n'
+                           'body: "Please wait.",\n</tool_use:email>'}, {"text": "Done."}]
 
 
 @dataclass
@@ -49,7 +52,8 @@ def run_recorded(tmp_path: Path, model: str, concurrency: int, samples: int,
         "seed": 11,
         "agent": {"protocol": protocol, "max_turns": 3},
     })
-    client = RecordingModel(model, ScriptedModel(model, [TWO_TURNS]))
+    client = RecordingModel(model, ScriptedModel(
+        model, [TWO_TURNS if protocol == "native" else TWO_TEXT_TURNS]))
     asyncio.run(run_experiment(experiment, Store(tmp_path / "r.db"), clients={model: client}))
     return client.requests
 
@@ -76,7 +80,8 @@ def test_samples_of_a_condition_send_byte_identical_leading_messages(
 
 def test_a_local_models_trials_run_one_after_another_in_condition_order(
         tmp_path: Path) -> None:
-    requests = run_recorded(tmp_path, "local/smollm2", concurrency=4, samples=3)
+    requests = run_recorded(tmp_path, "local/smollm2", concurrency=4, samples=3,
+                            protocol="text")
     # Each trial's two calls are adjacent: no other trial's call evicts its prefix between them.
     order = [(r.messages[1].content[-60:], r.sample, len(r.messages)) for r in requests]
     assert [(sample, length) for _, sample, length in order] == [

@@ -32,6 +32,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import PercentFormatter
 
 from amlab.analysis.effects import Difference
+from amlab.models.providers import short_name
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
              "#000000")
@@ -121,7 +122,7 @@ def heatmap(frame: pd.DataFrame, behavior: str, rows_factor: str, columns_factor
         axes.set_xlabel(columns_factor, fontsize=9)
         if first_column:
             axes.set_ylabel(rows_factor, fontsize=9)
-        axes.set_title(short_model(model), fontsize=9)
+        axes.set_title(short_name(model), fontsize=9)
         for spine in axes.spines.values():
             spine.set_visible(False)
     if image is not None:
@@ -143,7 +144,7 @@ def forest_plot(effects: Sequence[Difference], title: str = "") -> Figure:
             group = (effect.behavior, effect.factor, effect.level, effect.reference)
             rows.append((f"{label(effect.behavior)} · {effect.factor}: {effect.level} − "
                          f"{effect.reference}", None))
-        rows.append((short_model(effect.model), effect))
+        rows.append((short_name(effect.model), effect))
     height = max(2.2, 0.27 * len(rows) + 1.3)
     figure, axes = plt.subplots(figsize=(8.0, height), layout="constrained")
     y = np.arange(len(rows))[::-1]
@@ -246,7 +247,7 @@ def label(behavior: str) -> str:
 
 def wrap_model(model: str, width: int = 16) -> str:
     """A model name over several lines, broken after '/' where it is too long for a bar."""
-    parts = short_model(model).split("/")
+    parts = short_name(model).split("/")
     lines = [""]
     for i, part in enumerate(parts):
         piece = part if i == len(parts) - 1 else part + "/"
@@ -254,10 +255,3 @@ def wrap_model(model: str, width: int = 16) -> str:
             lines.append("")
         lines[-1] += piece
     return "\n".join(lines)
-
-
-def short_model(model: str) -> str:
-    """Scripted fixtures are stored under their path; show the file name only."""
-    if model.startswith("scripted/"):
-        return "scripted/" + Path(model.removeprefix("scripted/")).stem
-    return model

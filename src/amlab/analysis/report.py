@@ -41,6 +41,7 @@ from amlab.analysis.stored import stored_experiments
 from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
+from amlab.models.providers import short_name
 from amlab.store import Store
 
 MAX_BAR_CHARTS = 4
@@ -210,7 +211,7 @@ def _environment(autoescape: bool = False, finalize: Callable[[Any], Any] | None
     environment.filters["pp"] = _points
     environment.filters["p"] = _p_value
     environment.filters["label"] = figures.label
-    environment.filters["model"] = figures.short_model
+    environment.filters["model"] = short_name
     return environment
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,10 +18,9 @@ from amlab.cli.results import print_results
 from amlab.detect.judge import DEFAULT_ATTEMPTS
 from amlab.errors import AmlabError
 from amlab.families import load_family
-from amlab.models import ModelClient, make_client
-from amlab.models.cache import ResponseCache, cache_identity, cache_path_for
-from amlab.models.prices import price_of
-from amlab.models.registry import ClientPolicy, is_remote, manage
+from amlab.models import ModelClient
+from amlab.models.cache import cache_path_for
+from amlab.models.pool import ClientPool
 from amlab.run.classify import Classified, Setting, Unclassified, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.store import Store
@@ -34,20 +33,15 @@ AttemptsOption = Annotated[int, typer.Option(
     min=1, help="Replies asked of a judge before an unusable answer is stored as an error.")]
 
 
-def _judges(names: list[str], cache: ResponseCache | None = None) -> list[ModelClient]:
-    """Judge clients with the default retries and their price from the table; remote ones
-    answered from `cache` when it is given."""
-    return [manage(make_client(name), ClientPolicy(price=price_of(name)),
-                   cache if is_remote(name) else None, cache_identity(name, {}))
-            for name in names]
-
-
-async def _closing(judges: list[ModelClient], work: Coroutine[Any, Any, T]) -> T:
-    try:
-        return await work
-    finally:
-        for judge in judges:
-            await judge.aclose()
+def _judging(names: list[str], cache_path: Path | None,
+             work: Callable[[list[ModelClient]], Coroutine[Any, Any, T]]) -> T:
+    """`work` done with the judges `names`, built through one client pool: the default
+    retries, their price from the table, remote ones answered from the response cache at
+    `cache_path` when it is given; all closed when the work ends."""
+    async def judged() -> T:
+        async with ClientPool(cache_path) as pool:
+            return await work([pool.client(name) for name in names])
+    return asyncio.run(judged())
 
 
 @app.command()
@@ -65,15 +59,8 @@ def rejudge(
     store = Store(db)
     # Through the run's response cache: an interrupted re-judging, run again, pays only for
     # the trials it had not reached.
-    cache = (ResponseCache(cache_path_for(db))
-             if any(is_remote(name) for name in judge or []) else None)
-    judges = _judges(judge or [], cache)
-    try:
-        summary = asyncio.run(_closing(judges, rejudge_store(store, judges, experiment,
-                                                             attempts=attempts)))
-    finally:
-        if cache is not None:
-            cache.close()
+    summary = _judging(judge or [], cache_path_for(db), lambda judges: rejudge_store(
+        store, judges, experiment, attempts=attempts))
     changed = ", ".join(f"{b} {n}" for b, n in sorted(summary.changed.items())) or "none"
     console.print(f"Re-judged {summary.trials} trials with "
                   f"{', '.join(judge or []) or 'the offline detectors only'}; values changed: "
@@ -107,9 +94,10 @@ def classify(
         from amlab.cli.scenarios import parse_settings
 
         setting = Setting.of_family(load_family(str(scenario)), parse_settings(set_ or []))
-    judges = _judges(judge or [])
-    outcomes = asyncio.run(_closing(judges, classify_file(setting, judges, input_file,
-                                                          attempts=attempts)))
+    # The cache beside the output: classifying the same file again, after an interruption
+    # or with one more judge, asks each judge only what it has not answered yet.
+    outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_file(
+        setting, judges, input_file, attempts=attempts))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
                               for r in outcomes), encoding="utf-8")

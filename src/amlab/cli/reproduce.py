@@ -15,10 +15,10 @@ from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate
 from amlab.errors import AmlabError
 from amlab.models import split_name
+from amlab.models.providers import capabilities_of
 from amlab.paths import check_writable
 from amlab.presets import (
     Overrides,
-    is_offline,
     planned_samples,
     preset_data,
     preset_experiment,
@@ -86,7 +86,7 @@ def reproduce(
     check_writable(out_dir, folder=True)
     if db.exists():  # a stored run that cannot be continued is refused before the question
         check_resumable(experiment, Store(db, read_only=True), resume)
-    _print_plan(experiment, offline=is_offline(model))
+    _print_plan(experiment, offline=capabilities_of(model).offline)
     if not yes:
         _confirm(len(experiment.trials()))
     from amlab.cli.commands import run_with_progress

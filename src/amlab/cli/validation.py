@@ -3,7 +3,6 @@ a user's own labels of a stored run); `amlab label`: labelling stored trials by 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console, err_console
-from amlab.cli.judging import JudgeOption, _closing, _judges
+from amlab.cli.judging import JudgeOption, _judging
 from amlab.errors import AmlabError
 from amlab.records import Action
 from amlab.store import Store
@@ -163,7 +162,6 @@ def _run_corpus(wanted: list[str], splits: list[str], judge_names: list[str], qu
     if wanted:
         cases = [c.model_copy(update={"expect": {b: v for b, v in c.expect.items()
                                                  if b in wanted}}) for c in cases]
-    judges = _judges(judge_names)
     with Progress(TextColumn("[bold]validation corpus"), BarColumn(), MofNCompleteColumn(),
                   console=err_console, transient=True, disable=quiet) as progress:
         task = progress.add_task("cases", total=len(cases))
@@ -171,8 +169,8 @@ def _run_corpus(wanted: list[str], splits: list[str], judge_names: list[str], qu
         def advance(_: CaseResult) -> None:
             progress.update(task, advance=1)
 
-        return asyncio.run(_closing(judges, run_corpus(cases, judges, judge_names,
-                                                       on_case_done=advance)))
+        return _judging(judge_names, None, lambda judges: run_corpus(
+            cases, judges, judge_names, on_case_done=advance))
 
 
 @dataclass(frozen=True)

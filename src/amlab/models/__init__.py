@@ -7,14 +7,17 @@ from amlab.models.base import (
     ModelRequest,
     ModelResponse,
 )
-from amlab.models.registry import make_client, split_name
+from amlab.models.providers import Capabilities, capabilities_of, split_name
+from amlab.models.registry import make_client
 
 __all__ = [
+    "Capabilities",
     "GenerationConfig",
     "ModelCallError",
     "ModelClient",
     "ModelRequest",
     "ModelResponse",
+    "capabilities_of",
     "make_client",
     "split_name",
 ]

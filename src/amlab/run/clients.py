@@ -1,24 +1,48 @@
-"""A model's client as the experiment file configures it for a run."""
+"""The model roles of an experiment (agents, judges, a model monitor), built through one
+`ClientPool` with the policy the experiment file sets for each model."""
 
 from __future__ import annotations
 
-from amlab.models import ModelClient
-from amlab.models.cache import ResponseCache, cache_identity
+from dataclasses import dataclass
+
+from amlab.errors import AmlabError
+from amlab.models import ModelClient, capabilities_of
+from amlab.models.pool import ClientPool
 from amlab.models.prices import price_of
-from amlab.models.registry import ClientPolicy, is_remote, manage
+from amlab.models.registry import ClientPolicy
 from amlab.run.experiment import Experiment, ModelSpec
 
 
-def managed_client(experiment: Experiment, spec: ModelSpec, client: ModelClient,
-                   cache: ResponseCache | None) -> ModelClient:
-    """`client` (an agent or a judge) with the experiment's retries, the model's rate limits
-    and price, and the response cache for remote models (local and scripted models cost
-    nothing to ask)."""
-    name = spec.name
+@dataclass(frozen=True)
+class ModelRoles:
+    agents: dict[str, ModelClient]
+    judges: list[ModelClient]
+    monitor: ModelClient | None
+
+
+def policy_for(experiment: Experiment, spec: ModelSpec) -> ClientPolicy:
+    """The experiment's retries, and the model's rate limits and price."""
     retry = experiment.spec.retry
-    policy = ClientPolicy(
+    return ClientPolicy(
         attempts=retry.attempts, initial_wait=retry.initial_wait, max_wait=retry.max_wait,
         requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute,
-        price=price_of(name, spec.price))
-    return manage(client, policy, cache if is_remote(name) else None,
-                  cache_identity(name, spec.options))
+        price=price_of(spec.name, spec.price))
+
+
+def build_roles(experiment: Experiment, pool: ClientPool) -> ModelRoles:
+    """Every model the experiment names, in its role; a missing key or a bad option stops
+    here, before any trial runs."""
+    def client(spec: ModelSpec) -> ModelClient:
+        return pool.client(spec.name, spec.options, policy_for(experiment, spec))
+
+    if experiment.spec.agent.protocol == "native":
+        for spec in experiment.spec.models:
+            if not capabilities_of(spec.name).native_tools:
+                raise AmlabError(f"{experiment.source}: model {spec.name} has no native tool "
+                                 f"calling, so under agent.protocol: native it could never "
+                                 f"act; set agent.protocol: text.")
+
+    monitor = experiment.spec.monitor.model if experiment.spec.monitor else None
+    return ModelRoles(agents={spec.name: client(spec) for spec in experiment.spec.models},
+                      judges=[client(spec) for spec in experiment.spec.judge_specs],
+                      monitor=None if monitor is None else client(monitor))

@@ -15,12 +15,13 @@ from amlab.agent.monitor import Monitor
 from amlab.detect import TrialView
 from amlab.detect.judge import decide
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelClient, make_client, split_name
-from amlab.models.cache import ResponseCache, cache_path_for
-from amlab.models.registry import is_remote
+from amlab.models import ModelCallError, ModelClient
+from amlab.models.cache import cache_path_for
+from amlab.models.pool import ClientPool
+from amlab.models.providers import capabilities_of
 from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecider, default_rubric
 from amlab.monitor.monitors import Decider
-from amlab.run.clients import managed_client
+from amlab.run.clients import build_roles
 from amlab.run.experiment import Experiment
 from amlab.scenario import RenderedScenario
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
@@ -100,55 +101,29 @@ async def run_experiment(
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache."""
     check_resumable(experiment, store, resume)
-    # Clients first: a missing key or a bad option stops the run before the store is touched.
-    built = clients or {m.name: make_client(m.name, m.options, experiment.base_dir)
-                        for m in experiment.spec.models}
-    judge_clients = [(spec, (clients or {}).get(spec.name) or make_client(
-        spec.name, spec.options, experiment.base_dir)) for spec in experiment.spec.judge_specs]
-    monitor_spec = experiment.spec.monitor.model if experiment.spec.monitor else None
-    monitor_client = None if monitor_spec is None else (
-        (clients or {}).get(monitor_spec.name)
-        or make_client(monitor_spec.name, monitor_spec.options, experiment.base_dir))
-    planned = experiment.trials()
-    if not store.plan(experiment.spec.name, experiment.as_dict(), planned) and not resume:
-        # Another run stored it since check_resumable: the two would run the same trials.
-        raise _already_stored(experiment, store)
-    store.record_renderings(experiment.spec.name, experiment.renderings(planned), __version__)
-    unfinished = store.unfinished(experiment.spec.name)
-    todo = [t for t in planned if t.key in unfinished]
-    summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
-    models = {t.key.model for t in todo}
-    for name in set(built) - models - {monitor_spec.name if monitor_spec else ""}:
-        await built[name].aclose()
-    if not todo:
-        for client in [*(judge for _, judge in judge_clients),
-                       *([monitor_client] if monitor_client else [])]:
-            await client.aclose()
-        return summary
-    response_cache = ResponseCache(cache_path_for(store.path)) if cache and any(
-        is_remote(spec.name) for spec in [*experiment.spec.models, *experiment.spec.judge_specs,
-                                          *([monitor_spec] if monitor_spec else [])]
-    ) else None
-    wrapped = {name: managed_client(experiment, experiment.model(name), built[name],
-                                    response_cache) for name in models}
-    # Judges go through the same retries, limits, prices and cache as the agents.
-    judges = [managed_client(experiment, spec, judge, response_cache)
-              for spec, judge in judge_clients]
-    # So does a model monitor.
-    monitor = (None if monitor_spec is None or monitor_client is None else
-               managed_client(experiment, monitor_spec, monitor_client, response_cache))
-    runner = _Runner(experiment, store, on_trial_done, summary, judges, monitor, unfinished)
-    try:
+    async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
+                          clients) as pool:
+        # Clients first: a missing key or a bad option stops the run before the store is
+        # touched.
+        roles = build_roles(experiment, pool)
+        planned = experiment.trials()
+        if not store.plan(experiment.spec.name, experiment.as_dict(), planned) and not resume:
+            # Another run stored it since check_resumable: the two would run the same trials.
+            raise _already_stored(experiment, store)
+        store.record_renderings(experiment.spec.name, experiment.renderings(planned),
+                                __version__)
+        unfinished = store.unfinished(experiment.spec.name)
+        todo = [t for t in planned if t.key in unfinished]
+        summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
+        if not todo:
+            return summary
+        runner = _Runner(experiment, store, on_trial_done, summary, roles.judges, roles.monitor,
+                         unfinished)
         with store.leases():
             await asyncio.gather(*(
-                runner.run_model(wrapped[name], [t for t in todo if t.key.model == name],
+                runner.run_model(roles.agents[name], [t for t in todo if t.key.model == name],
                                  workers(name, experiment.model(name).concurrency))
-                for name in models))
-    finally:
-        for client in [*wrapped.values(), *judges, *([monitor] if monitor else [])]:
-            await client.aclose()
-        if response_cache is not None:
-            response_cache.close()
+                for name in {t.key.model for t in todo}))
     return summary
 
 
@@ -168,7 +143,7 @@ def workers(model: str, concurrency: int) -> int:
     """How many trials of a model run at once. An in-process model computes one call at a
     time anyway, and interleaved trials would evict each other's evaluated prompt prefix, so
     its trials run one after another, in the order planned (samples of a condition together)."""
-    return 1 if split_name(model)[0] == "local" else concurrency
+    return 1 if capabilities_of(model).serial else concurrency
 
 
 class _Runner:
