@@ -102,4 +102,4 @@ def test_of_two_fresh_runs_racing_past_the_stored_check_the_second_is_refused(
     monkeypatch.setattr(amlab.run.runner, "check_resumable", lambda *args: None)
     with pytest.raises(AmlabError, match="already stored there; add --resume"):
         run(path, tmp_path / "r.db")
-    assert {(r["status"], r["attempts"]) for r in first.trials("t")} == {("done", 1)}
+    assert {(r.status, r.attempts) for r in first.trials("t")} == {("done", 1)}

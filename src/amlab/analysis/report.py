@@ -40,7 +40,7 @@ from amlab.analysis.rates import cell_status, factor_names, rate_frame
 from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
-from amlab.store import Store
+from amlab.store import Store, require_experiment
 
 MAX_BAR_CHARTS = 4
 # More rows than this and a forest plot is unreadable (and slow to draw): the rest stay in
@@ -117,15 +117,12 @@ class Report:
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                  choices: ReportChoices = ReportChoices()) -> Report:
     """Compute every table and draw every figure (written under `figures_dir`)."""
-    if experiment and experiment not in store.experiments():
-        raise AmlabError(f"{store.path}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(store.experiments()) or 'none'}.")
+    require_experiment(store, experiment)
     status = cell_status(store, experiment)
     frame = rate_frame(store, experiment, status)
     if status.empty:
         raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
-    acts = {(r["experiment"], r["family"], r["model"], r["condition"]):
-            (int(r["calls"]), int(r["applied"]), int(r["changed"]))
+    acts = {(r.experiment, r.family, r.model, r.condition): (r.calls, r.applied, r.changed)
             for r in store.action_counts(experiment)}
     sections = []
     for (name, family), cells in status.groupby(["experiment", "family"], sort=False):

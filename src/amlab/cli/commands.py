@@ -16,11 +16,10 @@ from rich.table import Table
 from amlab.analysis.rates import Rate, rates
 from amlab.cli.app import app, console
 from amlab.cli.usage import print_estimate, print_usage
-from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import list_families
-from amlab.store import PlannedTrial, Store
+from amlab.store import PlannedTrial, Store, require_experiment
 
 DEFAULT_DB = Path("runs/amlab.db")
 
@@ -94,9 +93,7 @@ def results(
     check_split(split)
     store = Store(db, read_only=True)
     names = [experiment] if experiment else store.experiments()
-    if experiment and experiment not in store.experiments():
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(store.experiments()) or 'none'}.")
+    require_experiment(store, experiment)
     for name in names:
         _print_results(store, name, per_trial=trials)
         if split == "awareness":

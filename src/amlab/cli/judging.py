@@ -28,7 +28,7 @@ from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, is_remote, manage
 from amlab.run.classify import Classified, Setting, Unclassified, classify_file
 from amlab.run.rejudge import rejudge as rejudge_store
-from amlab.store import Store
+from amlab.store import Store, require_experiment
 
 T = TypeVar("T")
 JudgeOption = Annotated[list[str] | None, typer.Option(
@@ -64,10 +64,8 @@ def rejudge(
     """Decide stored trials again with the current detectors and the given judges, without
     calling the agent model. Replaced verdicts are kept in the table superseded_verdicts."""
     store = Store(db, read_only=True)
+    require_experiment(store, experiment)
     names = store.experiments()
-    if experiment and experiment not in names:
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
     store.close()
     store = Store(db)
     # Through the run's response cache: an interrupted re-judging, run again, pays only for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from rich.table import Table
 
@@ -10,7 +10,7 @@ from amlab.cli.app import console
 from amlab.models.prices import Price, price_of
 from amlab.run.estimate import estimate
 from amlab.run.experiment import Experiment
-from amlab.store import Store
+from amlab.store.interface import ResultReader
 
 
 def print_estimate(experiment: Experiment) -> None:
@@ -29,11 +29,12 @@ def print_estimate(experiment: Experiment) -> None:
                   "or the model's `price` in the experiment file.", highlight=False)
 
 
-def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
+def print_usage(store: ResultReader, experiment: str, per_trial: bool = False) -> None:
     """Tokens and cost per model (and per trial if asked) of a stored experiment."""
     prices = _stored_prices(store, experiment)
-    rows = [r for r in store.trials(experiment) if r["calls"] is not None]
-    if not rows:
+    # Pending trials have used nothing yet (an error's calls are stored with it).
+    cells = [c for c in store.cell_usage(experiment) if c.status != "pending"]
+    if not cells:
         return
     if per_trial:
         table = Table(title=f"{experiment}: tokens and cost per trial", title_justify="left")
@@ -41,24 +42,28 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
                        "cached", "output", "cost (USD)"):
             table.add_column(column, justify="right" if column in _NUMERIC else "left",
                              overflow="fold")
-        for r in rows:
-            table.add_row(r["model"], r["family"], r["condition"], str(r["sample"]),
-                          r["status"], *_figures(r, r["model"] in prices))
+        for t in store.trial_index(experiment):
+            if t.calls is not None:
+                table.add_row(t.model, t.family, t.condition, str(t.sample), t.status,
+                              *_figures(t.calls, t.input_tokens, t.cached_input_tokens,
+                                        t.output_tokens, t.cost_usd, t.model in prices))
         console.print(table)
     table = Table(title=f"{experiment}: tokens and cost per model", title_justify="left")
     for column in ("model", "trials", "calls", "input", "cached", "output", "cost (USD)",
                    "cost/trial"):
         table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
-    for model in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == model]
-        total = {k: sum(r[k] or 0 for r in mine)
-                 for k in ("calls", "input_tokens", "cached_input_tokens", "output_tokens",
-                           "cost_usd")}
+    for model in sorted({c.model for c in cells}, key=_spec_order(store, experiment)):
+        mine = [c for c in cells if c.model == model]
+        trials = sum(c.trials for c in mine)
+        cost = sum(c.cost_usd for c in mine)
         known = model in prices
-        table.add_row(model, str(len(mine)), *_figures(total, known),
-                      _cost(total["cost_usd"] / len(mine) if known else None))
+        table.add_row(model, str(trials),
+                      *_figures(sum(c.calls for c in mine), sum(c.input_tokens for c in mine),
+                                sum(c.cached_input_tokens for c in mine),
+                                sum(c.output_tokens for c in mine), cost, known),
+                      _cost(cost / trials if known else None))
     console.print(table)
-    unpriced = sorted({r["model"] for r in rows} - set(prices))
+    unpriced = sorted({c.model for c in cells} - set(prices))
     if unpriced:
         console.print(f"No price known for {', '.join(unpriced)}: add `price` to the model in "
                       f"the experiment file.", highlight=False)
@@ -67,13 +72,21 @@ def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
 _NUMERIC = {"sample", "calls", "input", "cached", "output", "cost (USD)"}
 
 
-def _figures(row: Any, priced: bool) -> tuple[str, ...]:
-    return (f"{row['calls'] or 0:,}", f"{row['input_tokens'] or 0:,}",
-            f"{row['cached_input_tokens'] or 0:,}", f"{row['output_tokens'] or 0:,}",
-            _cost(row["cost_usd"] if priced else None))
+def _figures(calls: int | None, input_tokens: int | None, cached_input_tokens: int | None,
+             output_tokens: int | None, cost_usd: float | None, priced: bool
+             ) -> tuple[str, ...]:
+    return (f"{calls or 0:,}", f"{input_tokens or 0:,}", f"{cached_input_tokens or 0:,}",
+            f"{output_tokens or 0:,}", _cost(cost_usd or 0.0 if priced else None))
 
 
-def _stored_prices(store: Store, experiment: str) -> dict[str, Price]:
+def _spec_order(store: ResultReader, experiment: str) -> Callable[[str], tuple[int, str]]:
+    """Models in the order the experiment file lists them."""
+    spec = store.experiment_spec(experiment) or {}
+    order = {model["name"]: i for i, model in enumerate(spec.get("models", []))}
+    return lambda model: (order.get(model, len(order)), model)
+
+
+def _stored_prices(store: ResultReader, experiment: str) -> dict[str, Price]:
     """The price each model of the stored experiment had (its override, else the table)."""
     spec = store.experiment_spec(experiment) or {}
     prices = {}

@@ -19,7 +19,7 @@ from amlab.cli.app import app, console, err_console
 from amlab.cli.judging import JudgeOption, _closing, _judges
 from amlab.errors import AmlabError
 from amlab.records import Action
-from amlab.store import Store
+from amlab.store import Store, require_experiment
 from amlab.validation import (
     FloorCheck,
     Row,
@@ -95,7 +95,7 @@ def validate(
                          f"amlab label {db} --behavior B.")
     store = Store(db, read_only=True)
     try:
-        _check_experiment(store, db, experiment)
+        require_experiment(store, experiment)
         human = [h for h in read_labels(labels_path) if not wanted or h.behavior in wanted]
         rows = measure_store(store, human, experiment)
     finally:
@@ -153,13 +153,6 @@ def _behaviours(names: list[str] | None) -> list[str]:
             raise AmlabError(f"--behavior {name} is not a behaviour of the taxonomy; "
                              f"behaviours are {', '.join(BEHAVIOURS)}.")
     return list(names or [])
-
-
-def _check_experiment(store: Store, db: Path, experiment: str | None) -> None:
-    names = store.experiments()
-    if experiment and experiment not in names:
-        raise AmlabError(f"{db}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
 
 
 def _run_corpus(wanted: list[str], splits: list[str], judge_names: list[str], quiet: bool
@@ -310,7 +303,7 @@ def label(
     labels_path = labels or default_labels_path(db)
     store = Store(db, read_only=True)
     try:
-        _check_experiment(store, db, experiment)
+        require_experiment(store, experiment)
         prompt = ("[t]est / [r]eal / [s]ilent / s[k]ip / [q]uit" if behavior == "eval_awareness"
                   else "[y]es / [n]o / [s]kip / [q]uit")
 
@@ -332,8 +325,8 @@ def label(
 
 def _show_trial(trial: TrialToLabel, position: int, total: int) -> None:
     row = trial.row
-    console.rule(f"trial {position} of {total} · {row['experiment']} · {row['family']} · "
-                 f"{row['condition']} · {row['model']} · sample {row['sample']}")
+    console.rule(f"trial {position} of {total} · {row.experiment} · {row.family} · "
+                 f"{row.condition} · {row.model} · sample {row.sample}")
     actions: dict[int, list[Action]] = {}
     for action in trial.actions:
         actions.setdefault(action.turn, []).append(action)
