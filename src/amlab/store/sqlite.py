@@ -300,6 +300,7 @@ class Store:
         `schema_version` (no row: a database from before versions, i.e. version 1)."""
         stored = self.schema_version()
         if stored > SCHEMA_VERSION:
+            self.db.close()
             raise AmlabError(f"{self.path}: was written by a newer amlab (schema version "
                              f"{stored}; this amlab knows up to {SCHEMA_VERSION}); upgrade "
                              f"amlab to write to it.")
