@@ -232,6 +232,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
+            # dialect: PRAGMA (one writer, many readers; PostgreSQL needs neither)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._upgrade()
@@ -265,7 +266,7 @@ class Store:
         db.row_factory = sqlite3.Row
         try:
             tables = self._tables(db)
-            if verify:
+            if verify:  # dialect: PRAGMA
                 problem = db.execute("PRAGMA quick_check").fetchone()[0]
                 if problem != "ok":
                     raise sqlite3.DatabaseError(problem)
@@ -282,6 +283,7 @@ class Store:
 
     @staticmethod
     def _tables(db: sqlite3.Connection) -> set[str]:
+        # dialect: sqlite_master (PostgreSQL: information_schema.tables)
         return {row[0] for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
 
@@ -345,13 +347,10 @@ class Store:
     @property
     def has_judge_tables(self) -> bool:
         """False for a database written before judges existed and opened read-only."""
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
-        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
-        return "judge" in columns and "judge_calls" in tables
+        return "judge" in self._columns("verdicts") and "judge_calls" in self._tables(self.db)
 
     def _add_verdict_judge_column(self) -> None:
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
-        if "judge" not in columns:
+        if "judge" not in self._columns("verdicts"):
             with self.db:
                 self.db.execute("ALTER TABLE verdicts ADD COLUMN judge TEXT NOT NULL DEFAULT ''")
 
@@ -375,7 +374,7 @@ class Store:
         """Record the experiment and its trials (existing trials are left as they are).
         False when the experiment was already stored: of two runs starting at once, exactly
         one plans it."""
-        with self.db:
+        with self.db:  # dialect: INSERT OR IGNORE (PostgreSQL: ON CONFLICT DO NOTHING)
             new = self.db.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?, ?)",
                                   (name, json.dumps(spec, sort_keys=True), time.time())
                                   ).rowcount == 1
@@ -401,8 +400,7 @@ class Store:
     def stored_renderings(self, experiment: str) -> dict[tuple[str, str], dict[str, str]]:
         """(family, condition) -> the rendering its trials were planned with; empty for a
         database from before renderings were stored."""
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(trials)")}
-        if "rendering" not in columns:
+        if "rendering" not in self._columns("trials"):
             return {}
         rows = self.db.execute(
             "SELECT DISTINCT family, condition, rendering FROM trials WHERE experiment = ? "
@@ -832,6 +830,7 @@ class Store:
         error)."""
         # Grouped by a number per cell rather than by its three names: sorting 100,000
         # trials' verdicts on long condition names took twice as long.
+        # dialect: MATERIALIZED, ?1 parameters
         return self.db.execute("""
             WITH cell AS MATERIALIZED (
                 SELECT ROW_NUMBER() OVER () AS id, family, condition, model FROM (
@@ -896,6 +895,7 @@ class Store:
         eval_awareness verdict: k and n of the behaviour, `belief` being what the agent last
         said of its situation: `test`, `real` (a false verdict quoting the agent) or
         `silent`."""
+        # dialect: JSON1 (json_each over the evidence)
         return self.db.execute("""
             WITH belief AS (
                 SELECT trial_id, CASE WHEN value THEN 'test'
@@ -940,6 +940,7 @@ class Store:
         refused trials; and per model asked for, the answers taken from the cache."""
         if "model_ids" not in self._columns("trials"):
             return []
+        # dialect: JSON1 (json_each over model_ids)
         return self.db.execute(
             "SELECT t.model, s.key AS model_id, TOTAL(s.value) AS calls FROM trials t "
             "LEFT JOIN json_each(t.model_ids) s "
@@ -960,6 +961,7 @@ class Store:
         calls it answered."""
         if not self.has_judge_tables or "model_ids" not in self._columns("judge_calls"):
             return []
+        # dialect: JSON1 (json_each over model_ids)
         return self.db.execute(
             "SELECT c.judge, c.prompt_version, s.key AS model_id, TOTAL(s.value) AS calls "
             "FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
