@@ -157,7 +157,7 @@ def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earli
 
 def test_each_trial_stores_its_rendering_and_the_amlab_version(tmp_path: Path) -> None:
     store = run(experiment_file(tmp_path, "complier.yaml"), tmp_path / "r.db")
-    assert {r["amlab_version"] for r in store.rendering_counts("t")} == {amlab.__version__}
+    assert {r.amlab_version for r in store.rendering_counts("t")} == {amlab.__version__}
     renderings = store.stored_renderings("t")
     family = Family.load("blackmail")
     for row in store.trials("t"):

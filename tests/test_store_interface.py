@@ -303,3 +303,30 @@ def test_an_experiment_not_stored_is_one_sentence_naming_the_store_and_what_it_h
     with pytest.raises(AmlabError) as error:
         require_experiment(store, "f")
     assert str(error.value) == f"{store.location}: has no experiment 'f'; it has e."
+
+
+def test_provenance_aggregates_name_what_answered_and_what_planned(open_store: Opener) -> None:
+    store = open_store()
+    plan(store, samples=1)
+    store.record_renderings("e", {("blackmail", BASE): {"system_prompt": "ab12"}}, "1.0")
+    finish(store, key(), {"blackmail": verdict("blackmail", True)})
+    call = JudgeCall("judge-model", "p1", [Judgement("judge-model", "blackmail", "blackmail/j1",
+                                                     value=True)],
+                     Usage(calls=3), 1, answers=Answers({"judge-2026": 3}, cached_calls=2))
+    store.replace_verdicts(stored(store, key()).id, {}, [call])
+    renderings = {(r.condition, r.amlab_version): (r.rendering, r.trials)
+                  for r in store.rendering_counts("e")}
+    assert renderings[(BASE, "1.0")] == ({"system_prompt": "ab12"}, 2)
+    assert renderings[(MONITORED, None)] == (None, 2)
+    # Over the finished and refused trials only.
+    assert [(a.asked, a.model_id, a.calls) for a in store.model_provenance("e")] == \
+        [("m1", "m1-2026", 2)]
+    assert [(c.name, c.calls, c.cached) for c in store.cached_calls("e")] == \
+        [("m1", 2, 1), ("m2", 0, None)]
+    assert [(a.asked, a.prompt_version, a.model_id, a.calls)
+            for a in store.judge_provenance("e")] == [("judge-model", "p1", "judge-2026", 3)]
+    assert [(c.name, c.calls, c.cached) for c in store.judge_cached_calls("e")] == \
+        [("judge-model", 3, 2)]
+    assert [(r.judge, r.behavior, r.version, r.answers)
+            for r in store.rubric_versions("e")] == [("judge-model", "blackmail",
+                                                      "blackmail/j1", 1)]

@@ -213,6 +213,47 @@ class MonitorCount:
     monitor_cost_usd: float
 
 
+@dataclass(frozen=True)
+class RenderingCount:
+    """Trials of a condition planned with one rendering (part -> SHA-256) by one amlab
+    version (both None: a database from before they were kept)."""
+
+    family: str
+    condition: str
+    rendering: dict[str, str] | None
+    amlab_version: str | None
+    trials: int
+
+
+@dataclass(frozen=True)
+class AnsweredCalls:
+    """Calls of a model asked for (or of a judge, under one prompt version) that one model
+    id answered (None: not recorded)."""
+
+    asked: str
+    prompt_version: str | None
+    model_id: str | None
+    calls: int
+
+
+@dataclass(frozen=True)
+class CachedCalls:
+    """A model's (or a judge's) calls and those the response cache answered (None: not
+    recorded)."""
+
+    name: str
+    calls: int
+    cached: int | None
+
+
+@dataclass(frozen=True)
+class RubricCount:
+    judge: str
+    behavior: str
+    version: str
+    answers: int
+
+
 # -- the protocols -------------------------------------------------------------------
 
 
@@ -294,6 +335,18 @@ class ResultReader(Protocol):
 
     def monitor_counts(self, experiment: str, harmful: Sequence[str],
                        escalation: Sequence[str]) -> list[MonitorCount]: ...
+
+    def rendering_counts(self, experiment: str) -> list[RenderingCount]: ...
+
+    def model_provenance(self, experiment: str) -> list[AnsweredCalls]: ...
+
+    def cached_calls(self, experiment: str) -> list[CachedCalls]: ...
+
+    def judge_provenance(self, experiment: str) -> list[AnsweredCalls]: ...
+
+    def judge_cached_calls(self, experiment: str) -> list[CachedCalls]: ...
+
+    def rubric_versions(self, experiment: str) -> list[RubricCount]: ...
 
     def close(self) -> None: ...
 

@@ -31,11 +31,15 @@ from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
 from amlab.store.interface import (
     SCHEMA_VERSION,
     ActionCount,
+    AnsweredCalls,
+    CachedCalls,
     CellUsage,
     Claim,
     ConditionFactors,
     MonitorCount,
     PlannedTrial,
+    RenderingCount,
+    RubricCount,
     StoredTrial,
     TidyRow,
     TrialKey,
@@ -189,6 +193,10 @@ _RECORD_COLUMNS = ("id", "experiment", "family", "condition", "factors", "model"
                    "seed", "status", "attempts", "stop_reason", "error", "turns", "calls",
                    "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd",
                    "model_ids", "cached_calls")
+
+
+def _cached(row: sqlite3.Row) -> CachedCalls:
+    return CachedCalls(row[0], int(row[1]), None if row[2] is None else int(row[2]))
 
 
 def _record(row: sqlite3.Row, factors: dict[str, str] | None = None) -> TrialRecord:
@@ -934,71 +942,71 @@ class Store:
             "WHERE t.status = 'done' AND t.experiment = ? AND l.behavior = 'realism' "
             "GROUP BY t.family, t.condition, t.model, l.judge", (experiment,)).fetchall()
 
-    def model_provenance(self, experiment: str) -> list[sqlite3.Row]:
+    def model_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per model asked for and model id that answered (NULL: not recorded, a database
         from before model ids were kept): the calls it answered, over the finished and
         refused trials; and per model asked for, the answers taken from the cache."""
         if "model_ids" not in self._columns("trials"):
             return []
         # dialect: JSON1 (json_each over model_ids)
-        return self.db.execute(
+        return [AnsweredCalls(row[0], None, row[1], int(row[2])) for row in self.db.execute(
             "SELECT t.model, s.key AS model_id, TOTAL(s.value) AS calls FROM trials t "
             "LEFT JOIN json_each(t.model_ids) s "
             "WHERE t.experiment = ? AND t.status IN ('done', 'refused') "
-            "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,)).fetchall()
+            "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,))]
 
-    def cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+    def cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per model: its calls and those answered from the response cache (NULL where not
         recorded)."""
         recorded = "cached_calls" in self._columns("trials")
-        return self.db.execute(
+        return [_cached(row) for row in self.db.execute(
             f"SELECT model, TOTAL(calls) AS calls, "
             f"{'SUM(cached_calls)' if recorded else 'NULL'} AS cached FROM trials "
-            "WHERE experiment = ? GROUP BY model ORDER BY model", (experiment,)).fetchall()
+            "WHERE experiment = ? GROUP BY model ORDER BY model", (experiment,))]
 
-    def judge_provenance(self, experiment: str) -> list[sqlite3.Row]:
+    def judge_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per judge, prompt version and model id that answered (NULL: none recorded): the
         calls it answered."""
         if not self.has_judge_tables or "model_ids" not in self._columns("judge_calls"):
             return []
         # dialect: JSON1 (json_each over model_ids)
-        return self.db.execute(
+        return [AnsweredCalls(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
             "SELECT c.judge, c.prompt_version, s.key AS model_id, TOTAL(s.value) AS calls "
             "FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
             "LEFT JOIN json_each(c.model_ids) s WHERE t.experiment = ? "
             "GROUP BY c.judge, c.prompt_version, s.key ORDER BY c.judge, s.key",
-            (experiment,)).fetchall()
+            (experiment,))]
 
-    def judge_cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+    def judge_cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per judge: its calls and those answered from the response cache (NULL where not
         recorded)."""
         if not self.has_judge_tables:
             return []
         recorded = "cached_calls" in self._columns("judge_calls")
-        return self.db.execute(
+        return [_cached(row) for row in self.db.execute(
             f"SELECT c.judge, TOTAL(c.calls) AS calls, "
             f"{'SUM(c.cached_calls)' if recorded else 'NULL'} AS cached FROM judge_calls c "
             "JOIN trials t ON t.id = c.trial_id WHERE t.experiment = ? GROUP BY c.judge "
-            "ORDER BY c.judge", (experiment,)).fetchall()
+            "ORDER BY c.judge", (experiment,))]
 
-    def rubric_versions(self, experiment: str) -> list[sqlite3.Row]:
+    def rubric_versions(self, experiment: str) -> list[RubricCount]:
         """Per judge, behaviour and rubric version: the answers given under it."""
         if not self.has_judge_tables:
             return []
-        return self.db.execute(
+        return [RubricCount(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
             "SELECT j.judge, j.behavior, j.version, COUNT(*) AS answers FROM judgements j "
             "JOIN trials t ON t.id = j.trial_id WHERE t.experiment = ? "
             "GROUP BY j.judge, j.behavior, j.version ORDER BY j.judge, j.behavior",
-            (experiment,)).fetchall()
+            (experiment,))]
 
-    def rendering_counts(self, experiment: str) -> list[sqlite3.Row]:
+    def rendering_counts(self, experiment: str) -> list[RenderingCount]:
         """Per (family, condition, rendering, amlab version): trials planned with it
         (rendering and version NULL for trials of a database from before they were kept)."""
         columns = self._columns("trials")
         rendering = "rendering" if "rendering" in columns else "NULL"
         version = "amlab_version" if "amlab_version" in columns else "NULL"
-        return self.db.execute(
+        return [RenderingCount(row[0], row[1], None if row[2] is None else json.loads(row[2]),
+                               row[3], int(row[4])) for row in self.db.execute(
             f"SELECT family, condition, {rendering} AS rendering, {version} AS amlab_version, "
             "COUNT(*) AS trials FROM trials WHERE experiment = ? "
-            "GROUP BY family, condition, 3, 4 ORDER BY family, condition",
-            (experiment,)).fetchall()
+            "GROUP BY family, condition, 3, 4 ORDER BY family, condition", (experiment,))]
