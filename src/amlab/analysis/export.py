@@ -5,7 +5,6 @@ behaviour and value are empty, so nothing that was planned disappears from the f
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -17,13 +16,11 @@ from amlab.store.interface import ResultReader, TidyRow
 
 Format = Literal["csv", "parquet", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "jsonl")
-_COLUMNS = [field.name for field in fields(TidyRow)]
 
 
 def tidy_frame(store: ResultReader, experiment: str | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(
-        [tuple(getattr(row, column) for column in _COLUMNS)
-         for row in store.tidy_rows(experiment)], columns=_COLUMNS)
+    frame = pd.DataFrame.from_records(list(store.tidy_rows(experiment)),
+                                      columns=TidyRow._fields)
     frame["value"] = frame["value"].astype("Int64")
     levels = factor_levels(store, experiment)
     # A factor named like a fixed column (e.g. `model`) keeps a `factor_` prefix.

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from amlab.errors import AmlabError
 from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
@@ -163,10 +163,10 @@ class ActionCount:
     changed: int
 
 
-@dataclass(frozen=True)
-class TidyRow:
+class TidyRow(NamedTuple):
     """One (trial, behaviour) for export; behaviour and verdict None for a trial that has
-    no verdict (error, refusal, pending)."""
+    no verdict (error, refusal, pending). A named tuple: an export builds hundreds of
+    thousands, and a frame takes them as they are."""
 
     experiment: str
     trial_id: int

@@ -200,21 +200,25 @@ def _cached(row: sqlite3.Row) -> CachedCalls:
 
 
 def _record(row: sqlite3.Row, factors: dict[str, str] | None = None) -> TrialRecord:
-    return TrialRecord(**_record_fields(row, factors))
+    return TrialRecord(*_record_values(row, factors))
 
 
 def _stored(row: sqlite3.Row) -> StoredTrial:
-    return StoredTrial(
-        **_record_fields(row, None),
-        messages=tuple(Message.from_dict(m) for m in json.loads(row["messages"] or "[]")),
-        actions=tuple(Action.from_dict(a) for a in json.loads(row["actions"] or "[]")))
+    messages = tuple(Message.from_dict(m) for m in json.loads(row["messages"] or "[]"))
+    actions = tuple(Action.from_dict(a) for a in json.loads(row["actions"] or "[]"))
+    return StoredTrial(*[*_record_values(row, None), messages, actions])
 
 
-def _record_fields(row: sqlite3.Row, factors: dict[str, str] | None) -> dict[str, Any]:
-    fields = {name: row[name] for name in _RECORD_COLUMNS}
-    fields["factors"] = json.loads(row["factors"]) if factors is None else factors
-    fields["model_ids"] = None if row["model_ids"] is None else json.loads(row["model_ids"])
-    return fields
+_FACTORS, _MODEL_IDS = _RECORD_COLUMNS.index("factors"), _RECORD_COLUMNS.index("model_ids")
+
+
+def _record_values(row: sqlite3.Row, factors: dict[str, str] | None) -> list[Any]:
+    """A `TrialRecord`'s fields, in order, from a row selected by `_trial_columns`."""
+    values = list(row[:len(_RECORD_COLUMNS)])
+    values[_FACTORS] = json.loads(values[_FACTORS]) if factors is None else factors
+    if values[_MODEL_IDS] is not None:
+        values[_MODEL_IDS] = json.loads(values[_MODEL_IDS])
+    return values
 
 
 class Store:
@@ -820,8 +824,10 @@ class Store:
                 "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
                 f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
                 "ORDER BY t.id, v.behavior", args):
-            yield TidyRow(**{**dict(row), "value": None if row["value"] is None
-                             else bool(row["value"])})
+            value = row[14]
+            yield TidyRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                          row[8], row[9], row[10], row[11], row[12], row[13],
+                          None if value is None else bool(value), row[15], row[16])
 
     # -- how numbers were decided, what was left out, where they came from --------------
 
