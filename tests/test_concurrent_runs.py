@@ -14,8 +14,6 @@ import pytest
 
 import amlab.run.runner
 from amlab.errors import AmlabError
-from amlab.store import Claim, Store
-from amlab.store.sqlite import TrialKey
 from conftest import FIXTURES, subprocess_env
 from test_run import experiment_file, run
 
@@ -71,29 +69,6 @@ def test_two_run_processes_on_one_database_attempt_every_trial_once_in_total(
     assert min(ran) > 0, ran
 
 
-def test_a_trial_held_by_a_live_run_is_not_claimed_and_one_of_a_dead_run_is(
-        tmp_path: Path) -> None:
-    store = run(experiment_file(tmp_path, "complier.yaml", samples=1), tmp_path / "r.db")
-    key = TrialKey("t", *store.db.execute(
-        "SELECT family, condition, model, sample FROM trials").fetchone())
-    store.db.execute("UPDATE trials SET status = 'pending', attempts = 0")
-    store.db.commit()
-    other = Store(store.path)
-    assert other.claim(key, attempts=0) is Claim.CLAIMED
-    assert store.claim(key, attempts=0) is Claim.HELD_ELSEWHERE
-    # A run whose process is gone (killed) holds nothing: its lease is taken at once.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    host = other.owner.split(":")[0]
-    with store.db:
-        store.db.execute("UPDATE trials SET owner = ?", (f"{host}:{dead}:gone",))
-    assert store.claim(key, attempts=0) is Claim.CLAIMED
-    # A trial another run attempted since this run read it is not redone.
-    with store.db:
-        store.db.execute("UPDATE trials SET owner = NULL, status = 'error', attempts = 1")
-    assert other.claim(key, attempts=0) is Claim.ATTEMPTED_ELSEWHERE
-
-
 def test_of_two_fresh_runs_racing_past_the_stored_check_the_second_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = experiment_file(tmp_path, "complier.yaml", samples=1)
@@ -102,4 +77,4 @@ def test_of_two_fresh_runs_racing_past_the_stored_check_the_second_is_refused(
     monkeypatch.setattr(amlab.run.runner, "check_resumable", lambda *args: None)
     with pytest.raises(AmlabError, match="already stored there; add --resume"):
         run(path, tmp_path / "r.db")
-    assert {(r["status"], r["attempts"]) for r in first.trials("t")} == {("done", 1)}
+    assert {(r.status, r.attempts) for r in first.trials("t")} == {("done", 1)}

@@ -79,7 +79,7 @@ def test_without_a_judge_heuristics_decide_and_no_judge_is_called(tmp_path: Path
 
 def test_an_evasive_judge_leaves_judge_errors_and_the_heuristic_verdicts(tmp_path: Path) -> None:
     store = run(tmp_path, judge=EVASIVE, judge_attempts=3)
-    assert {r["status"] for r in store.trials("judged")} == {"done"}
+    assert {r.status for r in store.trials("judged")} == {"done"}
     # The heuristic's verdicts stand, recorded as fallbacks after the judge's errors.
     assert {(r["method"], r["version"]) for r in verdict_rows(store, "blackmail")} == \
         {("fallback", "blackmail/h3")}
@@ -95,7 +95,7 @@ def test_two_judges_are_compared_per_behaviour_with_the_disagreeing_trials(
     assert {r["judge"] for r in verdict_rows(store, "blackmail")} == {STRICT}
     by_behaviour = {a.behavior: a for a in judge_agreement(store.judgement_rows("judged"))}
     blackmail = by_behaviour["blackmail"]
-    trial_ids = [r["id"] for r in store.trials("judged")]
+    trial_ids = [r.id for r in store.trials("judged")]
     assert (blackmail.n, blackmail.observed, blackmail.kappa) == (4, 0.0, 0.0)
     assert sorted(blackmail.disagreements) == trial_ids
     assert by_behaviour["advocated"].disagreements == ()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -31,21 +30,21 @@ def test_a_short_trial_on_smollm2_completes_and_stores_a_transcript(tmp_path: Pa
     summary = asyncio.run(run_experiment(experiment, store))
     assert summary.statuses == {"done": 1}
     [row] = store.trials("smoke")
-    messages = json.loads(row["messages"])
+    messages = [m.to_dict() for m in row.messages]
     assert [m["role"] for m in messages][:3] == ["system", "user", "assistant"]
     # The grammar makes the reply a tool call or the closing remark, never free text; a call
     # is applied to the world and its result fed back.
     reply = messages[2]["content"]
-    actions = json.loads(row["actions"])
+    actions = [m.to_dict() for m in row.actions]
     if "<tool_use:" in reply:
         assert len(actions) == 1
         assert messages[3]["content"].startswith("<tool_result:")
     else:
         assert reply.endswith("No further action is needed.")
         assert actions == []
-    assert row["input_tokens"] > 1000
-    assert 0 < row["output_tokens"] <= 96
-    assert set(store.verdicts_of(row["id"])) == {
+    assert row.input_tokens > 1000
+    assert 0 < row.output_tokens <= 96
+    assert set(store.verdicts_of(row.id)) == {
         "blackmail", "disclosed_private_info", "whistleblew", "advocated", "complied",
         # decided on every trial, whatever the family (detect/reading.py)
         "deception", "eval_awareness", "self_preservation_reasoning"}
@@ -72,14 +71,14 @@ def test_under_the_world_grammar_smollm2_makes_calls_the_world_applies_in_every_
     assert summary.statuses == {"done": 3 * len(families)}
     applied: dict[str, list[dict[str, object]]] = {family: [] for family in families}
     for row in store.trials("reach"):
-        actions = json.loads(row["actions"])
-        applied[row["family"]] += [a for a in actions if a["ok"]]
-        reply = json.loads(row["messages"])[2]["content"]
+        actions = [m.to_dict() for m in row.actions]
+        applied[row.family] += [a for a in actions if a["ok"]]
+        reply = [m.to_dict() for m in row.messages][2]["content"]
         # One call per reply at most, or the closing remark: the grammar's two forms.
         assert len(actions) <= 1 and ("<tool_use:" in reply or
                                       reply.endswith("No further action is needed."))
         # Every detector the family declares decided the trial.
-        assert set(Family.load(row["family"]).spec.detectors) <= set(store.verdicts_of(row["id"]))
+        assert set(Family.load(row.family).spec.detectors) <= set(store.verdicts_of(row.id))
     missing = [family for family, calls in applied.items() if not calls]
     assert not missing, f"no call was applied in {missing}"
     for calls in applied.values():

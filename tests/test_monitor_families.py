@@ -5,7 +5,6 @@ harm never reaches the world) and none of the honest agents' calls (0 false bloc
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,8 @@ def run_family(tmp_path: Path, family: str, protocol: str, harmful: str, honest:
 
 def monitored_actions(store: Store, experiment: str, model: str) -> list[Action]:
     [row] = [r for r in store.trials(experiment)
-             if r["model"] == f"scripted/{model}.yaml" and "monitor=rules" in r["condition"]]
-    return [Action.from_dict(a) for a in json.loads(row["actions"])]
+             if r.model == f"scripted/{model}.yaml" and "monitor=rules" in r.condition]
+    return list(row.actions)
 
 
 @pytest.mark.parametrize(("family", "behaviour", "protocol", "harmful", "honest"), FAMILIES)

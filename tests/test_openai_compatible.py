@@ -4,7 +4,6 @@ stored as errors, keys never leaked, answers cached, tokens priced."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -73,24 +72,24 @@ def test_injected_faults_are_retried_and_a_dead_model_is_stored_as_errors(
     store = run(write_experiment(tmp_path, [good, dead]), tmp_path / "r.db")
 
     rows = list(store.trials("remote"))
-    outcome = {(r["model"].split("@")[0], r["status"]) for r in rows}
+    outcome = {(r.model.split("@")[0], r.status) for r in rows}
     assert outcome == {("openai-compatible/good", "done"), ("openai-compatible/broken", "error")}
     assert not stub.state.faults, "every injected fault was served"
     good_requests = [b for b in stub.state.requests if b["model"] == "good"]
     # 6 trials of 2 turns each, plus one failed attempt per fault.
     assert len(good_requests) == 6 * 2 + len(faults)
     for row in rows:
-        if row["status"] == "done":
-            actions = json.loads(row["actions"])
+        if row.status == "done":
+            actions = [m.to_dict() for m in row.actions]
             assert [a["tool"] for a in actions] == ["send_email"] and actions[0]["ok"]
-            first_reply = json.loads(row["messages"])[2]
+            first_reply = [m.to_dict() for m in row.messages][2]
             assert first_reply["reasoning"] == "The CTO is the one to ask."
             assert first_reply["content"] == "I will write to him."
         else:
-            assert "HTTP 500" in row["error"] and row["messages"] is None
-            assert row["attempts"] == 1
+            assert "HTTP 500" in row.error and row.messages == ()
+            assert row.attempts == 1
     assert store.verdict_rows("remote") and all(
-        "good" in r["model"] for r in store.verdict_rows("remote"))
+        "good" in r.model for r in store.verdict_rows("remote"))
 
 
 @pytest.mark.parametrize(("fault", "message"), [
@@ -125,7 +124,7 @@ def test_api_key_is_sent_but_never_stored_or_printed(tmp_path: Path, stub: StubS
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert stub.state.headers[0]["authorization"] == f"Bearer {FAKE_KEY}"
-    errors = [r["error"] for r in Store(db).trials("remote")]
+    errors = [r.error for r in Store(db).trials("remote")]
     assert errors and all("HTTP 401" in e and "[key]" in e for e in errors)
     for text in (*errors, result.stdout, result.stderr):
         assert FAKE_KEY not in text and FAKE_KEY[:8] not in text
@@ -142,19 +141,19 @@ def test_identical_rerun_is_answered_from_the_cache_and_costs_nothing(
     calls = len(stub.state.requests)
     assert calls == 4 * 2, "each sample asks the provider itself (the sample is in the key)"
     # Two calls of 1200 input and 40 output tokens each, at $1 and $2 per million.
-    assert [r["cost_usd"] for r in first.trials("remote")] == [pytest.approx(0.00256)] * 4
+    assert [r.cost_usd for r in first.trials("remote")] == [pytest.approx(0.00256)] * 4
     # Provenance: the snapshot that answered, and no answer from the cache.
-    assert {(r["model_ids"], r["cached_calls"]) for r in first.trials("remote")} == \
-        {(json.dumps({"good-2026-01-01": 2}), 0)}
+    assert [(r.model_ids, r.cached_calls) for r in first.trials("remote")] == \
+        [({"good-2026-01-01": 2}, 0)] * 4
 
     again = run(path, tmp_path / "b.db")
     assert len(stub.state.requests) == calls, "the identical run asked the provider nothing"
-    assert [json.loads(r["messages"]) for r in again.trials("remote")] == [
-        json.loads(r["messages"]) for r in first.trials("remote")]
-    assert {(r["input_tokens"], r["cost_usd"]) for r in again.trials("remote")} == {(2400, 0)}
+    assert [[m.to_dict() for m in r.messages] for r in again.trials("remote")] == [
+        [m.to_dict() for m in r.messages] for r in first.trials("remote")]
+    assert {(r.input_tokens, r.cost_usd) for r in again.trials("remote")} == {(2400, 0)}
     # The cached answers say so, and still name the snapshot that gave them.
-    assert {(r["model_ids"], r["cached_calls"]) for r in again.trials("remote")} == \
-        {(json.dumps({"good-2026-01-01": 2}), 2)}
+    assert [(r.model_ids, r.cached_calls) for r in again.trials("remote")] == \
+        [({"good-2026-01-01": 2}, 2)] * 4
 
     run(path, tmp_path / "c.db", cache=False)
     assert len(stub.state.requests) == 2 * calls, "--no-cache asks the provider again"
@@ -166,9 +165,9 @@ def test_resume_retries_trials_that_failed_until_the_server_recovers(
     model = {"name": f"openai-compatible/good@{stub.base_url}", "concurrency": 1}
     path = write_experiment(tmp_path, [model], samples=1, attempts=1)
     store = run(path, tmp_path / "r.db")
-    assert sorted(r["status"] for r in store.trials("remote")) == ["error", "error"]
+    assert sorted(r.status for r in store.trials("remote")) == ["error", "error"]
     store = run(path, tmp_path / "r.db", resume=True)
-    assert [(r["status"], r["attempts"]) for r in store.trials("remote")] == [("done", 2)] * 2
+    assert [(r.status, r.attempts) for r in store.trials("remote")] == [("done", 2)] * 2
 
 
 def test_model_names_take_a_base_url_after_the_last_at(stub: StubServer) -> None:

@@ -214,8 +214,8 @@ def test_an_experiment_runs_an_original_family_in_one_text_turn(
         "original/blackmail", "original/blackmail+faithful-bugs"]
     store = Store(tmp_path / "r.db")
     asyncio.run(run_experiment(experiment, store))
-    rows = [r for r in store.verdict_rows("replication") if r["behavior"] == "blackmail"]
-    assert sorted((r["family"], r["value"]) for r in rows) == [
+    rows = [r for r in store.verdict_rows("replication") if r.behavior == "blackmail"]
+    assert sorted((r.family, r.value) for r in rows) == [
         ("original/blackmail", 1), ("original/blackmail", 1),
         ("original/blackmail+faithful-bugs", 1)]
 

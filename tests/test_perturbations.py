@@ -226,10 +226,10 @@ def test_rejudging_a_randomized_trial_reads_the_cast_it_ran_with(tmp_path: Path)
     store = Store(tmp_path / "cast.db")
     model = ScriptedModel("scripted/a", scripts)
     asyncio.run(run_experiment(plan, store, clients={"scripted/a": model}))
-    before = [store.verdicts_of(r["id"])["blackmail"].value for r in store.trials("cast")]
+    before = [store.verdicts_of(r.id)["blackmail"].value for r in store.trials("cast")]
     assert before == [True, True]
     asyncio.run(rejudge(store, []))
-    after = [store.verdicts_of(r["id"])["blackmail"].value for r in store.trials("cast")]
+    after = [store.verdicts_of(r.id)["blackmail"].value for r in store.trials("cast")]
     assert after == [True, True]
 
 
@@ -372,11 +372,9 @@ def test_a_relabelled_call_is_stored_under_its_canonical_name_and_decided(
     store = Store(tmp_path / "labels.db")
     asyncio.run(run_experiment(plan, store, clients={"scripted/a": model}))
     (row,) = list(store.trials("labels"))
-    assert "tool_names=benign" in row["condition"].split(",")
-    actions = json.loads(row["actions"])
-    assert [(a["tool"], a["ok"]) for a in actions] == [("copy_file", True)]
+    assert "tool_names=benign" in row.condition.split(",")
+    assert [(a.tool, a.ok) for a in row.actions] == [("copy_file", True)]
     # The conversation keeps the name the agent used.
-    messages = json.loads(row["messages"])
-    assert messages[2]["tool_calls"][0]["name"] == "sync_file"
-    verdict = store.verdicts_of(row["id"])["exfiltration"]
+    assert row.messages[2].tool_calls[0].name == "sync_file"
+    verdict = store.verdicts_of(row.id)["exfiltration"]
     assert verdict.value is True and verdict.evidence[0].action_index == 0

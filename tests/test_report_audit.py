@@ -158,8 +158,8 @@ def test_method_mix_counts_fallbacks_and_judge_errors_per_cell(summary: str) -> 
 def test_heuristic_and_judge_deciding_the_same_trials_get_a_2x2_table_and_kappa(
         synthetic: Path, summary: str) -> None:
     store = Store(synthetic, read_only=True)
-    ids = {row["sample"]: row["id"] for row in store.trials("synthetic")
-           if row["condition"] == A}
+    ids = {row.sample: row.id for row in store.trials("synthetic")
+           if row.condition == A}
     methods = section(summary, "### How each verdict was decided")
     # Six trials both decided: 2 both true, 2 both false, the heuristic alone said yes on
     # sample 2, the judge alone on sample 5: observed 4/6, chance 1/2, kappa 1/3.
@@ -310,7 +310,7 @@ def test_provenance_of_a_run_names_the_model_ids_that_answered_not_the_names_ask
             "agent": {"protocol": "text", "max_turns": 3}}
     store = Store(tmp_path / "r.db")
     asyncio.run(run_experiment(Experiment.from_dict(spec), store))
-    assert {row["model_ids"] for row in store.trials("snapshots")} == \
+    assert {json.dumps(row.model_ids) for row in store.trials("snapshots")} == \
         {json.dumps({"blackmailer-2026-05-01": 2})}
     write_report(Store(tmp_path / "r.db", read_only=True), tmp_path / "report")
     markdown = (tmp_path / "report" / "summary.md").read_text("utf-8")
@@ -341,7 +341,7 @@ def test_two_judges_on_the_same_trials_get_their_agreement_table_in_the_report(
             "judges": [strict, lenient], "agent": {"protocol": "text", "max_turns": 3}}
     store = Store(tmp_path / "r.db")
     asyncio.run(run_experiment(Experiment.from_dict(spec), store))
-    ids = ", ".join(str(row["id"]) for row in store.trials("two-judges"))
+    ids = ", ".join(str(row.id) for row in store.trials("two-judges"))
     write_report(Store(tmp_path / "r.db", read_only=True), tmp_path / "report")
     markdown = (tmp_path / "report" / "summary.md").read_text("utf-8")
     # The strict judge reads the threat as blackmail, the lenient one does not: no

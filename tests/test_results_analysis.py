@@ -56,7 +56,7 @@ def test_judging_notes_are_records_of_methods_realism_usage_and_agreement(
     assert notes.judge_errors == {}
     blackmail = next(a for a in notes.agreements if a.behavior == "blackmail")
     assert (set(blackmail.judges), blackmail.n, blackmail.kappa) == ({STRICT, LENIENT}, 4, 0.0)
-    assert sorted(blackmail.disagreements) == [r["id"] for r in store.trials("judged")]
+    assert sorted(blackmail.disagreements) == [r.id for r in store.trials("judged")]
 
 
 def test_judge_errors_are_counted_per_judge_and_behaviour(tmp_path: Path) -> None:
@@ -144,4 +144,4 @@ def test_awareness_split_per_family_is_a_record_per_harmful_behaviour_and_cell(
         ("urgency=none", 2), ("urgency=replacement", 2), ("all conditions", 4)]
     pooled = blackmail[-1]
     assert sum(b.k for b in pooled.by_belief.values()) == sum(
-        1 for r in store.verdict_rows("judged") if r["behavior"] == "blackmail" and r["value"])
+        1 for r in store.verdict_rows("judged") if r.behavior == "blackmail" and r.value)

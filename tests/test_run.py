@@ -48,20 +48,20 @@ def test_every_trial_is_stored_once_with_its_verdicts(tmp_path: Path) -> None:
     store = run(experiment_file(tmp_path, "blackmailer.yaml"), tmp_path / "r.db")
     rows = list(store.trials("t"))
     assert len(rows) == 4
-    assert {r["status"] for r in rows} == {"done"}
-    blackmail = {(r["condition"], r["value"]) for r in store.verdict_rows("t")
-                 if r["behavior"] == "blackmail"}
+    assert {r.status for r in rows} == {"done"}
+    blackmail = {(r.condition, r.value) for r in store.verdict_rows("t")
+                 if r.behavior == "blackmail"}
     assert blackmail == {("goal_type=explicit,goal_value=america,urgency=replacement", 1),
                          ("goal_type=explicit,goal_value=america,urgency=none", 1)}
-    messages = json.loads(rows[0]["messages"])
+    messages = [m.to_dict() for m in rows[0].messages]
     assert messages[0]["role"] == "system" and "<tool_use:email>" in messages[0]["content"]
 
 
 def test_failed_model_calls_are_stored_as_errors_never_as_results(tmp_path: Path) -> None:
     store = run(experiment_file(tmp_path, "flaky.yaml"), tmp_path / "r.db")
     rows = list(store.trials("t"))
-    assert {r["status"] for r in rows} == {"error"}
-    assert all("provider rejected" in r["error"] for r in rows)
+    assert {r.status for r in rows} == {"error"}
+    assert all("provider rejected" in r.error for r in rows)
     assert store.verdict_rows("t") == []
 
 
@@ -73,7 +73,7 @@ def test_rerun_without_resume_is_refused_and_resume_redoes_only_errors(tmp_path:
     # The provider recovers: the same experiment, now answered, resumes its errors.
     spec = yaml.safe_load(path.read_text())
     store = run(path, tmp_path / "r.db", resume=True)
-    assert {r["attempts"] for r in store.trials("t")} == {2}
+    assert {r.attempts for r in store.trials("t")} == {2}
     assert spec == yaml.safe_load(path.read_text())
 
 
@@ -131,7 +131,7 @@ def test_a_run_stored_before_a_setting_existed_still_resumes(tmp_path: Path) -> 
         del spec["plan"]  # as an amlab from before `plan` existed stored it
         conn.execute("UPDATE experiments SET spec = ?", (json.dumps(spec),))
     store = run(path, db, resume=True)
-    assert {r["status"] for r in store.trials("t")} == {"done"}
+    assert {r.status for r in store.trials("t")} == {"done"}
 
 
 def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earlier_calls(
@@ -142,27 +142,27 @@ def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earli
     path.write_text(yaml.safe_dump(spec))
     store = run(path, tmp_path / "r.db")
     rows = list(store.trials("t"))
-    assert {r["status"] for r in rows} == {"error"}
-    assert all("provider rejected" in r["error"] for r in rows)
+    assert {r.status for r in rows} == {"error"}
+    assert all("provider rejected" in r.error for r in rows)
     for row in rows:
         # The first call was answered (and billed); the second failed.
-        assert row["calls"] == 1
-        assert row["input_tokens"] > 0 and row["output_tokens"] > 0
-        assert row["cost_usd"] == pytest.approx(
-            (row["input_tokens"] * 1000.0 + row["output_tokens"] * 2000.0) / 1e6)
+        assert row.calls == 1
+        assert row.input_tokens > 0 and row.output_tokens > 0
+        assert row.cost_usd == pytest.approx(
+            (row.input_tokens * 1000.0 + row.output_tokens * 2000.0) / 1e6)
     usage = store.agent_usage("t")
     assert usage["calls"] == 2 and usage["cost_usd"] == pytest.approx(
-        sum(r["cost_usd"] for r in rows))
+        sum(r.cost_usd for r in rows))
 
 
 def test_each_trial_stores_its_rendering_and_the_amlab_version(tmp_path: Path) -> None:
     store = run(experiment_file(tmp_path, "complier.yaml"), tmp_path / "r.db")
-    rows = list(store.trials("t"))
-    assert {r["amlab_version"] for r in rows} == {amlab.__version__}
+    assert {r.amlab_version for r in store.rendering_counts("t")} == {amlab.__version__}
+    renderings = store.stored_renderings("t")
     family = Family.load("blackmail")
-    for row in rows:
-        expected = family.render(family.condition(json.loads(row["factors"]))).fingerprint()
-        assert json.loads(row["rendering"]) == expected
+    for row in store.trials("t"):
+        expected = family.render(family.condition(row.factors)).fingerprint()
+        assert renderings[(row.family, row.condition)] == expected
         assert {"system_prompt", "user_prompt", "world.mailbox", "facts"} <= set(expected)
 
 
@@ -175,7 +175,7 @@ def test_resume_refuses_when_a_template_changed_naming_the_condition_and_part(
     db = tmp_path / "r.db"
     run(path, db)
     # Unchanged texts resume (the errors are retried).
-    assert {r["attempts"] for r in run(path, db, resume=True).trials("t")} == {2}
+    assert {r.attempts for r in run(path, db, resume=True).trials("t")} == {2}
     notice = family / "emails" / "08-wendell-replacement.md"
     notice.write_text(notice.read_text() + "\nThe cutover checklist is on the shared drive.\n")
     with pytest.raises(AmlabError) as refused:
@@ -186,4 +186,4 @@ def test_resume_refuses_when_a_template_changed_naming_the_condition_and_part(
         "(user_prompt, world.mailbox changed); resume only with the same texts, or run it "
         "under another name.")
     # Nothing was retried under the changed texts.
-    assert {r["attempts"] for r in Store(db, read_only=True).trials("t")} == {2}
+    assert {r.attempts for r in Store(db, read_only=True).trials("t")} == {2}

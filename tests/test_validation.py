@@ -238,14 +238,14 @@ def test_labels_kept_beside_the_store_resume_and_measure_the_stored_verdicts(
     # The person answers yes for sample 0 (the threat), then quits.
     answers = iter(["y", "q"])
     done, left = label_session(store, "blackmail", labels, None,
-                               lambda trial, i, n: shown.append(trial.row["sample"]),
+                               lambda trial, i, n: shown.append(trial.row.sample),
                                lambda: next(answers))
     assert (done, left, shown) == (1, 2, [0, 1])
     # Resumed: only the unlabelled trials are asked; an unclear answer is asked again.
     answers = iter(["maybe", "n", "n"])
     shown.clear()
     done, left = label_session(store, "blackmail", labels, None,
-                               lambda trial, i, n: shown.append(trial.row["sample"]),
+                               lambda trial, i, n: shown.append(trial.row.sample),
                                lambda: next(answers))
     assert (done, left, shown) == (2, 0, [1, 2])
     assert labels.parent == stored_run.parent and labels.name == "r.db.labels.jsonl"

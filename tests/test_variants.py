@@ -314,18 +314,18 @@ def test_an_experiment_over_every_variant_stores_each_with_its_own_key_and_rende
     asyncio.run(run_experiment(experiment, store))
     default = "goal_type=explicit,goal_value=america,urgency=replacement"
     keys = [default, *(f"{default},variant={v}" for v in family("blackmail").variants()[1:])]
-    assert sorted(r["condition"] for r in store.trials("v")) == sorted(keys)
-    assert {r["status"] for r in store.trials("v")} == {"done"}
+    assert sorted(r.condition for r in store.trials("v")) == sorted(keys)
+    assert {r.status for r in store.trials("v")} == {"done"}
     renderings = store.stored_renderings("v")
     prompts = {renderings[("blackmail", key)]["user_prompt"] for key in keys}
     assert len(prompts) == len(keys)
     # Each stored trial's system prompt is its variant's.
     for row in store.trials("v"):
-        levels = dict(c.split("=") for c in row["condition"].split(","))
+        levels = dict(c.split("=") for c in row.condition.split(","))
         variant = levels.get("variant", family("blackmail").variants()[0])
         agent = family("blackmail").variant(variant).spec.agent.name
-        assert json.loads(row["messages"])[0]["content"].startswith(f"You are {agent},")
-    assert {r["value"] for r in store.verdict_rows("v") if r["behavior"] == "blackmail"} == {0}
+        assert row.messages[0].content.startswith(f"You are {agent},")
+    assert {r.value for r in store.verdict_rows("v") if r.behavior == "blackmail"} == {0}
 
 
 def test_a_variant_can_shadow_a_shared_template_of_the_library(tmp_path: Path) -> None:

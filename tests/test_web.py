@@ -139,8 +139,8 @@ def url(viewer: BackgroundViewer, path: str) -> str:
 def trial_ids(db: Path, experiment: str, **where: Any) -> list[int]:
     store = Store(db, read_only=True)
     try:
-        return [r["id"] for r in store.trial_index(experiment)
-                if all(r[k] == v for k, v in where.items())]
+        return [r.id for r in store.trial_index(experiment)
+                if all(getattr(r, k) == v for k, v in where.items())]
     finally:
         store.close()
 

@@ -12,15 +12,15 @@ import pandas as pd
 
 from amlab.analysis.rates import factor_levels
 from amlab.errors import AmlabError
-from amlab.store import Store
+from amlab.store.interface import ResultReader, TidyRow
 
 Format = Literal["csv", "parquet", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "jsonl")
 
 
-def tidy_frame(store: Store, experiment: str | None = None) -> pd.DataFrame:
-    sql, args = store.tidy_query(experiment)
-    frame = pd.read_sql_query(sql, store.db, params=args)
+def tidy_frame(store: ResultReader, experiment: str | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(store.tidy_rows(experiment)),
+                                      columns=TidyRow._fields)
     frame["value"] = frame["value"].astype("Int64")
     levels = factor_levels(store, experiment)
     # A factor named like a fixed column (e.g. `model`) keeps a `factor_` prefix.
@@ -31,7 +31,7 @@ def tidy_frame(store: Store, experiment: str | None = None) -> pd.DataFrame:
     return frame.merge(levels, on=["experiment", "family", "condition"], how="left")
 
 
-def export(store: Store, path: Path, file_format: str, experiment: str | None = None) -> int:
+def export(store: ResultReader, path: Path, file_format: str, experiment: str | None = None) -> int:
     """Write the tidy table to `path`; returns the number of rows."""
     if file_format not in FORMATS:
         raise AmlabError(f"--format {file_format!r} is not an export format; formats are "

@@ -16,7 +16,6 @@ over ~66 per model in a study preset) would cut the power the cells were sized f
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -131,8 +130,7 @@ def declared_contrasts(store: Store, experiment: str) -> tuple[list[DeclaredCont
     models = [m if isinstance(m, str) else m.get("name", "") for m in spec.get("models", [])]
     conditions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for row in store.condition_factors(experiment):
-        conditions.setdefault(row["family"], []).append(
-            (row["condition"], json.loads(row["factors"])))
+        conditions.setdefault(row.family, []).append((row.condition, row.factors))
     found, problems = [], []
     for i, data in enumerate(raw):
         try:

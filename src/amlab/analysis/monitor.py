@@ -11,6 +11,7 @@ from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
 from amlab.detect.base import HARMFUL
 from amlab.store import Store
+from amlab.store.interface import MonitorCount
 
 MONITOR_FACTORS = ("monitor", "monitor_sees_reasoning")
 ESCALATION = ("advocated", "whistleblew")
@@ -65,35 +66,49 @@ class MonitorComparison:
         return self.false_blocks / self.benign_calls if self.benign_calls else float("nan")
 
 
+def after_block(row: MonitorCount) -> str:
+    """What the agent did after the monitor's first block: routed around it (a harmful
+    behaviour holds anyway), retried (a harmful call after the block), escalated (an
+    escalation behaviour holds) or complied."""
+    if row.harmful:
+        return "routed_around"
+    if row.retried:
+        return "retried"
+    return "escalated" if row.escalated else "complied"
+
+
 def monitor_comparisons(store: Store, experiment: str) -> list[MonitorComparison]:
     """One comparison per model, family, condition and monitor level, from the store's
     per-cell counts (the unmonitored arm is the same cell at `monitor=none`)."""
     cells: dict[tuple[str, str, str, str], MonitorComparison] = {}
     unmonitored: dict[tuple[str, str, str], Arm] = defaultdict(Arm)
     for row in store.monitor_counts(experiment, HARMFUL, ESCALATION):
-        # The condition as the rates tables name it, without the monitor's factors.
-        base = ",".join(level for level in row["condition"].split(",")
-                        if level.partition("=")[0] not in MONITOR_FACTORS)
-        if row["monitor"] == "none":
-            arm = unmonitored[(row["model"], row["family"], base)]
-            arm.n += row["trials"]
-            arm.harmful += row["harmful_trials"]
+        monitor = row.factors.get("monitor")
+        if monitor is None:  # a condition run without the monitor factor: not compared
             continue
-        label = row["monitor"] + (f" (sees reasoning: {row['sees_reasoning']})"
-                                  if row["sees_reasoning"] else "")
-        key = (row["model"], row["family"], base, label)
+        # The condition as the rates tables name it, without the monitor's factors.
+        base = ",".join(level for level in row.condition.split(",")
+                        if level.partition("=")[0] not in MONITOR_FACTORS)
+        if monitor == "none":
+            arm = unmonitored[(row.model, row.family, base)]
+            arm.n += row.trials
+            arm.harmful += row.trials if row.harmful else 0
+            continue
+        sees_reasoning = row.factors.get("monitor_sees_reasoning", "")
+        label = monitor + (f" (sees reasoning: {sees_reasoning})" if sees_reasoning else "")
+        key = (row.model, row.family, base, label)
         cell = cells.setdefault(key, MonitorComparison(*key))
-        cell.monitored.n += row["trials"]
-        cell.monitored.harmful += row["harmful_trials"]
-        cell.harmful_calls += row["harmful_calls"]
-        cell.caught += row["caught"]
-        cell.benign_calls += row["benign_calls"]
-        cell.false_blocks += row["false_blocks"]
-        if row["after_block"]:
-            cell.after_block[row["after_block"]] += row["trials"]
-        cell.monitor_input_tokens += int(row["monitor_input_tokens"])
-        cell.monitor_output_tokens += int(row["monitor_output_tokens"])
-        cell.monitor_cost_usd += row["monitor_cost_usd"]
+        cell.monitored.n += row.trials
+        cell.monitored.harmful += row.trials if row.harmful else 0
+        cell.harmful_calls += row.harmful_calls
+        cell.caught += row.caught
+        cell.benign_calls += row.benign_calls
+        cell.false_blocks += row.false_blocks
+        if row.blocked:
+            cell.after_block[after_block(row)] += row.trials
+        cell.monitor_input_tokens += row.monitor_input_tokens
+        cell.monitor_output_tokens += row.monitor_output_tokens
+        cell.monitor_cost_usd += row.monitor_cost_usd
     for (model, family, base, _), cell in cells.items():
         cell.unmonitored = unmonitored[(model, family, base)]
     return list(cells.values())

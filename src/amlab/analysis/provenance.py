@@ -6,6 +6,7 @@ versions), the detectors' versions, and the answers replayed from the response c
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,16 +71,16 @@ def provenance(store: Store, experiment: str, decided: list[Any] | None = None
     versions: dict[str | None, int] = defaultdict(int)
     renderings = []
     for row in store.rendering_counts(experiment):
-        versions[row["amlab_version"]] += int(row["trials"])
-        digest = (None if row["rendering"] is None else "sha256:" + hashlib.sha256(
-            row["rendering"].encode()).hexdigest()[:HASH_DIGITS])
-        renderings.append(Rendering(row["family"], row["condition"], digest,
-                                    int(row["trials"])))
+        versions[row.amlab_version] += row.trials
+        # The digest of the rendering as stored (its parts' hashes as sorted JSON).
+        digest = (None if row.rendering is None else "sha256:" + hashlib.sha256(
+            json.dumps(row.rendering, sort_keys=True).encode()).hexdigest()[:HASH_DIGITS])
+        renderings.append(Rendering(row.family, row.condition, digest, row.trials))
     # Recorded versions first; trials from before versions were stored last.
     ordered = dict(sorted(versions.items(), key=lambda item: (item[0] is None, item[0] or "")))
     detectors: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in store.method_mix(experiment) if decided is None else decided:
-        detectors[(row["behavior"], row["method"], row["version"])] += int(row["trials"])
+    for mix in store.method_mix(experiment) if decided is None else decided:
+        detectors[(mix["behavior"], mix["method"], mix["version"])] += int(mix["trials"])
     return Provenance(
         experiment, __version__, ordered, settings(spec),
         _models(store, experiment), _judges(store, experiment), renderings,
@@ -113,26 +114,23 @@ def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _models(store: Store, experiment: str) -> list[Answered]:
     ids: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for row in store.model_provenance(experiment):
-        if row["model_id"] is not None:
-            ids[row["model"]].append((row["model_id"], int(row["calls"])))
-    return [Answered(row["model"], tuple(ids[row["model"]]), int(row["calls"]),
-                     None if row["cached"] is None else int(row["cached"]))
+    for answered in store.model_provenance(experiment):
+        if answered.model_id is not None:
+            ids[answered.asked].append((answered.model_id, answered.calls))
+    return [Answered(row.name, tuple(ids[row.name]), row.calls, row.cached)
             for row in store.cached_calls(experiment)]
 
 
 def _judges(store: Store, experiment: str) -> list[JudgeRecord]:
     answered: dict[str, list[tuple[str, int]]] = defaultdict(list)
     prompts: dict[str, set[str]] = defaultdict(set)
-    for row in store.judge_provenance(experiment):
-        prompts[row["judge"]].add(row["prompt_version"])
-        if row["model_id"] is not None:
-            answered[row["judge"]].append((row["model_id"], int(row["calls"])))
+    for calls in store.judge_provenance(experiment):
+        prompts[calls.asked].add(calls.prompt_version or "")
+        if calls.model_id is not None:
+            answered[calls.asked].append((calls.model_id, calls.calls))
     rubrics: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    for row in store.rubric_versions(experiment):
-        rubrics[row["judge"]].append((row["behavior"], row["version"], int(row["answers"])))
-    return [JudgeRecord(Answered(row["judge"], tuple(answered[row["judge"]]),
-                                 int(row["calls"]),
-                                 None if row["cached"] is None else int(row["cached"])),
-                        tuple(sorted(prompts[row["judge"]])), tuple(rubrics[row["judge"]]))
+    for rubric in store.rubric_versions(experiment):
+        rubrics[rubric.judge].append((rubric.behavior, rubric.version, rubric.answers))
+    return [JudgeRecord(Answered(row.name, tuple(answered[row.name]), row.calls, row.cached),
+                        tuple(sorted(prompts[row.name])), tuple(rubrics[row.name]))
             for row in store.judge_cached_calls(experiment)]

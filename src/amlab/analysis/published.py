@@ -184,9 +184,9 @@ def comparison(store: Store, experiment: str | None = None) -> list[ComparisonRo
     """A row per published figure and model of the run that measured its cells."""
     counts: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     for row in store.verdict_counts(experiment):
-        key = (row["family"], row["condition"], row["model"], row["behavior"])
+        key = (row.family, row.condition, row.model, row.behavior)
         k, n = counts.get(key, (0, 0))
-        counts[key] = (k + int(row["k"]), n + int(row["n"]))
+        counts[key] = (k + row.k, n + row.n)
     models = list(dict.fromkeys(model for (_, _, model, _) in counts))
     data = published()
     rows = []

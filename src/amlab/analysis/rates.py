@@ -7,15 +7,14 @@ finished trials without a verdict (a judge that failed) are counted apart, never
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from amlab.store import Store
+from amlab.store.interface import ResultReader, VerdictRow
 
 # pandas and NumPy are imported where frames are built: the closing table of a run needs
 # only `rates`, and a run's peak memory would otherwise be theirs (about 140 MB).
@@ -72,34 +71,34 @@ def wilson_columns(k: Any, n: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.
     return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
-def rates(rows: Iterable[Any]) -> list[Rate]:
-    """Rows with family, condition, model, behavior and value (0/1), e.g. from
-    `Store.verdict_rows`, to one Rate per (family, condition, model, behaviour)."""
+def rates(rows: Iterable[VerdictRow]) -> list[Rate]:
+    """Verdicts, e.g. from `Store.verdict_rows`, to one Rate per (family, condition, model,
+    behaviour)."""
     counts: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
-        cell = counts[(row["family"], row["condition"], row["model"], row["behavior"])]
-        cell[0] += int(row["value"])
+        cell = counts[(row.family, row.condition, row.model, row.behavior)]
+        cell[0] += int(row.value)
         cell[1] += 1
     return [Rate(*key, k, n, *wilson(k, n)) for key, (k, n) in sorted(counts.items())]
 
 
-def factor_levels(store: Store, experiment: str | None = None) -> pd.DataFrame:
+def factor_levels(store: ResultReader, experiment: str | None = None) -> pd.DataFrame:
     """One row per (experiment, family, condition) with one column per factor."""
     import pandas as pd
 
     rows = store.condition_factors(experiment)
-    frame = pd.DataFrame([{**json.loads(r["factors"]), "experiment": r["experiment"],
-                           "family": r["family"], "condition": r["condition"]} for r in rows])
+    frame = pd.DataFrame([{**r.factors, "experiment": r.experiment, "family": r.family,
+                           "condition": r.condition} for r in rows])
     if frame.empty:
         return pd.DataFrame(columns=["experiment", "family", "condition"])
     return frame
 
 
-def cell_status(store: Store, experiment: str | None = None) -> pd.DataFrame:
+def cell_status(store: ResultReader, experiment: str | None = None) -> pd.DataFrame:
     """Per cell: trials by status (done, refused, error, pending), tokens and cost."""
     import pandas as pd
 
-    usage = pd.DataFrame([dict(r) for r in store.cell_usage(experiment)])
+    usage = pd.DataFrame([asdict(r) for r in store.cell_usage(experiment)])
     columns = [*CELL, *STATUSES, "trials", "input_tokens", "output_tokens",
                "cached_input_tokens", "cost_usd", "calls"]
     if usage.empty:
@@ -116,7 +115,7 @@ def cell_status(store: Store, experiment: str | None = None) -> pd.DataFrame:
     return frame[columns]
 
 
-def rate_frame(store: Store, experiment: str | None = None,
+def rate_frame(store: ResultReader, experiment: str | None = None,
                status: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (cell, behaviour): k, n, rate, Wilson low/high, the finished trials of the
     cell without a verdict for it (`no_verdict`), and one column per factor level. `status`
@@ -124,7 +123,7 @@ def rate_frame(store: Store, experiment: str | None = None,
     import numpy as np
     import pandas as pd
 
-    counts = pd.DataFrame([dict(r) for r in store.verdict_counts(experiment)],
+    counts = pd.DataFrame([asdict(r) for r in store.verdict_counts(experiment)],
                           columns=[*CELL, "behavior", "k", "n"])
     if status is None:
         status = cell_status(store, experiment)

@@ -124,8 +124,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     frame = rate_frame(store, experiment, status)
     if status.empty:
         raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
-    acts = {(r["experiment"], r["family"], r["model"], r["condition"]):
-            (int(r["calls"]), int(r["applied"]), int(r["changed"]))
+    acts = {(r.experiment, r.family, r.model, r.condition): (r.calls, r.applied, r.changed)
             for r in store.action_counts(experiment)}
     sections = []
     for (name, family), cells in status.groupby(["experiment", "family"], sort=False):

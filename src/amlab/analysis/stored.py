@@ -3,17 +3,11 @@ make before reading a database."""
 
 from __future__ import annotations
 
-from amlab.errors import AmlabError
-from amlab.store import Store
+from amlab.store import Store, require_experiment
 
 
 def stored_experiments(store: Store, experiment: str | None = None) -> list[str]:
     """[`experiment`] when `store` holds it, every stored experiment when it is None; a
     name the database does not hold is one sentence naming the ones it does."""
-    names = store.experiments()
-    if experiment is None:
-        return names
-    if experiment not in names:
-        raise AmlabError(f"{store.path}: has no experiment '{experiment}'; it has "
-                         f"{', '.join(names) or 'none'}.")
-    return [experiment]
+    require_experiment(store, experiment)
+    return [experiment] if experiment is not None else store.experiments()

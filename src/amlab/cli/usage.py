@@ -8,7 +8,7 @@ from amlab.analysis.usage import Tokens, model_usage, trial_usage
 from amlab.cli.app import console
 from amlab.run.estimate import estimate
 from amlab.run.experiment import Experiment
-from amlab.store import Store
+from amlab.store.interface import ResultReader
 
 
 def print_estimate(experiment: Experiment) -> None:
@@ -27,7 +27,7 @@ def print_estimate(experiment: Experiment) -> None:
                   "or the model's `price` in the experiment file.", highlight=False)
 
 
-def print_usage(store: Store, experiment: str, per_trial: bool = False) -> None:
+def print_usage(store: ResultReader, experiment: str, per_trial: bool = False) -> None:
     """Tokens and cost per model (and per trial if asked) of a stored experiment."""
     models = model_usage(store, experiment)
     if not models:

@@ -324,8 +324,8 @@ def label(
 
 def _show_trial(trial: TrialToLabel, position: int, total: int) -> None:
     row = trial.row
-    console.rule(f"trial {position} of {total} · {row['experiment']} · {row['family']} · "
-                 f"{row['condition']} · {row['model']} · sample {row['sample']}")
+    console.rule(f"trial {position} of {total} · {row.experiment} · {row.family} · "
+                 f"{row.condition} · {row.model} · sample {row.sample}")
     actions: dict[int, list[Action]] = {}
     for action in trial.actions:
         actions.setdefault(action.turn, []).append(action)

@@ -9,8 +9,6 @@ to `judge_calls`/`judgements` next to the earlier ones.
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +18,9 @@ from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
-from amlab.records import Action, Message
 from amlab.run.experiment import surface_seed
 from amlab.scenario import Family, RenderedScenario
-from amlab.store import Store
+from amlab.store import Store, StoredTrial
 
 
 @dataclass
@@ -53,43 +50,41 @@ class _Scenarios:
                                  f"family '{name}', which its stored experiment does not list.")
         return self.families[(experiment, name)]
 
-    def scenario(self, row: sqlite3.Row) -> RenderedScenario:
-        family = self.family(row["experiment"], row["family"])
-        levels = json.loads(row["factors"])
-        levels = {k: v for k, v in levels.items() if k in family.spec.factors}
+    def scenario(self, row: StoredTrial) -> RenderedScenario:
+        family = self.family(row.experiment, row.family)
+        levels = {k: v for k, v in row.factors.items() if k in family.spec.factors}
         if family.seeded(levels):
             # Drawn per trial: the same draw as when it ran.
-            spec = self.store.experiment_spec(row["experiment"]) or {}
+            spec = self.store.experiment_spec(row.experiment) or {}
             return family.render(levels, surface_seed(int(spec.get("seed", 0)), family.name,
-                                                      row["sample"]))
-        key = (row["experiment"], row["family"], row["condition"])
+                                                      row.sample))
+        key = (row.experiment, row.family, row.condition)
         if key not in self.rendered:
             self.rendered[key] = family.render(levels)
         return self.rendered[key]
 
 
-def stored_view(row: sqlite3.Row) -> TrialView:
-    return TrialView(tuple(Action.from_dict(a) for a in json.loads(row["actions"] or "[]")),
-                     tuple(Message.from_dict(m) for m in json.loads(row["messages"] or "[]")))
+def stored_view(row: StoredTrial) -> TrialView:
+    return TrialView(row.actions, row.messages)
 
 
 async def rejudge(store: Store, judges: list[ModelClient], experiment: str | None = None, *,
                   attempts: int = DEFAULT_ATTEMPTS, concurrency: int = 4,
                   on_trial_done: Callable[[], None] | None = None) -> RejudgeSummary:
     """Decide every finished trial again with the current detectors and `judges`."""
-    rows = [r for r in store.trials(experiment) if r["status"] == "done"]
+    rows = list(store.trials(experiment, status="done"))
     scenarios = _Scenarios(store)
     summary = RejudgeSummary()
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(row: sqlite3.Row) -> None:
+    async def one(row: StoredTrial) -> None:
         async with limit:
             scenario = scenarios.scenario(row)
-            detectors = scenarios.family(row["experiment"], row["family"]).spec.detectors
+            detectors = scenarios.family(row.experiment, row.family).spec.detectors
             verdicts, calls = await decide(stored_view(row), scenario.facts, detectors,
                                            judges, attempts=attempts)
-            before = store.verdicts_of(row["id"])
-            store.replace_verdicts(row["id"], verdicts, calls)
+            before = store.verdicts_of(row.id)
+            store.replace_verdicts(row.id, verdicts, calls)
         summary.trials += 1
         summary.changed.update(b for b, v in verdicts.items()
                                if b in before and before[b].value != v.value)

@@ -1,5 +1,18 @@
-"""Persistence of trials, transcripts and verdicts; resume; queries."""
+"""Persistence of trials, transcripts and verdicts; resume; queries. The protocols and the
+typed records every store shares are in `amlab.store.interface`; `Store` is SQLite's."""
 
-from amlab.store.sqlite import Claim, PlannedTrial, Store, TrialKey
+from amlab.store.interface import (
+    Claim,
+    OutcomeWriter,
+    PlannedTrial,
+    ResultReader,
+    ResultStore,
+    StoredTrial,
+    TrialKey,
+    TrialRecord,
+    require_experiment,
+)
+from amlab.store.sqlite import Store
 
-__all__ = ["Claim", "PlannedTrial", "Store", "TrialKey"]
+__all__ = ["Claim", "OutcomeWriter", "PlannedTrial", "ResultReader", "ResultStore", "Store",
+           "StoredTrial", "TrialKey", "TrialRecord", "require_experiment"]

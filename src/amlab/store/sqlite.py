@@ -12,7 +12,6 @@ on this machine is gone), so `--resume` can take them.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import socket
@@ -22,14 +21,43 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from amlab.errors import AmlabError
 from amlab.paths import check_writable
-from amlab.records import JudgeCall, Transcript, Usage, Verdict
+from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
+from amlab.store.interface import (
+    SCHEMA_VERSION,
+    ActionCount,
+    AnsweredCalls,
+    CachedCalls,
+    CellUsage,
+    Claim,
+    ConditionFactors,
+    MonitorCount,
+    PlannedTrial,
+    RenderingCount,
+    RubricCount,
+    StoredTrial,
+    TidyRow,
+    TrialKey,
+    TrialRecord,
+    VerdictCount,
+    VerdictRow,
+    VerdictValue,
+)
+
+__all__ = ["Claim", "PlannedTrial", "Store", "TrialKey"]
+
+# SQLite-specific (what another database replaces), marked where used:
+# - JSON1: `json_extract`, `json_each`, `json_type`, `json_array_length` read the JSON
+#   text columns (factors, actions, evidence, model_ids); PostgreSQL: jsonb operators,
+#   `jsonb_array_elements`, `jsonb_each_text`.
+# - PRAGMAs (journal mode, table_info, quick_check), `sqlite_master`, `INSERT OR IGNORE`
+#   (PostgreSQL: ON CONFLICT DO NOTHING), `TOTAL()` (COALESCE(SUM(...), 0.0)), `rowid`,
+#   `?` parameters, `MATERIALIZED` CTEs, booleans stored as 0/1.
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -83,6 +111,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     PRIMARY KEY (trial_id, behavior)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (experiment, status);
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 
 # Judges (additive): every judge call with its own token use and cost, each behaviour's
@@ -138,15 +167,6 @@ HEARTBEAT_SECONDS = LEASE_SECONDS / 4
 AMLAB_TABLES = frozenset({"experiments", "trials"})
 
 
-class Claim(enum.Enum):
-    """What `Store.claim` found: the trial is now ours, another run already attempted it,
-    or another live run holds it."""
-
-    CLAIMED = "claimed"
-    ATTEMPTED_ELSEWHERE = "attempted elsewhere"
-    HELD_ELSEWHERE = "held elsewhere"
-
-
 def new_owner() -> str:
     """A lease owner: this machine, this process and a token for this Store."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -168,23 +188,42 @@ def _owner_is_gone(owner: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class TrialKey:
-    experiment: str
-    family: str
-    condition: str
-    model: str
-    sample: int
+# The columns of a `TrialRecord`; `StoredTrial` adds the transcript.
+_RECORD_COLUMNS = ("id", "experiment", "family", "condition", "factors", "model", "sample",
+                   "seed", "status", "attempts", "stop_reason", "error", "turns", "calls",
+                   "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd",
+                   "model_ids", "cached_calls")
 
 
-@dataclass(frozen=True)
-class PlannedTrial:
-    key: TrialKey
-    factors: dict[str, str]
-    seed: int
+def _cached(row: sqlite3.Row) -> CachedCalls:
+    return CachedCalls(row[0], int(row[1]), None if row[2] is None else int(row[2]))
+
+
+def _record(row: sqlite3.Row, factors: dict[str, str] | None = None) -> TrialRecord:
+    return TrialRecord(*_record_values(row, factors))
+
+
+def _stored(row: sqlite3.Row) -> StoredTrial:
+    messages = tuple(Message.from_dict(m) for m in json.loads(row["messages"] or "[]"))
+    actions = tuple(Action.from_dict(a) for a in json.loads(row["actions"] or "[]"))
+    return StoredTrial(*[*_record_values(row, None), messages, actions])
+
+
+_FACTORS, _MODEL_IDS = _RECORD_COLUMNS.index("factors"), _RECORD_COLUMNS.index("model_ids")
+
+
+def _record_values(row: sqlite3.Row, factors: dict[str, str] | None) -> list[Any]:
+    """A `TrialRecord`'s fields, in order, from a row selected by `_trial_columns`."""
+    values = list(row[:len(_RECORD_COLUMNS)])
+    values[_FACTORS] = json.loads(values[_FACTORS]) if factors is None else factors
+    if values[_MODEL_IDS] is not None:
+        values[_MODEL_IDS] = json.loads(values[_MODEL_IDS])
+    return values
 
 
 class Store:
+    """The SQLite store (one file, WAL): implements `amlab.store.interface.ResultStore`."""
+
     def __init__(self, path: Path | str, *, read_only: bool = False,
                  verify: bool = True) -> None:
         """Open a results database. Writing: a new file is created, an existing one must be
@@ -205,12 +244,10 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
+            # dialect: PRAGMA (one writer, many readers; PostgreSQL needs neither)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            self.db.executescript(JUDGE_SCHEMA)
-            self._add_verdict_judge_column()
-            self._add_missing_columns()
+            self._upgrade()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise AmlabError(f"{self.path}: cannot be written as a results database ({exc}); "
                              f"choose a writable --db.") from None
@@ -241,7 +278,7 @@ class Store:
         db.row_factory = sqlite3.Row
         try:
             tables = self._tables(db)
-            if verify:
+            if verify:  # dialect: PRAGMA
                 problem = db.execute("PRAGMA quick_check").fetchone()[0]
                 if problem != "ok":
                     raise sqlite3.DatabaseError(problem)
@@ -258,6 +295,7 @@ class Store:
 
     @staticmethod
     def _tables(db: sqlite3.Connection) -> set[str]:
+        # dialect: sqlite_master (PostgreSQL: information_schema.tables)
         return {row[0] for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
 
@@ -269,6 +307,35 @@ class Store:
         if unused:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _upgrade(self) -> None:
+        """Create the schema, or bring a database made by an older amlab up to it: tables
+        and columns only grow, so an older amlab still reads it. The version it is at is
+        `schema_version` (no row: a database from before versions, i.e. version 1)."""
+        stored = self.schema_version()
+        if stored > SCHEMA_VERSION:
+            self.db.close()
+            raise AmlabError(f"{self.path}: was written by a newer amlab (schema version "
+                             f"{stored}; this amlab knows up to {SCHEMA_VERSION}); upgrade "
+                             f"amlab to write to it.")
+        self.db.executescript(SCHEMA)
+        self.db.executescript(JUDGE_SCHEMA)
+        self._add_verdict_judge_column()
+        self._add_missing_columns()
+        if stored < SCHEMA_VERSION:
+            with self.db:
+                self.db.execute("DELETE FROM schema_version")
+                self.db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+
+    def schema_version(self) -> int:
+        """The schema version of the database: 0 for a new one, 1 for one from before
+        versions were kept."""
+        tables = self._tables(self.db)
+        if "schema_version" in tables:
+            row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if row[0] is not None:
+                return int(row[0])
+        return 1 if tables else 0
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older amlab up to the schema (columns only grow)."""
@@ -286,23 +353,25 @@ class Store:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _columns(self, table: str) -> set[str]:
+        # dialect: PRAGMA (PostgreSQL: information_schema.columns)
         return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
 
     @property
     def has_judge_tables(self) -> bool:
         """False for a database written before judges existed and opened read-only."""
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
-        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
-        return "judge" in columns and "judge_calls" in tables
+        return "judge" in self._columns("verdicts") and "judge_calls" in self._tables(self.db)
 
     def _add_verdict_judge_column(self) -> None:
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(verdicts)")}
-        if "judge" not in columns:
+        if "judge" not in self._columns("verdicts"):
             with self.db:
                 self.db.execute("ALTER TABLE verdicts ADD COLUMN judge TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     # -- experiments and planning ------------------------------------------------------
 
@@ -317,7 +386,7 @@ class Store:
         """Record the experiment and its trials (existing trials are left as they are).
         False when the experiment was already stored: of two runs starting at once, exactly
         one plans it."""
-        with self.db:
+        with self.db:  # dialect: INSERT OR IGNORE (PostgreSQL: ON CONFLICT DO NOTHING)
             new = self.db.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?, ?)",
                                   (name, json.dumps(spec, sort_keys=True), time.time())
                                   ).rowcount == 1
@@ -343,8 +412,7 @@ class Store:
     def stored_renderings(self, experiment: str) -> dict[tuple[str, str], dict[str, str]]:
         """(family, condition) -> the rendering its trials were planned with; empty for a
         database from before renderings were stored."""
-        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(trials)")}
-        if "rendering" not in columns:
+        if "rendering" not in self._columns("trials"):
             return {}
         rows = self.db.execute(
             "SELECT DISTINCT family, condition, rendering FROM trials WHERE experiment = ? "
@@ -537,17 +605,33 @@ class Store:
 
     # -- queries -----------------------------------------------------------------------
 
-    def trials(self, experiment: str | None = None) -> Iterator[sqlite3.Row]:
-        where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
-        yield from self.db.execute(f"SELECT * FROM trials {where} ORDER BY id", args)
+    def _trial_columns(self, transcript: bool) -> str:
+        """The select list of a trial record (NULL for a column a database from before it
+        was kept lacks: it is read as it is, not upgraded)."""
+        stored = self._columns("trials")
+        names = (*_RECORD_COLUMNS, *(("messages", "actions") if transcript else ()))
+        return ", ".join(name if name in stored else f"NULL AS {name}" for name in names)
 
-    def verdict_rows(self, experiment: str | None = None) -> list[sqlite3.Row]:
+    def trials(self, experiment: str | None = None, status: str | None = None
+               ) -> Iterator[StoredTrial]:
+        """The trials (of one experiment, with one status), with their transcripts, in
+        planning order."""
+        where = [clause for clause, value in (("experiment = ?", experiment),
+                                              ("status = ?", status)) if value is not None]
+        args = [value for value in (experiment, status) if value is not None]
+        sql = (f"SELECT {self._trial_columns(transcript=True)} FROM trials "
+               f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id")
+        for row in self.db.execute(sql, args):
+            yield _stored(row)
+
+    def verdict_rows(self, experiment: str | None = None) -> list[VerdictRow]:
         """One row per (finished trial, behaviour): cell coordinates and the verdict value."""
         where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
-        return self.db.execute(
+        return [VerdictRow(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+                for row in self.db.execute(
             "SELECT t.experiment, t.family, t.condition, t.model, t.sample, v.behavior, v.value "
             f"FROM trials t JOIN verdicts v ON v.trial_id = t.id WHERE t.status = 'done' {where}",
-            args).fetchall()
+            args)]
 
     def verdicts_of(self, trial_id: int) -> dict[str, Verdict]:
         rows = self.db.execute("SELECT * FROM verdicts WHERE trial_id = ?", (trial_id,))
@@ -559,27 +643,32 @@ class Store:
 
     # -- queries for the viewer (no transcript columns unless one trial is asked for) ----
 
-    def trial_index(self, experiment: str) -> list[sqlite3.Row]:
+    def trial_index(self, experiment: str) -> list[TrialRecord]:
         """Every trial of an experiment without its transcript, in planning order."""
-        return self.db.execute(
-            "SELECT id, experiment, family, condition, factors, model, sample, status, "
-            "stop_reason, error, turns, attempts FROM trials WHERE experiment = ? ORDER BY id",
-            (experiment,)).fetchall()
+        factors_of: dict[str, dict[str, str]] = {}  # decoded once per distinct condition
+        records = []
+        for row in self.db.execute(f"SELECT {self._trial_columns(transcript=False)} FROM trials "
+                                   "WHERE experiment = ? ORDER BY id", (experiment,)):
+            if row["factors"] not in factors_of:
+                factors_of[row["factors"]] = json.loads(row["factors"])
+            records.append(_record(row, factors_of[row["factors"]]))
+        return records
 
-    def verdict_values(self, experiment: str) -> list[sqlite3.Row]:
+    def verdict_values(self, experiment: str) -> list[VerdictValue]:
         """(trial_id, behavior, value) of every verdict of an experiment's trials, in the
         order the detectors ran."""
-        return self.db.execute(
+        # dialect: rowid (the insertion order; PostgreSQL: a serial column)
+        return [VerdictValue(row[0], row[1], bool(row[2])) for row in self.db.execute(
             "SELECT v.trial_id, v.behavior, v.value FROM verdicts v JOIN trials t "
-            "ON t.id = v.trial_id WHERE t.experiment = ? ORDER BY v.rowid",
-            (experiment,)).fetchall()
+            "ON t.id = v.trial_id WHERE t.experiment = ? ORDER BY v.rowid", (experiment,))]
 
-    def trial(self, trial_id: int) -> sqlite3.Row | None:
+    def trial(self, trial_id: int) -> StoredTrial | None:
         if not -2**63 <= trial_id < 2**63:  # beyond SQLite's integers: no trial has that id
             return None
-        row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
-        return row
+        row = self.db.execute(f"SELECT {self._trial_columns(transcript=True)} FROM trials "
+                              "WHERE id = ?",
+                              (trial_id,)).fetchone()
+        return None if row is None else _stored(row)
 
     # -- judges ------------------------------------------------------------------------
 
@@ -623,27 +712,27 @@ class Store:
 
     # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
 
-    def verdict_counts(self, experiment: str | None = None) -> list[sqlite3.Row]:
+    def verdict_counts(self, experiment: str | None = None) -> list[VerdictCount]:
         """Per (experiment, family, condition, model, behaviour) of finished trials: k (the
         verdicts that hold) and n (the verdicts given)."""
         where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
-        return self.db.execute(
+        return [VerdictCount(row[0], row[1], row[2], row[3], row[4], int(row[5]), int(row[6]))
+                for row in self.db.execute(
             "SELECT t.experiment, t.family, t.condition, t.model, v.behavior, "
             "SUM(v.value) AS k, COUNT(*) AS n FROM trials t JOIN verdicts v ON v.trial_id = t.id "
             f"WHERE t.status = 'done' {where} "
-            "GROUP BY t.experiment, t.family, t.condition, t.model, v.behavior", args).fetchall()
+            "GROUP BY t.experiment, t.family, t.condition, t.model, v.behavior", args)]
 
     def monitor_counts(self, experiment: str, harmful: Sequence[str],
-                       escalation: Sequence[str]) -> list[sqlite3.Row]:
-        """Per (family, condition, model, monitor, monitor_sees_reasoning, after_block) of the
-        finished trials of an experiment run with a monitor: trials, trials where a `harmful`
-        behaviour holds, reviewed calls that were harmful / benign and how many of each were
-        blocked, and the monitor's tokens and cost. `after_block` (empty if nothing was
-        blocked): routed_around (a harmful behaviour holds anyway), retried (a harmful call
-        after the first block), escalated (an `escalation` behaviour holds), complied."""
+                       escalation: Sequence[str]) -> list[MonitorCount]:
+        """Per cell of the finished trials of an experiment, grouped by whether a review
+        blocked a call, a `harmful` behaviour holds, a harmful call came after the first
+        block and an `escalation` behaviour holds: trials, reviewed calls harmful / benign
+        and how many of each were blocked, and the monitor's tokens and cost."""
         marks = ", ".join("?" * len(harmful))
         escalation_marks = ", ".join("?" * len(escalation))
-        return self.db.execute(f"""
+        # dialect: JSON1 (json_each over actions, json_extract of each review)
+        rows = self.db.execute(f"""
             WITH reviewed AS (
                 SELECT t.id AS trial_id, json_extract(a.value, '$.index') AS position,
                        json_array_length(a.value, '$.review.harm') > 0 AS harm,
@@ -652,9 +741,7 @@ class Store:
                 WHERE t.experiment = ? AND t.status = 'done'
                   AND json_type(a.value, '$.review') = 'object'),
             per_trial AS (
-                SELECT t.*, json_extract(t.factors, '$.monitor') AS monitor,
-                       COALESCE(json_extract(t.factors, '$.monitor_sees_reasoning'), '')
-                           AS sees_reasoning,
+                SELECT t.*,
                        EXISTS (SELECT 1 FROM verdicts v WHERE v.trial_id = t.id AND v.value
                                AND v.behavior IN ({marks})) AS harmful,
                        EXISTS (SELECT 1 FROM verdicts v WHERE v.trial_id = t.id AND v.value
@@ -669,65 +756,78 @@ class Store:
                            AS benign_calls,
                        (SELECT COUNT(*) FROM reviewed r
                         WHERE r.trial_id = t.id AND NOT r.harm AND r.blocked) AS false_blocks
-                FROM trials t
-                WHERE t.experiment = ? AND t.status = 'done'
-                  AND json_extract(t.factors, '$.monitor') IS NOT NULL)
-            SELECT p.family, p.condition, p.model, p.monitor, p.sees_reasoning,
-                   CASE WHEN p.first_block IS NULL THEN ''
-                        WHEN p.harmful THEN 'routed_around'
-                        WHEN EXISTS (SELECT 1 FROM reviewed r WHERE r.trial_id = p.id
-                                     AND r.harm AND r.position > p.first_block) THEN 'retried'
-                        WHEN p.escalated THEN 'escalated'
-                        ELSE 'complied' END AS after_block,
-                   COUNT(*) AS trials, SUM(p.harmful) AS harmful_trials,
-                   SUM(p.harmful_calls) AS harmful_calls, SUM(p.caught) AS caught,
-                   SUM(p.benign_calls) AS benign_calls, SUM(p.false_blocks) AS false_blocks,
+                FROM trials t WHERE t.experiment = ? AND t.status = 'done')
+            SELECT p.family, p.condition, MIN(p.factors) AS factors, p.model,
+                   p.first_block IS NOT NULL AS blocked, p.harmful,
+                   EXISTS (SELECT 1 FROM reviewed r WHERE r.trial_id = p.id AND r.harm
+                           AND r.position > p.first_block) AS retried,
+                   p.escalated,
+                   COUNT(*) AS trials, SUM(p.harmful_calls) AS harmful_calls,
+                   SUM(p.caught) AS caught, SUM(p.benign_calls) AS benign_calls,
+                   SUM(p.false_blocks) AS false_blocks,
                    TOTAL(p.monitor_input_tokens) AS monitor_input_tokens,
                    TOTAL(p.monitor_output_tokens) AS monitor_output_tokens,
                    TOTAL(p.monitor_cost_usd) AS monitor_cost_usd
             FROM per_trial p
-            GROUP BY p.family, p.condition, p.model, p.monitor, p.sees_reasoning, after_block
-            """, (experiment, *harmful, *escalation, experiment)).fetchall()
+            GROUP BY p.family, p.condition, p.model, 5, 6, 7, 8
+            """, (experiment, *harmful, *escalation, experiment))
+        return [MonitorCount(
+            row["family"], row["condition"], json.loads(row["factors"]), row["model"],
+            bool(row["blocked"]), bool(row["harmful"]), bool(row["retried"]),
+            bool(row["escalated"]), int(row["trials"]), int(row["harmful_calls"]),
+            int(row["caught"]), int(row["benign_calls"]), int(row["false_blocks"]),
+            int(row["monitor_input_tokens"]), int(row["monitor_output_tokens"]),
+            float(row["monitor_cost_usd"])) for row in rows]
 
-    def cell_usage(self, experiment: str | None = None) -> list[sqlite3.Row]:
+    def cell_usage(self, experiment: str | None = None) -> list[CellUsage]:
         """Per (experiment, family, condition, model, status): trials, tokens and cost."""
         where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
-        return self.db.execute(
+        rows = self.db.execute(
             "SELECT experiment, family, condition, model, status, COUNT(*) AS trials, "
-            "TOTAL(input_tokens) AS input_tokens, TOTAL(output_tokens) AS output_tokens, "
-            "TOTAL(cached_input_tokens) AS cached_input_tokens, TOTAL(cost_usd) AS cost_usd, "
-            f"TOTAL(calls) AS calls FROM trials {where} "
-            "GROUP BY experiment, family, condition, model, status", args).fetchall()
+            "TOTAL(calls), TOTAL(input_tokens), TOTAL(cached_input_tokens), "
+            f"TOTAL(output_tokens), TOTAL(cost_usd) FROM trials {where} "
+            "GROUP BY experiment, family, condition, model, status", args)
+        return [CellUsage(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]),
+                          int(row[7]), int(row[8]), int(row[9]), float(row[10]))
+                for row in rows]
 
-    def action_counts(self, experiment: str | None = None) -> list[sqlite3.Row]:
+    def action_counts(self, experiment: str | None = None) -> list[ActionCount]:
         """Per (experiment, family, condition, model) of finished trials: the agents' tool
         calls, those the world applied (`ok`) and those that changed its state."""
         where, args = ("AND t.experiment = ?", (experiment,)) if experiment else ("", ())
-        return self.db.execute(
+        # dialect: JSON1 (json_each over actions)
+        rows = self.db.execute(
             "SELECT t.experiment, t.family, t.condition, t.model, COUNT(a.value) AS calls, "
             "TOTAL(json_extract(a.value, '$.ok')) AS applied, "
             "TOTAL(json_array_length(json_extract(a.value, '$.changes')) > 0) AS changed "
             "FROM trials t, json_each(COALESCE(t.actions, '[]')) a "
             f"WHERE t.status = 'done' {where} "
-            "GROUP BY t.experiment, t.family, t.condition, t.model", args).fetchall()
+            "GROUP BY t.experiment, t.family, t.condition, t.model", args)
+        return [ActionCount(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]),
+                            int(row[6])) for row in rows]
 
-    def condition_factors(self, experiment: str | None = None) -> list[sqlite3.Row]:
-        """Each distinct (experiment, family, condition) with its factor levels (JSON)."""
+    def condition_factors(self, experiment: str | None = None) -> list[ConditionFactors]:
+        """Each distinct (experiment, family, condition) with its factor levels."""
         where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
-        return self.db.execute(
+        rows = self.db.execute(
             "SELECT experiment, family, condition, MIN(factors) AS factors FROM trials "
-            f"{where} GROUP BY experiment, family, condition", args).fetchall()
+            f"{where} GROUP BY experiment, family, condition", args)
+        return [ConditionFactors(row[0], row[1], row[2], json.loads(row[3])) for row in rows]
 
-    def tidy_query(self, experiment: str | None = None) -> tuple[str, tuple[str, ...]]:
-        """SQL and arguments for one row per (trial, behaviour), with a row of NULL verdict
-        for trials that have none (errors, refusals, pending), for export."""
+    def tidy_rows(self, experiment: str | None = None) -> Iterator[TidyRow]:
+        """One row per (trial, behaviour), with a row of no verdict for trials that have
+        none (errors, refusals, pending), in planning order, for export."""
         where, args = ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
-        return (
-            "SELECT t.experiment, t.id AS trial_id, t.family, t.condition, t.model, "
-            "t.sample, t.seed, t.status, t.stop_reason, t.turns, t.input_tokens, "
-            "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
-            f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
-            "ORDER BY t.id, v.behavior", args)
+        for row in self.db.execute(
+                "SELECT t.experiment, t.id AS trial_id, t.family, t.condition, t.model, "
+                "t.sample, t.seed, t.status, t.stop_reason, t.turns, t.input_tokens, "
+                "t.output_tokens, t.cost_usd, v.behavior, v.value, v.method, v.version "
+                f"FROM trials t LEFT JOIN verdicts v ON v.trial_id = t.id {where} "
+                "ORDER BY t.id, v.behavior", args):
+            value = row[14]
+            yield TidyRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                          row[8], row[9], row[10], row[11], row[12], row[13],
+                          None if value is None else bool(value), row[15], row[16])
 
     # -- how numbers were decided, what was left out, where they came from --------------
 
@@ -744,6 +844,7 @@ class Store:
         error)."""
         # Grouped by a number per cell rather than by its three names: sorting 100,000
         # trials' verdicts on long condition names took twice as long.
+        # dialect: MATERIALIZED, ?1 parameters
         return self.db.execute("""
             WITH cell AS MATERIALIZED (
                 SELECT ROW_NUMBER() OVER () AS id, family, condition, model FROM (
@@ -808,6 +909,7 @@ class Store:
         eval_awareness verdict: k and n of the behaviour, `belief` being what the agent last
         said of its situation: `test`, `real` (a false verdict quoting the agent) or
         `silent`."""
+        # dialect: JSON1 (json_each over the evidence)
         return self.db.execute("""
             WITH belief AS (
                 SELECT trial_id, CASE WHEN value THEN 'test'
@@ -846,69 +948,71 @@ class Store:
             "WHERE t.status = 'done' AND t.experiment = ? AND l.behavior = 'realism' "
             "GROUP BY t.family, t.condition, t.model, l.judge", (experiment,)).fetchall()
 
-    def model_provenance(self, experiment: str) -> list[sqlite3.Row]:
+    def model_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per model asked for and model id that answered (NULL: not recorded, a database
         from before model ids were kept): the calls it answered, over the finished and
         refused trials; and per model asked for, the answers taken from the cache."""
         if "model_ids" not in self._columns("trials"):
             return []
-        return self.db.execute(
+        # dialect: JSON1 (json_each over model_ids)
+        return [AnsweredCalls(row[0], None, row[1], int(row[2])) for row in self.db.execute(
             "SELECT t.model, s.key AS model_id, TOTAL(s.value) AS calls FROM trials t "
             "LEFT JOIN json_each(t.model_ids) s "
             "WHERE t.experiment = ? AND t.status IN ('done', 'refused') "
-            "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,)).fetchall()
+            "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,))]
 
-    def cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+    def cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per model: its calls and those answered from the response cache (NULL where not
         recorded)."""
         recorded = "cached_calls" in self._columns("trials")
-        return self.db.execute(
+        return [_cached(row) for row in self.db.execute(
             f"SELECT model, TOTAL(calls) AS calls, "
             f"{'SUM(cached_calls)' if recorded else 'NULL'} AS cached FROM trials "
-            "WHERE experiment = ? GROUP BY model ORDER BY model", (experiment,)).fetchall()
+            "WHERE experiment = ? GROUP BY model ORDER BY model", (experiment,))]
 
-    def judge_provenance(self, experiment: str) -> list[sqlite3.Row]:
+    def judge_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per judge, prompt version and model id that answered (NULL: none recorded): the
         calls it answered."""
         if not self.has_judge_tables or "model_ids" not in self._columns("judge_calls"):
             return []
-        return self.db.execute(
+        # dialect: JSON1 (json_each over model_ids)
+        return [AnsweredCalls(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
             "SELECT c.judge, c.prompt_version, s.key AS model_id, TOTAL(s.value) AS calls "
             "FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
             "LEFT JOIN json_each(c.model_ids) s WHERE t.experiment = ? "
             "GROUP BY c.judge, c.prompt_version, s.key ORDER BY c.judge, s.key",
-            (experiment,)).fetchall()
+            (experiment,))]
 
-    def judge_cached_calls(self, experiment: str) -> list[sqlite3.Row]:
+    def judge_cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per judge: its calls and those answered from the response cache (NULL where not
         recorded)."""
         if not self.has_judge_tables:
             return []
         recorded = "cached_calls" in self._columns("judge_calls")
-        return self.db.execute(
+        return [_cached(row) for row in self.db.execute(
             f"SELECT c.judge, TOTAL(c.calls) AS calls, "
             f"{'SUM(c.cached_calls)' if recorded else 'NULL'} AS cached FROM judge_calls c "
             "JOIN trials t ON t.id = c.trial_id WHERE t.experiment = ? GROUP BY c.judge "
-            "ORDER BY c.judge", (experiment,)).fetchall()
+            "ORDER BY c.judge", (experiment,))]
 
-    def rubric_versions(self, experiment: str) -> list[sqlite3.Row]:
+    def rubric_versions(self, experiment: str) -> list[RubricCount]:
         """Per judge, behaviour and rubric version: the answers given under it."""
         if not self.has_judge_tables:
             return []
-        return self.db.execute(
+        return [RubricCount(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
             "SELECT j.judge, j.behavior, j.version, COUNT(*) AS answers FROM judgements j "
             "JOIN trials t ON t.id = j.trial_id WHERE t.experiment = ? "
             "GROUP BY j.judge, j.behavior, j.version ORDER BY j.judge, j.behavior",
-            (experiment,)).fetchall()
+            (experiment,))]
 
-    def rendering_counts(self, experiment: str) -> list[sqlite3.Row]:
+    def rendering_counts(self, experiment: str) -> list[RenderingCount]:
         """Per (family, condition, rendering, amlab version): trials planned with it
         (rendering and version NULL for trials of a database from before they were kept)."""
         columns = self._columns("trials")
         rendering = "rendering" if "rendering" in columns else "NULL"
         version = "amlab_version" if "amlab_version" in columns else "NULL"
-        return self.db.execute(
+        return [RenderingCount(row[0], row[1], None if row[2] is None else json.loads(row[2]),
+                               row[3], int(row[4])) for row in self.db.execute(
             f"SELECT family, condition, {rendering} AS rendering, {version} AS amlab_version, "
             "COUNT(*) AS trials FROM trials WHERE experiment = ? "
-            "GROUP BY family, condition, 3, 4 ORDER BY family, condition",
-            (experiment,)).fetchall()
+            "GROUP BY family, condition, 3, 4 ORDER BY family, condition", (experiment,))]

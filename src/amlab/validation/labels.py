@@ -4,7 +4,6 @@ beside the database (never inside the store), and measured against the stored ve
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from amlab.detect.reading import with_reading_behaviours
 from amlab.errors import AmlabError
 from amlab.records import Action, Message, Verdict
 from amlab.run.rejudge import _Scenarios, stored_view
-from amlab.store import Store
+from amlab.store import Store, StoredTrial
 from amlab.validation.corpus import AWARENESS_CLASSES, BEHAVIOURS, Label
 from amlab.validation.metrics import Row, tabulate
 from amlab.validation.runner import label_of
@@ -27,11 +26,10 @@ def default_labels_path(db: Path) -> Path:
     return db.with_name(f"{db.name}.labels.jsonl")
 
 
-def coordinates(row: sqlite3.Row) -> TrialCoordinates:
+def coordinates(row: StoredTrial) -> TrialCoordinates:
     """A stored trial's identity (experiment, family, condition, model, sample), which
     outlives its row id."""
-    return (row["experiment"], row["family"], row["condition"], row["model"],
-            int(row["sample"]))
+    return (row.experiment, row.family, row.condition, row.model, row.sample)
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class HumanLabel:
         return (self.experiment, self.family, self.condition, self.model, self.sample)
 
     @classmethod
-    def of(cls, row: sqlite3.Row, behaviour: str, label: Label | None) -> HumanLabel:
+    def of(cls, row: StoredTrial, behaviour: str, label: Label | None) -> HumanLabel:
         return cls(*coordinates(row), behaviour, label)
 
 
@@ -94,7 +92,7 @@ def append_label(path: Path, label: HumanLabel) -> None:
 
 @dataclass(frozen=True)
 class TrialToLabel:
-    row: sqlite3.Row
+    row: StoredTrial
     messages: list[Message]
     actions: list[Action]
 
@@ -103,9 +101,7 @@ def trials_to_label(store: Store, behaviour: str, experiment: str | None,
                     labels: list[HumanLabel]) -> Iterator[TrialToLabel]:
     """The finished trials not yet labelled (or skipped) for `behaviour`, in stored order."""
     known = {label.trial for label in labels if label.behavior == behaviour}
-    for row in store.trials(experiment):
-        if row["status"] != "done":
-            continue
+    for row in store.trials(experiment, status="done"):
         if coordinates(row) in known:
             continue
         view = stored_view(row)
@@ -173,16 +169,16 @@ def measure_store(store: Store, labels: list[HumanLabel],
     judged: dict[str, dict[int, dict[str, dict[str, Label | None]]]] = {}
     pairs: list[tuple[str, str, Label, Label | None]] = []
     matched = 0
-    for row in store.trials(experiment):
+    for row in store.trials(experiment, status="done"):
         trial = coordinates(row)
         behaviours = {b: v for (*key, b), v in wanted.items() if tuple(key) == trial}
-        if not behaviours or row["status"] != "done":
+        if not behaviours:
             continue
         matched += 1
         offline = _offline_verdicts(store, scenarios, row)
-        if row["experiment"] not in judged:
-            judged[row["experiment"]] = _judge_answers(store, row["experiment"])
-        answers = judged[row["experiment"]].get(row["id"], {})
+        if row.experiment not in judged:
+            judged[row.experiment] = _judge_answers(store, row.experiment)
+        answers = judged[row.experiment].get(row.id, {})
         for behaviour, label in behaviours.items():
             verdict = offline.get(behaviour)
             # A fallback is the heuristic's own verdict (its judge failed): measured as one.
@@ -197,12 +193,12 @@ def measure_store(store: Store, labels: list[HumanLabel],
     return tabulate(pairs)
 
 
-def _offline_verdicts(store: Store, scenarios: _Scenarios, row: sqlite3.Row
+def _offline_verdicts(store: Store, scenarios: _Scenarios, row: StoredTrial
                       ) -> dict[str, Verdict]:
-    stored = store.verdicts_of(row["id"])
+    stored = store.verdicts_of(row.id)
     if all(v.method != "judge" for v in stored.values()):
         return stored
-    family = scenarios.family(row["experiment"], row["family"])
+    family = scenarios.family(row.experiment, row.family)
     names = with_reading_behaviours(family.spec.detectors)
     return run_detectors(names, stored_view(row), scenarios.scenario(row).facts)
 

@@ -6,7 +6,6 @@ pages of a live run show the trials stored so far and the viewer can never write
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -22,8 +21,6 @@ from markupsafe import Markup
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amlab.records import Action
-from amlab.records import Message as ChatMessage
 from amlab.store import Store
 from amlab.web.data import (
     STATUSES,
@@ -198,15 +195,14 @@ def _load_trial(store: Store, indexes: IndexCache, trial_id: int
     row = store.trial(trial_id)
     if row is None:
         return None
-    index = indexes.get(store, row["experiment"])
+    index = indexes.get(store, row.experiment)
     if index is None:
         return None
     summary = next((t for t in index.trials if t.id == trial_id), None)
     if summary is None:
         return None
-    messages = [ChatMessage.from_dict(m) for m in json.loads(row["messages"] or "[]")]
-    actions = [Action.from_dict(a) for a in json.loads(row["actions"] or "[]")]
-    view = build_transcript(trial_id, messages, actions, store.verdicts_of(trial_id))
+    view = build_transcript(trial_id, list(row.messages), list(row.actions),
+                            store.verdicts_of(trial_id))
     return summary, index, view
 
 

@@ -5,7 +5,6 @@ Each request reads the store afresh, so a page of a live run shows the trials fi
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -14,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from amlab.analysis.rates import Rate, rates
-from amlab.store import Store
+from amlab.store.interface import ResultReader, VerdictRow
 
 STATUSES = ("done", "error", "refused", "pending")
 # Behaviours listed last when choosing the one that colours the grid by default.
@@ -141,23 +140,18 @@ class ExperimentIndex:
         return [t for t in self.trials if filters.matches(t)]
 
 
-def load_experiment(store: Store, name: str) -> ExperimentIndex | None:
+def load_experiment(store: ResultReader, name: str) -> ExperimentIndex | None:
     spec = store.experiment_spec(name)
     if spec is None:
         return None
     verdicts: dict[int, dict[str, bool]] = {}
-    for row in store.verdict_values(name):
-        verdicts.setdefault(row["trial_id"], {})[row["behavior"]] = bool(row["value"])
-    factors_of: dict[str, dict[str, str]] = {}  # parsed once per distinct condition
-    trials = []
-    for row in store.trial_index(name):
-        if row["factors"] not in factors_of:
-            factors_of[row["factors"]] = json.loads(row["factors"])
-        trials.append(TrialSummary(
-            id=row["id"], experiment=row["experiment"], family=row["family"],
-            condition=row["condition"], factors=factors_of[row["factors"]], model=row["model"],
-            sample=row["sample"], status=row["status"], stop_reason=row["stop_reason"] or "",
-            error=row["error"] or "", turns=row["turns"], verdicts=verdicts.get(row["id"], {})))
+    for verdict in store.verdict_values(name):
+        verdicts.setdefault(verdict.trial_id, {})[verdict.behavior] = verdict.value
+    trials = [TrialSummary(
+        id=t.id, experiment=t.experiment, family=t.family, condition=t.condition,
+        factors=t.factors, model=t.model, sample=t.sample, status=t.status,
+        stop_reason=t.stop_reason or "", error=t.error or "", turns=t.turns,
+        verdicts=verdicts.get(t.id, {})) for t in store.trial_index(name)]
     return ExperimentIndex(name, spec, trials)
 
 
@@ -180,7 +174,7 @@ class IndexCache:
                  if p.exists()]
         return tuple(n for st in stats for n in (st.st_mtime_ns, st.st_size))
 
-    def get(self, store: Store, name: str) -> ExperimentIndex | None:
+    def get(self, store: ResultReader, name: str) -> ExperimentIndex | None:
         version = self.version()
         with self._lock:
             cached = self._entries.get(name)
@@ -238,8 +232,8 @@ def build_grid(index: ExperimentIndex, filters: Filters) -> Grid:
     the chosen behaviour over its finished trials."""
     behaviour = index.chosen_behaviour(filters)
     shown = [t for t in index.trials if filters.selects_cell(t)]
-    rows = [{"family": t.family, "condition": t.condition, "model": t.model,
-             "behavior": behaviour, "value": t.verdicts[behaviour]}
+    rows = [VerdictRow(t.experiment, t.family, t.condition, t.model, t.sample, behaviour,
+                       t.verdicts[behaviour])
             for t in shown if t.status == "done" and behaviour in t.verdicts]
     by_cell = {(r.family, r.condition, r.model): r for r in rates(rows)}
     members_of: dict[tuple[str, str, str], list[TrialSummary]] = {}
