@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
 from amlab.detect.base import HARMFUL
+from amlab.run.trial import MONITOR_FACTOR, SEES_REASONING_FACTOR, Arms
 from amlab.store import Store
 
-MONITOR_FACTORS = ("monitor", "monitor_sees_reasoning")
 ESCALATION = ("advocated", "whistleblew")
 
 
@@ -71,10 +71,11 @@ def monitor_comparisons(store: Store, experiment: str) -> list[MonitorComparison
     cells: dict[tuple[str, str, str, str], MonitorComparison] = {}
     unmonitored: dict[tuple[str, str, str], Arm] = defaultdict(Arm)
     for row in store.monitor_counts(experiment, HARMFUL, ESCALATION):
-        # The condition as the rates tables name it, without the monitor's factors.
-        base = ",".join(level for level in row["condition"].split(",")
-                        if level.partition("=")[0] not in MONITOR_FACTORS)
-        if row["monitor"] == "none":
+        arms = Arms.from_factors({MONITOR_FACTOR: row["monitor"],
+                                  SEES_REASONING_FACTOR: row["sees_reasoning"]})
+        # The family's condition: the cell both arms of the comparison share.
+        base = arms.family_key(row["condition"])
+        if not arms.watched:
             arm = unmonitored[(row["model"], row["family"], base)]
             arm.n += row["trials"]
             arm.harmful += row["harmful_trials"]

@@ -21,8 +21,10 @@ from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
 from amlab.records import Action, Message
+from amlab.run.experiment import stored_spec
+from amlab.run.trial import Trial
 from amlab.scenario import Family, RenderedScenario
-from amlab.store import Store
+from amlab.store import Store, TrialKey
 
 
 @dataclass
@@ -42,8 +44,8 @@ class _Scenarios:
 
     def family(self, experiment: str, name: str) -> Family:
         if (experiment, name) not in self.families:
-            spec = self.store.experiment_spec(experiment) or {}
-            sources = [s["family"] for s in spec.get("scenarios", [])] or [name]
+            spec = stored_spec(self.store, experiment)
+            sources = [s.family for s in spec.scenarios] if spec else [name]
             for source in sources:
                 family = load_family(source)
                 self.families[(experiment, family.name)] = family
@@ -52,12 +54,19 @@ class _Scenarios:
                                  f"family '{name}', which its stored experiment does not list.")
         return self.families[(experiment, name)]
 
-    def scenario(self, row: sqlite3.Row) -> RenderedScenario:
-        key = (row["experiment"], row["family"], row["condition"])
+    def scenario(self, trial: Trial) -> RenderedScenario:
+        """The trial's condition rendered, once per condition: its arms (the monitor's) do
+        not change what the agent read."""
+        key = (trial.experiment, trial.family, trial.family_key)
         if key not in self.rendered:
-            family = self.family(row["experiment"], row["family"])
-            self.rendered[key] = family.render(json.loads(row["factors"]))
+            family = self.family(trial.experiment, trial.family)
+            self.rendered[key] = family.render(dict(trial.condition))
         return self.rendered[key]
+
+
+def stored_trial(row: sqlite3.Row) -> Trial:
+    return Trial.from_stored(TrialKey(row["experiment"], row["family"], row["condition"],
+                                      row["model"], row["sample"]), json.loads(row["factors"]))
 
 
 def stored_view(row: sqlite3.Row) -> TrialView:
@@ -76,8 +85,9 @@ async def rejudge(store: Store, judges: list[ModelClient], experiment: str | Non
 
     async def one(row: sqlite3.Row) -> None:
         async with limit:
-            scenario = scenarios.scenario(row)
-            detectors = scenarios.family(row["experiment"], row["family"]).spec.detectors
+            trial = stored_trial(row)
+            scenario = scenarios.scenario(trial)
+            detectors = scenarios.family(trial.experiment, trial.family).spec.detectors
             verdicts, calls = await decide(stored_view(row), scenario.facts, detectors,
                                            judges, attempts=attempts)
             before = store.verdicts_of(row["id"])
