@@ -12,6 +12,7 @@ arms, so that analysis tables list each arm as a cell). A stored row is read bac
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ SEES_REASONING_FACTOR = "monitor_sees_reasoning"
 UNMONITORED = "none"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Arms:
     """The experiment's arms a trial is in. `monitor` is None in an experiment without a
     monitor (its keys name no arm), `UNMONITORED` for the comparison arm, else the monitor's
@@ -72,7 +73,7 @@ def family_levels(factors: Mapping[str, str]) -> Condition:
             if name not in (MONITOR_FACTOR, SEES_REASONING_FACTOR)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trial:
     """One trial of an experiment. `family_key` is the family's name for `condition`
     (`Family.key`: design factors, and ablations away from their default)."""
@@ -87,8 +88,9 @@ class Trial:
 
     def key(self) -> TrialKey:
         """The trial's identity in the store."""
-        return TrialKey(self.experiment, self.family, self.arms.extend(self.family_key),
-                        self.model, self.sample)
+        # Interned: a plan holds one copy of each condition's key, not one per trial.
+        return TrialKey(self.experiment, self.family,
+                        sys.intern(self.arms.extend(self.family_key)), self.model, self.sample)
 
     def factors(self) -> dict[str, str]:
         """The trial's stored factors: the family's levels, then the arms'."""
