@@ -163,3 +163,29 @@ def test_rejudging_again_answers_a_remote_judge_from_the_response_cache(tmp_path
         assert len(stub.state.requests) == asked, "the second re-judging asked the judge nothing"
     assert "Re-judged 4 trials" in " ".join(again.stdout.split())
     assert (tmp_path / "amlab-cache.db").is_file()
+
+
+def test_rejudging_a_monitored_run_judges_every_arm_and_keeps_its_monitor(
+        tmp_path: Path) -> None:
+    """The monitor's arm is part of a trial, not a factor of its family: re-judging a run
+    stored with a monitor renders each trial's scenario from the family's levels alone."""
+    store = run(tmp_path, monitor={"kind": "rules"})
+    arms = dict(store.db.execute(
+        "SELECT condition, json_extract(factors, '$.monitor') FROM trials").fetchall())
+    assert set(arms.values()) == {"none", "rules"}
+    summary = asyncio.run(rejudge(store, [make_client(LENIENT)], "judged"))
+    assert summary.trials == 8  # two conditions x two arms x two samples
+    judged = {(r["condition"], r["method"], r["judge"], r["value"]) for r in store.db.execute(
+        "SELECT t.condition, v.method, v.judge, v.value FROM verdicts v "
+        "JOIN trials t ON t.id = v.trial_id WHERE v.behavior = 'blackmail'")}
+    assert {c for c, *_ in judged} == set(arms)
+    assert {(m, j, v) for _, m, j, v in judged} == {("judge", LENIENT, 0)}
+
+
+def test_rejudge_command_on_a_monitored_run_succeeds(tmp_path: Path) -> None:
+    run(tmp_path, monitor={"kind": "rules"}).close()
+    result = subprocess.run(
+        [sys.executable, "-m", "amlab", "rejudge", str(tmp_path / "r.db"), "--judge", LENIENT],
+        capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert "Re-judged 8 trials" in " ".join(result.stdout.split())

@@ -196,18 +196,19 @@ def experiment(samples: int, names: str, models: list[str] | None = None) -> Exp
 def test_each_sample_meets_its_own_cast_the_same_for_every_model() -> None:
     plan = experiment(2, "randomized", ["scripted/a", "scripted/b"])
     trials = plan.trials()
-    by = {(t.key.model, t.key.sample): plan.rendered(t).user_prompt for t in trials}
+    by = {(t.key.model, t.key.sample): plan.rendered(t.trial).user_prompt for t in trials}
     assert by[("scripted/a", 0)] == by[("scripted/b", 0)]
     assert by[("scripted/a", 0)] != by[("scripted/a", 1)]
     # Reproducible: a new plan of the same file draws the same casts.
     again = experiment(2, "randomized", ["scripted/a", "scripted/b"])
-    assert again.rendered(again.trials()[1]).user_prompt == plan.rendered(trials[1]).user_prompt
+    assert (again.rendered(again.trials()[1].trial).user_prompt
+            == plan.rendered(trials[1].trial).user_prompt)
 
 
 def test_fixed_names_are_rendered_once_per_condition() -> None:
     plan = experiment(3, "fixed")
     first, *others = plan.trials()
-    assert all(plan.rendered(t) is plan.rendered(first) for t in others)
+    assert all(plan.rendered(t.trial) is plan.rendered(first.trial) for t in others)
 
 
 def test_rejudging_a_randomized_trial_reads_the_cast_it_ran_with(tmp_path: Path) -> None:

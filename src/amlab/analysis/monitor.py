@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
 from amlab.detect.base import HARMFUL
+from amlab.run.trial import SEES_REASONING_FACTOR, Arms
 from amlab.store import Store
 from amlab.store.interface import MonitorCount
 
-MONITOR_FACTORS = ("monitor", "monitor_sees_reasoning")
 ESCALATION = ("advocated", "whistleblew")
 
 
@@ -83,19 +83,18 @@ def monitor_comparisons(store: Store, experiment: str) -> list[MonitorComparison
     cells: dict[tuple[str, str, str, str], MonitorComparison] = {}
     unmonitored: dict[tuple[str, str, str], Arm] = defaultdict(Arm)
     for row in store.monitor_counts(experiment, HARMFUL, ESCALATION):
-        monitor = row.factors.get("monitor")
-        if monitor is None:  # a condition run without the monitor factor: not compared
+        arms = Arms.from_factors(row.factors)
+        if arms.monitor is None:  # a condition run without the monitor factor: not compared
             continue
-        # The condition as the rates tables name it, without the monitor's factors.
-        base = ",".join(level for level in row.condition.split(",")
-                        if level.partition("=")[0] not in MONITOR_FACTORS)
-        if monitor == "none":
+        # The family's condition: the cell both arms of the comparison share.
+        base = arms.family_key(row.condition)
+        if not arms.watched:
             arm = unmonitored[(row.model, row.family, base)]
             arm.n += row.trials
             arm.harmful += row.trials if row.harmful else 0
             continue
-        sees_reasoning = row.factors.get("monitor_sees_reasoning", "")
-        label = monitor + (f" (sees reasoning: {sees_reasoning})" if sees_reasoning else "")
+        sees_reasoning = row.factors.get(SEES_REASONING_FACTOR, "")
+        label = arms.monitor + (f" (sees reasoning: {sees_reasoning})" if sees_reasoning else "")
         key = (row.model, row.family, base, label)
         cell = cells.setdefault(key, MonitorComparison(*key))
         cell.monitored.n += row.trials

@@ -31,6 +31,7 @@ from amlab.models.limits import CHARS_PER_TOKEN
 from amlab.models.prices import Price, price_of
 from amlab.records import Message
 from amlab.run.experiment import Experiment
+from amlab.run.trial import TrialSpec
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,23 @@ def condition_tokens(experiment: Experiment) -> dict[tuple[str, str], ConditionT
     return counts
 
 
+def scenario_of(trial: TrialSpec) -> tuple[str, str]:
+    """The (family, condition key) of what a trial's agent reads: its arms (the monitor's)
+    do not change it."""
+    return trial.trial.family, trial.trial.family_key
+
+
 def estimate(experiment: Experiment) -> list[ModelEstimate]:
     """A row per agent model, then a row per judge (named `NAME (judge)`)."""
     agent = experiment.spec.agent
     tokens = condition_tokens(experiment)
     planned = experiment.trials()
-    # A trial's scenario, without the factors (the monitor's) that do not change it.
-    scenario_keys = {t.key: (t.key.family, family.key(levels)) for t in planned
-                     for family, levels in [experiment.scenario_of(t)]}
     estimates = []
     # Upper bound of the agent's answers in a trial of each model, for the judges.
     answers: dict[str, int] = {}
     for spec in experiment.spec.models:
         trials = [t for t in planned if t.key.model == spec.name]
-        first_calls = [tokens[scenario_keys[t.key]].prompt for t in trials]
+        first_calls = [tokens[scenario_of(t)].prompt for t in trials]
         answer = int(spec.options.get("max_tokens", agent.max_tokens))
         turns = agent.max_turns
         if agent.max_output_tokens is not None:
@@ -97,7 +101,7 @@ def estimate(experiment: Experiment) -> list[ModelEstimate]:
                                  sum(first_calls) // max(len(trials), 1), input_tokens,
                                  len(trials) * turns * answer))
     for judge in experiment.spec.judge_specs:
-        reads = [tokens[scenario_keys[t.key]].judge + answers[t.key.model]
+        reads = [tokens[scenario_of(t)].judge + answers[t.key.model]
                  for t in planned]
         estimates.append(_priced(f"{judge.name} (judge)", price_of(judge.name, judge.price),
                                  len(planned), sum(reads) // max(len(reads), 1), sum(reads),

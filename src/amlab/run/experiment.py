@@ -35,8 +35,9 @@ from amlab.families import load_family
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
 from amlab.run.hypotheses import Cell, HypothesisSpec, ResolvedHypothesis, resolve_hypotheses
+from amlab.run.trial import UNMONITORED, Arms, Trial, TrialSpec
 from amlab.scenario import Condition, Family, RenderedScenario, condition_key
-from amlab.store import PlannedTrial, TrialKey
+from amlab.store import Store
 from amlab.yamlfile import read_utf8, read_yaml
 
 # Every planned trial is a row of the store and an object in memory: far above a study
@@ -150,12 +151,11 @@ class MonitorSpec(Strict):
     def label(self) -> str:
         return self.model.name if self.model else "rules"
 
-    def levels(self) -> list[dict[str, str]]:
-        """The monitor factors' levels to cross with every condition."""
-        monitored = ([{"monitor": self.label}] if self.kind == "rules" else
-                     [{"monitor": self.label, "monitor_sees_reasoning": str(seen).lower()}
-                      for seen in self.sees_reasoning])
-        return ([{"monitor": "none"}] if self.compare_unmonitored else []) + monitored
+    def arms(self) -> list[Arms]:
+        """The arms to cross with every condition."""
+        monitored = ([Arms(self.label)] if self.kind == "rules" else
+                     [Arms(self.label, seen) for seen in self.sees_reasoning])
+        return ([Arms(UNMONITORED)] if self.compare_unmonitored else []) + monitored
 
 
 class RetrySpec(Strict):
@@ -304,40 +304,33 @@ class Experiment:
 
     def trial_count(self) -> int:
         """How many trials `trials()` lists, without listing them."""
-        monitor_levels = len(self.spec.monitor.levels()) if self.spec.monitor else 1
-        return (len(self.spec.models) * len(self.conditions) * monitor_levels
+        return (len(self.spec.models) * len(self.conditions) * len(self.arms())
                 * self.spec.samples)
 
-    def cells(self) -> list[tuple[Cell, str]]:
-        """Every planned condition (with the monitor's levels) in the file's order, with
-        the key of its family condition alone."""
-        monitor_levels = self.spec.monitor.levels() if self.spec.monitor else [{}]
-        cells = []
-        for family, family_condition in self.conditions:
-            family_key = family.key(family_condition)
-            for monitor_level in monitor_levels:
-                # The monitor's factors are not the family's: they extend its key.
-                key = ",".join(filter(None, (family_key, condition_key(monitor_level))))
-                cells.append((Cell(family.name, key, {**family_condition, **monitor_level}),
-                              family_key))
-        return cells
+    def arms(self) -> list[Arms]:
+        """The arms every condition runs in: the monitor's, or the one arm of no monitor."""
+        return self.spec.monitor.arms() if self.spec.monitor else [Arms()]
 
-    def trials(self) -> list[PlannedTrial]:
+    def _conditions_in_arms(self) -> list[tuple[Family, Condition, str, Arms]]:
+        """Every planned condition in the file's order, with its family key, in each arm."""
+        arms = self.arms()
+        return [(family, condition, family.key(condition), arm)
+                for family, condition in self.conditions for arm in arms]
+
+    def cells(self) -> list[Cell]:
+        """Every planned condition in each arm, as the analysis tables name it."""
+        return [Cell(family.name, arm.extend(family_key), arm.extend_levels(condition))
+                for family, condition, family_key, arm in self._conditions_in_arms()]
+
+    def trials(self) -> list[TrialSpec]:
         """Every trial of the sweep, in the order they are scheduled: for each model, all
         samples of a condition together (they share a prompt prefix)."""
-        cells = self.cells()
-        planned = []
-        for model in self.spec.models:
-            for cell, family_key in cells:
-                for sample in range(self.spec.samples):
-                    trial = TrialKey(self.spec.name, cell.family, cell.condition, model.name,
-                                     sample)
-                    # The seed ignores the monitor factors: with and without a monitor,
-                    # a sample starts from the same agent randomness.
-                    seed = self.trial_seed(
-                        TrialKey(self.spec.name, cell.family, family_key, model.name, sample))
-                    planned.append(PlannedTrial(trial, dict(cell.factors), seed))
-        return planned
+        cells = self._conditions_in_arms()
+        return [TrialSpec.plan(Trial(self.spec.name, family.name, condition, family_key, arm,
+                                     model.name, sample), self.spec.seed)
+                for model in self.spec.models
+                for family, condition, family_key, arm in cells
+                for sample in range(self.spec.samples)]
 
     def _resolve_hypotheses(self) -> list[ResolvedHypothesis]:
         if not self.spec.hypotheses:
@@ -349,39 +342,29 @@ class Experiment:
             return {factor: str(level) for factor, level in
                     self._as_levels(dict(levels), self.families[family]).items()}
 
-        return resolve_hypotheses(self.spec.hypotheses, [cell for cell, _ in self.cells()],
+        return resolve_hypotheses(self.spec.hypotheses, self.cells(),
                                   behaviours, [m.name for m in self.spec.models], self.source,
                                   as_levels)
 
-    def scenario_of(self, trial: PlannedTrial) -> tuple[Family, Condition]:
-        """The trial's family and its levels of the family's own factors: the monitor's
-        factors do not change the scenario."""
-        family = self.families[trial.key.family]
-        return family, {k: v for k, v in trial.factors.items() if k in family.spec.factors}
-
-    def rendered(self, trial: PlannedTrial) -> RenderedScenario:
+    def rendered(self, trial: Trial) -> RenderedScenario:
         """The trial's condition rendered, once per condition (each trial copies the world);
-        a condition that draws per trial (names randomized) is rendered for each trial, with
-        its sample's seed."""
-        family, levels = self.scenario_of(trial)
-        if family.seeded(levels):
-            return family.render(levels, surface_seed(self.spec.seed, family.name,
-                                                      trial.key.sample))
-        key = (family.name, family.key(levels))
+        its arms do not change what the agent reads. A condition that draws per trial (names
+        randomized) is rendered for each trial, with its sample's seed."""
+        family = self.families[trial.family]
+        if family.seeded(dict(trial.condition)):
+            return family.render(dict(trial.condition),
+                                 surface_seed(self.spec.seed, family.name, trial.sample))
+        key = (trial.family, trial.family_key)
         if key not in self._rendered:
-            self._rendered[key] = family.render(levels)
+            self._rendered[key] = self.families[trial.family].render(dict(trial.condition))
         return self._rendered[key]
 
-    def renderings(self, trials: list[PlannedTrial]) -> dict[tuple[str, str], dict[str, str]]:
-        """(family, condition) -> the fingerprint of its rendering, for the trials given."""
+    def renderings(self, trials: list[TrialSpec]) -> dict[tuple[str, str], dict[str, str]]:
+        """(family, stored condition) -> the fingerprint of its rendering, for the trials
+        given."""
         # One trial per condition: models and samples share its rendering.
-        first = {(t.key.family, t.key.condition): t for t in trials}
+        first = {(t.key.family, t.key.condition): t.trial for t in trials}
         return {key: self.rendered(trial).fingerprint() for key, trial in first.items()}
-
-    def trial_seed(self, key: TrialKey) -> int:
-        """The agent's seed: one per trial."""
-        text = f"{self.spec.seed}|{key.family}|{key.condition}|{key.model}|{key.sample}"
-        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.spec.models if m.name == name)
@@ -396,3 +379,16 @@ class Experiment:
             return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
         except (ValidationError, AmlabError):
             return False
+
+
+def stored_spec(store: Store, name: str) -> ExperimentSpec | None:
+    """The spec of experiment `name` as `store` holds it, read with today's schema (a
+    setting added since is at its default); None if the store does not hold it."""
+    stored = store.experiment_spec(name)
+    if stored is None:
+        return None
+    try:
+        return ExperimentSpec.model_validate(stored)
+    except ValidationError as exc:
+        raise AmlabError(f"{store.path}: the stored experiment '{name}' does not read as an "
+                         f"experiment file: {describe_validation_error(exc)}") from None

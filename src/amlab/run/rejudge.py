@@ -18,9 +18,10 @@ from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
-from amlab.run.experiment import surface_seed
+from amlab.run.experiment import stored_spec, surface_seed
+from amlab.run.trial import Trial
 from amlab.scenario import Family, RenderedScenario
-from amlab.store import Store, StoredTrial
+from amlab.store import Store, StoredTrial, TrialKey
 
 
 @dataclass
@@ -40,8 +41,8 @@ class _Scenarios:
 
     def family(self, experiment: str, name: str) -> Family:
         if (experiment, name) not in self.families:
-            spec = self.store.experiment_spec(experiment) or {}
-            sources = [s["family"] for s in spec.get("scenarios", [])] or [name]
+            spec = stored_spec(self.store, experiment)
+            sources = [s.family for s in spec.scenarios] if spec else [name]
             for source in sources:
                 family = load_family(source)
                 self.families[(experiment, family.name)] = family
@@ -50,18 +51,24 @@ class _Scenarios:
                                  f"family '{name}', which its stored experiment does not list.")
         return self.families[(experiment, name)]
 
-    def scenario(self, row: StoredTrial) -> RenderedScenario:
-        family = self.family(row.experiment, row.family)
-        levels = {k: v for k, v in row.factors.items() if k in family.spec.factors}
-        if family.seeded(levels):
-            # Drawn per trial: the same draw as when it ran.
-            spec = self.store.experiment_spec(row.experiment) or {}
-            return family.render(levels, surface_seed(int(spec.get("seed", 0)), family.name,
-                                                      row.sample))
-        key = (row.experiment, row.family, row.condition)
+    def scenario(self, trial: Trial) -> RenderedScenario:
+        """The trial's condition rendered, once per condition: its arms (the monitor's) do
+        not change what the agent read. A condition that draws per trial (names randomized)
+        is drawn again with the trial's seed: the same draw as when it ran."""
+        family = self.family(trial.experiment, trial.family)
+        if family.seeded(dict(trial.condition)):
+            seed = int((self.store.experiment_spec(trial.experiment) or {}).get("seed", 0))
+            return family.render(dict(trial.condition),
+                                 surface_seed(seed, family.name, trial.sample))
+        key = (trial.experiment, trial.family, trial.family_key)
         if key not in self.rendered:
-            self.rendered[key] = family.render(levels)
+            self.rendered[key] = family.render(dict(trial.condition))
         return self.rendered[key]
+
+
+def stored_trial(row: StoredTrial) -> Trial:
+    return Trial.from_stored(TrialKey(row.experiment, row.family, row.condition, row.model,
+                                      row.sample), row.factors)
 
 
 def stored_view(row: StoredTrial) -> TrialView:
@@ -79,8 +86,9 @@ async def rejudge(store: Store, judges: list[ModelClient], experiment: str | Non
 
     async def one(row: StoredTrial) -> None:
         async with limit:
-            scenario = scenarios.scenario(row)
-            detectors = scenarios.family(row.experiment, row.family).spec.detectors
+            trial = stored_trial(row)
+            scenario = scenarios.scenario(trial)
+            detectors = scenarios.family(trial.experiment, trial.family).spec.detectors
             verdicts, calls = await decide(stored_view(row), scenario.facts, detectors,
                                            judges, attempts=attempts)
             before = store.verdicts_of(row.id)

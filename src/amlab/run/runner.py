@@ -1,37 +1,25 @@
-"""Runs an experiment's trials against the store: plan, skip what is finished, run the rest
-with per-model concurrency, detect, persist each outcome as it completes."""
+"""Runs an experiment's trials against the store, as their coordinator: plan, skip what is
+finished, hand the rest to an executor (run/executor.py) with per-model concurrency, and
+persist each outcome as it comes back (claims, outcomes and leases are written here only)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amlab import __version__
-from amlab.agent import run_agent
-from amlab.agent.labels import ToolLabels
-from amlab.agent.monitor import Monitor
-from amlab.detect import TrialView
-from amlab.detect.judge import decide
 from amlab.errors import AmlabError
-from amlab.models import ModelCallError, ModelClient
+from amlab.models import ModelClient
 from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
 from amlab.models.providers import capabilities_of
-from amlab.monitor import HarmOracle, ModelDecider, OversightMonitor, RuleDecider, default_rubric
-from amlab.monitor.monitors import Decider
 from amlab.run.clients import build_roles
+from amlab.run.executor import AsyncioExecutor, Executor, Lane, TrialResult, TrialRunner
 from amlab.run.experiment import Experiment
-from amlab.scenario import RenderedScenario
+from amlab.run.trial import TrialSpec
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
 
 ProgressCallback = Callable[[PlannedTrial, str], None]
-
-
-# How often a run looks again at trials another live run holds (it takes them over if
-# that run dies; otherwise it waits for their outcome).
-HELD_TRIAL_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -97,9 +85,11 @@ async def run_experiment(
     on_trial_done: ProgressCallback | None = None,
     clients: dict[str, ModelClient] | None = None,
     cache: bool = True,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Run every unfinished trial. `clients` overrides model construction (for tests);
-    `cache=False` asks the providers again instead of the response cache."""
+    `cache=False` asks the providers again instead of the response cache; `executor` runs
+    the trials (default: `AsyncioExecutor`, in this process)."""
     check_resumable(experiment, store, resume)
     async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
                           clients) as pool:
@@ -117,26 +107,14 @@ async def run_experiment(
         summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
         if not todo:
             return summary
-        runner = _Runner(experiment, store, on_trial_done, summary, roles.judges, roles.monitor,
-                         unfinished)
+        coordinator = _Coordinator(store, on_trial_done, summary, unfinished)
+        runner = TrialRunner(experiment, roles.agents, roles.judges, roles.monitor)
+        lanes = [Lane(name, [t for t in todo if t.key.model == name],
+                      workers(name, experiment.model(name).concurrency))
+                 for name in {t.key.model for t in todo}]
         with store.leases():
-            await asyncio.gather(*(
-                runner.run_model(roles.agents[name], [t for t in todo if t.key.model == name],
-                                 workers(name, experiment.model(name).concurrency))
-                for name in {t.key.model for t in todo}))
+            await (executor or AsyncioExecutor()).execute(lanes, runner.run_trial, coordinator)
     return summary
-
-
-# Enough of an exception's text to say what went wrong, not a copy of a hostile payload.
-MAX_FAILURE_TEXT = 300
-
-
-def trial_failure(stage: str, exc: BaseException) -> str:
-    """The stored reason of a trial that failed outside a model call."""
-    detail = str(exc)
-    if len(detail) > MAX_FAILURE_TEXT:
-        detail = detail[:MAX_FAILURE_TEXT] + "…"
-    return f"{stage} failed: {type(exc).__name__}" + (f": {detail}" if detail else "")
 
 
 def workers(model: str, concurrency: int) -> int:
@@ -146,99 +124,34 @@ def workers(model: str, concurrency: int) -> int:
     return 1 if capabilities_of(model).serial else concurrency
 
 
-class _Runner:
-    def __init__(self, experiment: Experiment, store: Store,
-                 on_trial_done: ProgressCallback | None, summary: RunSummary,
-                 judges: list[ModelClient], monitor_client: ModelClient | None,
-                 attempts: dict[TrialKey, int]) -> None:
-        self.experiment = experiment
-        # Each unfinished trial's attempts when the run started: its claim compares them.
-        self.attempts = attempts
-        self.judges = judges
+class _Coordinator:
+    """The run's side of the executor seam: claims each trial for the executor, and writes
+    each result, the summary and the progress callback."""
+
+    def __init__(self, store: Store, on_trial_done: ProgressCallback | None,
+                 summary: RunSummary, attempts: dict[TrialKey, int]) -> None:
         self.store = store
         self.on_trial_done = on_trial_done
         self.summary = summary
-        self.monitor_client = monitor_client
+        # Each unfinished trial's attempts when the run started: its claim compares them.
+        self.attempts = attempts
 
-    def scenario(self, trial: PlannedTrial) -> RenderedScenario:
-        """The condition's rendering, made once; each trial gets its own copy of the world."""
-        return self.experiment.rendered(trial)
+    def claim(self, spec: TrialSpec) -> Claim:
+        claim = self.store.claim(spec.key, self.attempts[spec.key])
+        if claim is Claim.ATTEMPTED_ELSEWHERE:
+            self.summary.elsewhere += 1
+            if self.on_trial_done:
+                self.on_trial_done(spec, "by another run")
+        return claim
 
-    def monitor(self, trial: PlannedTrial, scenario: RenderedScenario) -> Monitor | None:
-        spec = self.experiment.spec.monitor
-        if spec is None or trial.factors.get("monitor", "none") == "none":
-            return None
-        detectors = self.experiment.families[trial.key.family].spec.detectors
-        oracle = HarmOracle.for_family(detectors, scenario.facts)
-        decider: Decider = RuleDecider()
-        if self.monitor_client:
-            rubric = self.experiment.monitor_rubric
-            if rubric is None:
-                rubric = default_rubric()
-            decider = ModelDecider(self.monitor_client, rubric,
-                                   trial.factors.get("monitor_sees_reasoning") == "true",
-                                   spec.on_error)
-        return OversightMonitor(spec.label, decider, oracle)
-
-    async def run_model(self, client: ModelClient, trials: list[PlannedTrial],
-                        concurrency: int) -> None:
-        queue = list(reversed(trials))
-        held: list[PlannedTrial] = []  # another live run holds their lease
-
-        async def worker() -> None:
-            while queue or held:
-                if not queue:
-                    await asyncio.sleep(HELD_TRIAL_POLL_SECONDS)
-                    queue.extend(reversed(held))
-                    held.clear()
-                    continue
-                trial = queue.pop()
-                claim = self.store.claim(trial.key, self.attempts[trial.key])
-                if claim is Claim.CLAIMED:
-                    await self.run_trial(client, trial)
-                elif claim is Claim.HELD_ELSEWHERE:
-                    held.append(trial)
-                else:
-                    self.summary.elsewhere += 1
-                    if self.on_trial_done:
-                        self.on_trial_done(trial, "by another run")
-
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(trials)))))
-
-    async def run_trial(self, client: ModelClient, trial: PlannedTrial) -> None:
-        scenario = self.scenario(trial)
-        world = scenario.world.copy()
-        started = time.time()
-        spec = self.experiment.spec
-        config = spec.agent.config(trial.seed, *([spec.monitor.block_message]
-                                                 if spec.monitor else []))
-        # What the agent writes is hostile: whatever the world, the monitor, a detector or a
-        # judge then raise ends this trial as an error with its reason; the run goes on.
-        stage = "the agent loop (world or monitor)"
-        try:
-            transcript = await run_agent(client, world, scenario.system_prompt,
-                                         scenario.user_prompt, config, trial.key.sample,
-                                         tools_described=scenario.tools_described,
-                                         monitor=self.monitor(trial, scenario),
-                                         tool_labels=ToolLabels(scenario.tool_labels))
-            stage = "the detectors or judges"
-            detectors = self.experiment.families[trial.key.family].spec.detectors
-            view = TrialView(tuple(transcript.actions), tuple(transcript.messages))
-            verdicts, judge_calls = await decide(view, scenario.facts, detectors, self.judges,
-                                                 attempts=self.experiment.spec.judge_attempts)
-        except ModelCallError as exc:
-            self._finish(trial, "error")
-            self.store.save_error(trial.key, f"model call failed: {exc}", started, exc.usage,
-                                  exc.monitor_usage)
-            return
-        except Exception as exc:  # any failure is this trial's, reported
-            self._finish(trial, "error")
-            self.store.save_error(trial.key, trial_failure(stage, exc), started)
-            return
-        self.store.save_result(trial.key, transcript, verdicts, started, judge_calls)
-        self._finish(trial, "refused" if transcript.stop_reason == "refused" else "done")
-
-    def _finish(self, trial: PlannedTrial, status: str) -> None:
-        self.summary.statuses[status] = self.summary.statuses.get(status, 0) + 1
+    def record(self, result: TrialResult) -> None:
+        key = result.spec.key
+        if result.transcript is None:
+            self.store.save_error(key, result.error or "", result.started, result.usage,
+                                  result.monitor_usage)
+        else:
+            self.store.save_result(key, result.transcript, result.verdicts, result.started,
+                                   result.judge_calls)
+        self.summary.statuses[result.status] = self.summary.statuses.get(result.status, 0) + 1
         if self.on_trial_done:
-            self.on_trial_done(trial, status)
+            self.on_trial_done(result.spec, result.status)

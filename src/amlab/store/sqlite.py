@@ -382,7 +382,7 @@ class Store:
     def experiments(self) -> list[str]:
         return [r["name"] for r in self.db.execute("SELECT name FROM experiments ORDER BY created")]
 
-    def plan(self, name: str, spec: dict[str, Any], trials: list[PlannedTrial]) -> bool:
+    def plan(self, name: str, spec: dict[str, Any], trials: Sequence[PlannedTrial]) -> bool:
         """Record the experiment and its trials (existing trials are left as they are).
         False when the experiment was already stored: of two runs starting at once, exactly
         one plans it."""

@@ -13,7 +13,7 @@ from amlab.detect import run_detectors
 from amlab.detect.reading import with_reading_behaviours
 from amlab.errors import AmlabError
 from amlab.records import Action, Message, Verdict
-from amlab.run.rejudge import _Scenarios, stored_view
+from amlab.run.rejudge import _Scenarios, stored_trial, stored_view
 from amlab.store import Store, StoredTrial
 from amlab.validation.corpus import AWARENESS_CLASSES, BEHAVIOURS, Label
 from amlab.validation.metrics import Row, tabulate
@@ -200,7 +200,7 @@ def _offline_verdicts(store: Store, scenarios: _Scenarios, row: StoredTrial
         return stored
     family = scenarios.family(row.experiment, row.family)
     names = with_reading_behaviours(family.spec.detectors)
-    return run_detectors(names, stored_view(row), scenarios.scenario(row).facts)
+    return run_detectors(names, stored_view(row), scenarios.scenario(stored_trial(row)).facts)
 
 
 def _judge_answers(store: Store, experiment: str
