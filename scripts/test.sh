@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets everything up, then runs the linters, the type checker and the test suite.
+# Sets everything up, then runs the linters, the type checker, the import contracts and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,4 +7,5 @@ bash scripts/setup-browser.sh
 . .venv/bin/activate
 ruff check src tests benchmarks
 mypy
+lint-imports
 python -m pytest "$@"

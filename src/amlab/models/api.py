@@ -18,15 +18,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amlab.errors import AmlabError, describe_validation_error
-from amlab.models.base import ModelClient
-from amlab.models.providers import Capabilities, register_provider
 from amlab.reasoning import split_private
 
 Transport = Literal["aiohttp", "httpx"]
@@ -145,30 +142,6 @@ def resolve_remote(name: str, provider: str, target: str, options: dict[str, Any
                          f"provider's API key (or name another variable in "
                          f"options.api_key_env).")
     return RemoteTarget(name, provider, model, endpoint, parsed, base_url, key)
-
-
-REMOTE = Capabilities(remote=True, cacheable=True, serial=False, native_tools=True,
-                      grammar=False, file_target=False)
-
-
-def make_remote_client(name: str, target: str, options: dict[str, Any],
-                       base_dir: Path | None = None) -> ModelClient:
-    """A remote model's client on its provider's SDK (`base_dir` is unused: a remote model
-    names no file)."""
-    remote = resolve_remote(name, name.partition("/")[0], target, options)
-    # The SDKs are imported only when a model of theirs is used.
-    if remote.endpoint.sdk == "anthropic":
-        from amlab.models.anthropic_api import AnthropicModel
-        return AnthropicModel.create(remote)
-    if remote.endpoint.sdk == "google":
-        from amlab.models.google_api import GoogleModel
-        return GoogleModel.create(remote)
-    from amlab.models.openai_api import OpenAIModel
-    return OpenAIModel.create(remote)
-
-
-for _provider in ENDPOINTS:
-    register_provider(_provider, REMOTE)(make_remote_client)
 
 
 def split_think(text: str) -> tuple[str, str]:

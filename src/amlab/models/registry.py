@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 # Imported for their registrations (models/providers.py).
-from amlab.models import api, local, scripted  # noqa: F401
+from amlab.models import local, remote, scripted  # noqa: F401
 from amlab.models.base import ModelClient
 from amlab.models.cache import CachedClient, ResponseCache
 from amlab.models.limits import LimitedClient
