@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amlab.analysis.rates import wilson
+from amlab.analysis.rates import Proportion
 from amlab.detect.base import HARMFUL
 from amlab.store import Store
 
@@ -24,24 +24,12 @@ ALL_CONDITIONS = "all conditions"
 
 
 @dataclass(frozen=True)
-class BeliefRate:
-    k: int
-    n: int
-    low: float
-    high: float
-
-    @property
-    def rate(self) -> float:
-        return self.k / self.n if self.n else float("nan")
-
-
-@dataclass(frozen=True)
 class AwarenessRow:
     model: str
     condition: str
     behavior: str
     # Every belief of BELIEFS, n = 0 where no trial of the cell stated it.
-    by_belief: dict[str, BeliefRate]
+    by_belief: dict[str, Proportion]
 
 
 def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
@@ -66,7 +54,7 @@ def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
     keys = sorted(counts, key=lambda key: (key[0], key[1] == ALL_CONDITIONS, key[1],
                                            order[key[2]]))
     return [AwarenessRow(model, condition, behavior,
-                         {belief: BeliefRate(k, n, *wilson(k, n))
+                         {belief: Proportion.of(k, n)
                           for belief, (k, n) in counts[(model, condition, behavior)].items()})
             for model, condition, behavior in keys
             # A pooled row repeats the only condition's row when there is one.

@@ -27,6 +27,24 @@ STATUSES = ["done", "refused", "error", "pending"]
 
 
 @dataclass(frozen=True)
+class Proportion:
+    """k of n with its 95 % Wilson interval."""
+
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, k: int, n: int) -> Proportion:
+        return cls(k, n, *wilson(k, n))
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+
+@dataclass(frozen=True)
 class Rate:
     family: str
     condition: str

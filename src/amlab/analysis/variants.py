@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from amlab.analysis.rates import factor_names, wilson
+from amlab.analysis.rates import Proportion, factor_names, wilson
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,16 +31,8 @@ MAX_EXACT_TABLES = 200_000
 
 
 @dataclass(frozen=True)
-class VariantRate:
-    variant: str
-    k: int
-    n: int
-    low: float
-    high: float
-
-    @property
-    def rate(self) -> float:
-        return self.k / self.n
+class VariantRate(Proportion):
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +98,7 @@ def variant_cells(frame: pd.DataFrame) -> list[VariantCell]:
             effect = design_effect(k, n)
             cells.append(VariantCell(
                 str(experiment), str(family), model, behavior, cell,
-                tuple(VariantRate(v, ki, ni, *wilson(ki, ni)) for v, ki, ni in variants),
+                tuple(VariantRate(ki, ni, *wilson(ki, ni), variant=v) for v, ki, ni in variants),
                 p_value, test, effect, *robust_interval(k, n, effect)))
     return cells
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from amlab.analysis.awareness import BELIEF_LABELS, BELIEFS, BeliefRate, awareness_by_family
+from amlab.analysis.awareness import BELIEF_LABELS, BELIEFS, awareness_by_family
+from amlab.analysis.rates import Proportion
 from amlab.cli.app import console
 from amlab.errors import AmlabError
 from amlab.store import Store
@@ -38,7 +39,7 @@ def print_awareness_split(store: Store, experiment: str) -> None:
         console.print(table)
 
 
-def _rate(rate: BeliefRate) -> str:
+def _rate(rate: Proportion) -> str:
     if not rate.n:
         return "—"
     return f"{rate.k}/{rate.n} {rate.rate:.0%} [{rate.low:.0%}, {rate.high:.0%}]"
