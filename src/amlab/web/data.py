@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from amlab.analysis.rates import Rate, rates
-from amlab.store.interface import ResultReader, VerdictRow
+from amlab.store.interface import ResultReader, TrialRecord, VerdictRow
 
 STATUSES = ("done", "error", "refused", "pending")
 # Behaviours listed last when choosing the one that colours the grid by default.
@@ -21,19 +21,10 @@ _DEFAULT_LAST = ("complied",)
 
 
 @dataclass(frozen=True)
-class TrialSummary:
-    id: int
-    experiment: str
-    family: str
-    condition: str
-    factors: dict[str, str]
-    model: str
-    sample: int
-    status: str
-    stop_reason: str
-    error: str
-    turns: int | None
-    verdicts: dict[str, bool]
+class TrialSummary(TrialRecord):
+    """A stored trial as the viewer lists it: the store's record and its verdicts."""
+
+    verdicts: dict[str, bool] = field(default_factory=dict)
 
     @property
     def detected(self) -> list[str]:
@@ -147,11 +138,8 @@ def load_experiment(store: ResultReader, name: str) -> ExperimentIndex | None:
     verdicts: dict[int, dict[str, bool]] = {}
     for verdict in store.verdict_values(name):
         verdicts.setdefault(verdict.trial_id, {})[verdict.behavior] = verdict.value
-    trials = [TrialSummary(
-        id=t.id, experiment=t.experiment, family=t.family, condition=t.condition,
-        factors=t.factors, model=t.model, sample=t.sample, status=t.status,
-        stop_reason=t.stop_reason or "", error=t.error or "", turns=t.turns,
-        verdicts=verdicts.get(t.id, {})) for t in store.trial_index(name)]
+    trials = [TrialSummary(**{f.name: getattr(t, f.name) for f in fields(TrialRecord)},
+                           verdicts=verdicts.get(t.id, {})) for t in store.trial_index(name)]
     return ExperimentIndex(name, spec, trials)
 
 
