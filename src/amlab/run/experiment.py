@@ -73,6 +73,21 @@ def surface_seed(experiment_seed: int, family: str, sample: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
+def render_trial(family: Family, trial: Trial, experiment_seed: int,
+                 rendered: dict[tuple[str, ...], RenderedScenario], key: tuple[str, ...]
+                 ) -> RenderedScenario:
+    """A trial's condition rendered, once per condition under `key` in `rendered` (each
+    trial copies the world); its arms do not change what the agent reads. A condition that
+    draws per trial (names randomized) is rendered for each trial, with its sample's seed:
+    the same draw whenever the trial is rendered again."""
+    condition = dict(trial.condition)
+    if family.seeded(condition):
+        return family.render(condition, surface_seed(experiment_seed, family.name, trial.sample))
+    if key not in rendered:
+        rendered[key] = family.render(condition)
+    return rendered[key]
+
+
 def level_text(value: Level, levels: list[str]) -> str:
     """A level as the experiment file meant it: an unquoted `no` (read as false) is the
     family's level `no`, `1` is `1`."""
@@ -233,7 +248,7 @@ class Experiment:
         self.base_dir = base_dir
         self.families: dict[str, Family] = {}
         self.conditions: list[tuple[Family, Condition]] = []
-        self._rendered: dict[tuple[str, str], RenderedScenario] = {}
+        self._rendered: dict[tuple[str, ...], RenderedScenario] = {}
         rubric = spec.monitor.rubric if spec.monitor else None
         if rubric and not (base_dir / rubric).is_file():
             raise AmlabError(f"{source}: monitor.rubric '{rubric}' is not a file (paths are "
@@ -347,17 +362,9 @@ class Experiment:
                                   as_levels)
 
     def rendered(self, trial: Trial) -> RenderedScenario:
-        """The trial's condition rendered, once per condition (each trial copies the world);
-        its arms do not change what the agent reads. A condition that draws per trial (names
-        randomized) is rendered for each trial, with its sample's seed."""
-        family = self.families[trial.family]
-        if family.seeded(dict(trial.condition)):
-            return family.render(dict(trial.condition),
-                                 surface_seed(self.spec.seed, family.name, trial.sample))
-        key = (trial.family, trial.family_key)
-        if key not in self._rendered:
-            self._rendered[key] = self.families[trial.family].render(dict(trial.condition))
-        return self._rendered[key]
+        """The trial's condition rendered (see `render_trial`)."""
+        return render_trial(self.families[trial.family], trial, self.spec.seed, self._rendered,
+                            (trial.family, trial.family_key))
 
     def renderings(self, trials: list[TrialSpec]) -> dict[tuple[str, str], dict[str, str]]:
         """(family, stored condition) -> the fingerprint of its rendering, for the trials

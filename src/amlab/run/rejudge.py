@@ -18,7 +18,7 @@ from amlab.detect.judge import DEFAULT_ATTEMPTS, decide
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
-from amlab.run.experiment import stored_spec, surface_seed
+from amlab.run.experiment import render_trial, stored_spec
 from amlab.run.trial import Trial
 from amlab.scenario import Family, RenderedScenario
 from amlab.store import Store, StoredTrial, TrialKey
@@ -37,11 +37,13 @@ class _Scenarios:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.families: dict[tuple[str, str], Family] = {}
-        self.rendered: dict[tuple[str, str, str], RenderedScenario] = {}
+        self.rendered: dict[tuple[str, ...], RenderedScenario] = {}
+        self.seeds: dict[str, int] = {}
 
     def family(self, experiment: str, name: str) -> Family:
         if (experiment, name) not in self.families:
             spec = stored_spec(self.store, experiment)
+            self.seeds[experiment] = spec.seed if spec else 0
             sources = [s.family for s in spec.scenarios] if spec else [name]
             for source in sources:
                 family = load_family(source)
@@ -52,18 +54,11 @@ class _Scenarios:
         return self.families[(experiment, name)]
 
     def scenario(self, trial: Trial) -> RenderedScenario:
-        """The trial's condition rendered, once per condition: its arms (the monitor's) do
-        not change what the agent read. A condition that draws per trial (names randomized)
-        is drawn again with the trial's seed: the same draw as when it ran."""
+        """The trial's condition as the agent read it (`render_trial`: a per-trial draw is
+        drawn again with the trial's seed)."""
         family = self.family(trial.experiment, trial.family)
-        if family.seeded(dict(trial.condition)):
-            seed = int((self.store.experiment_spec(trial.experiment) or {}).get("seed", 0))
-            return family.render(dict(trial.condition),
-                                 surface_seed(seed, family.name, trial.sample))
-        key = (trial.experiment, trial.family, trial.family_key)
-        if key not in self.rendered:
-            self.rendered[key] = family.render(dict(trial.condition))
-        return self.rendered[key]
+        return render_trial(family, trial, self.seeds[trial.experiment], self.rendered,
+                            (trial.experiment, trial.family, trial.family_key))
 
 
 def stored_trial(row: StoredTrial) -> Trial:
