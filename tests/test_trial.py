@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from amlab.run import Experiment, run_experiment
-from amlab.run.executor import Coordinator, Lane, TrialFunction, TrialResult
-from amlab.run.trial import Arms, Trial
-from amlab.store import Claim, Store, TrialKey
+from amlab.run.executor import Admission, Coordinator, Lane, TrialFunction, TrialResult
+from amlab.run.trial import Arms, Trial, TrialSpec
+from amlab.store import Store, TrialKey
 from conftest import FIXTURES
 
 BLACKMAILER = f"scripted/{FIXTURES / 'blackmailer'}"
@@ -76,7 +76,7 @@ class CollectThenRecord:
         results: list[TrialResult] = []
         for lane in lanes:
             for spec in reversed(lane.trials):
-                if coordinator.claim(spec) is Claim.CLAIMED:
+                if coordinator.claim(spec) is Admission.RUN:
                     results.append(await run_trial(spec))
                     self.finished_while_running.append(
                         self.store.counts("typed").get("done", 0))
@@ -107,3 +107,37 @@ def test_another_executor_runs_every_trial_once_and_only_the_coordinator_writes(
     # A second run finds nothing to claim: each trial ran exactly once.
     again = asyncio.run(run_experiment(experiment, store, resume=True, executor=executor))
     assert (again.planned, again.skipped, again.statuses) == (8, 8, {})
+
+
+class FirstSamplesOnly:
+    """A run rule that lets only sample 0 of each cell start and sees every result."""
+
+    reason = "first samples only"
+
+    def __init__(self) -> None:
+        self.observed: list[int] = []
+
+    def admits(self, spec: TrialSpec, in_flight: Collection[TrialSpec]) -> bool:
+        assert spec.key not in {other.key for other in in_flight}
+        return spec.key.sample == 0
+
+    def observe(self, result: TrialResult) -> None:
+        self.observed.append(result.spec.key.sample)
+
+
+def test_a_run_rule_holds_trials_back_unstarted_and_resume_asks_again(tmp_path: Path) -> None:
+    experiment = monitored({"kind": "rules"})
+    store = Store(tmp_path / "rules.db")
+    rule = FirstSamplesOnly()
+    progress: list[str] = []
+    summary = asyncio.run(run_experiment(experiment, store, rules=[rule],
+                                         on_trial_done=lambda _, outcome: progress.append(
+                                             outcome)))
+    assert summary.statuses == {"done": 4}
+    assert summary.held_back == {"first samples only": 4}
+    assert sorted(progress) == ["done"] * 4 + ["first samples only"] * 4
+    assert rule.observed == [0, 0, 0, 0]
+    # Held back, not attempted: they stay pending and a resumed run without the rule runs them.
+    assert store.counts("typed") == {"done": 4, "pending": 4}
+    again = asyncio.run(run_experiment(experiment, store, resume=True))
+    assert (again.skipped, again.statuses) == (4, {"done": 4})

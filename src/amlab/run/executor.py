@@ -8,6 +8,7 @@ each model's concurrency. docs/adding-an-executor.md says what another executor 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,6 @@ from amlab.records import JudgeCall, Transcript, Usage, Verdict
 from amlab.run.experiment import Experiment
 from amlab.run.trial import TrialSpec
 from amlab.scenario import RenderedScenario
-from amlab.store import Claim
 
 # How often a run looks again at trials another live run holds (it takes them over if
 # that run dies; otherwise it waits for their outcome).
@@ -123,13 +123,20 @@ class TrialRunner:
         return TrialResult(spec, started, transcript, verdicts, judge_calls)
 
 
+class Admission(enum.Enum):
+    """The coordinator's answer to an executor asking to start a trial."""
+
+    RUN = "run"  # claimed for this run: run it now
+    WAIT = "wait"  # another live run holds it: ask again later (it is ours if that run dies)
+    DROP = "drop"  # attempted by another run, or a rule of this run (budget, stopping) says no
+
+
 class Coordinator(Protocol):
     """The one writer of the store. An executor claims each trial here before running it
     and records its result here after; it never writes the store itself."""
 
-    def claim(self, spec: TrialSpec) -> Claim:
-        """CLAIMED: run it now. HELD_ELSEWHERE: another live run holds it, ask again later.
-        ATTEMPTED_ELSEWHERE: another run attempted it meanwhile; drop it."""
+    def claim(self, spec: TrialSpec) -> Admission:
+        """RUN: run it now. WAIT: ask again later. DROP: leave it."""
         ...
 
     def record(self, result: TrialResult) -> None:
@@ -182,10 +189,10 @@ class AsyncioExecutor:
                     held.clear()
                     continue
                 spec = queue.pop()
-                claim = coordinator.claim(spec)
-                if claim is Claim.CLAIMED:
+                admission = coordinator.claim(spec)
+                if admission is Admission.RUN:
                     coordinator.record(await run_trial(spec))
-                elif claim is Claim.HELD_ELSEWHERE:
+                elif admission is Admission.WAIT:
                     held.append(spec)
 
         await asyncio.gather(*(worker() for _ in range(min(lane.concurrency, len(lane.trials)))))

@@ -4,8 +4,9 @@ persist each outcome as it comes back (claims, outcomes and leases are written h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from amlab import __version__
 from amlab.errors import AmlabError
@@ -14,7 +15,14 @@ from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
 from amlab.models.providers import capabilities_of
 from amlab.run.clients import build_roles
-from amlab.run.executor import AsyncioExecutor, Executor, Lane, TrialResult, TrialRunner
+from amlab.run.executor import (
+    Admission,
+    AsyncioExecutor,
+    Executor,
+    Lane,
+    TrialResult,
+    TrialRunner,
+)
 from amlab.run.experiment import Experiment
 from amlab.run.trial import TrialSpec
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
@@ -29,6 +37,20 @@ class RunSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     # Trials that another run on the same database attempted while this one ran.
     elsewhere: int = 0
+    # Trials left unstarted by a rule of this run, by the rule's reason.
+    held_back: dict[str, int] = field(default_factory=dict)
+
+
+class RunRule(Protocol):
+    """A rule of this run that may leave trials unstarted (a budget, a stopping rule): asked
+    before each trial is claimed, told each result as it is stored. Trials it holds back
+    stay unfinished in the store, so `--resume` asks the rule again."""
+
+    reason: str  # why a trial was held back, for the summary and the progress bar
+
+    def admits(self, spec: TrialSpec, in_flight: Collection[TrialSpec]) -> bool: ...
+
+    def observe(self, result: TrialResult) -> None: ...
 
 
 def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
@@ -86,10 +108,11 @@ async def run_experiment(
     clients: dict[str, ModelClient] | None = None,
     cache: bool = True,
     executor: Executor | None = None,
+    rules: Sequence[RunRule] = (),
 ) -> RunSummary:
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache; `executor` runs
-    the trials (default: `AsyncioExecutor`, in this process)."""
+    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back."""
     check_resumable(experiment, store, resume)
     async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
                           clients) as pool:
@@ -107,7 +130,7 @@ async def run_experiment(
         summary = RunSummary(planned=len(planned), skipped=len(planned) - len(todo))
         if not todo:
             return summary
-        coordinator = _Coordinator(store, on_trial_done, summary, unfinished)
+        coordinator = _Coordinator(store, on_trial_done, summary, unfinished, rules)
         runner = TrialRunner(experiment, roles.agents, roles.judges, roles.monitor)
         lanes = [Lane(name, [t for t in todo if t.key.model == name],
                       workers(name, experiment.model(name).concurrency))
@@ -125,27 +148,44 @@ def workers(model: str, concurrency: int) -> int:
 
 
 class _Coordinator:
-    """The run's side of the executor seam: claims each trial for the executor, and writes
-    each result, the summary and the progress callback."""
+    """The run's side of the executor seam: asks the run's rules, claims each trial for the
+    executor, and writes each result, the summary and the progress callback."""
 
     def __init__(self, store: Store, on_trial_done: ProgressCallback | None,
-                 summary: RunSummary, attempts: dict[TrialKey, int]) -> None:
+                 summary: RunSummary, attempts: dict[TrialKey, int],
+                 rules: Sequence[RunRule] = ()) -> None:
         self.store = store
         self.on_trial_done = on_trial_done
         self.summary = summary
         # Each unfinished trial's attempts when the run started: its claim compares them.
         self.attempts = attempts
+        self.rules = rules
+        self.in_flight: dict[TrialKey, TrialSpec] = {}
 
-    def claim(self, spec: TrialSpec) -> Claim:
+    def claim(self, spec: TrialSpec) -> Admission:
+        for rule in self.rules:
+            if not rule.admits(spec, self.in_flight.values()):
+                held_back = self.summary.held_back
+                held_back[rule.reason] = held_back.get(rule.reason, 0) + 1
+                self._done(spec, rule.reason)
+                return Admission.DROP
         claim = self.store.claim(spec.key, self.attempts[spec.key])
         if claim is Claim.ATTEMPTED_ELSEWHERE:
             self.summary.elsewhere += 1
-            if self.on_trial_done:
-                self.on_trial_done(spec, "by another run")
-        return claim
+            self._done(spec, "by another run")
+            return Admission.DROP
+        if claim is Claim.HELD_ELSEWHERE:
+            return Admission.WAIT
+        self.in_flight[spec.key] = spec
+        return Admission.RUN
+
+    def _done(self, spec: TrialSpec, outcome: str) -> None:
+        if self.on_trial_done:
+            self.on_trial_done(spec, outcome)
 
     def record(self, result: TrialResult) -> None:
         key = result.spec.key
+        self.in_flight.pop(key, None)
         if result.transcript is None:
             self.store.save_error(key, result.error or "", result.started, result.usage,
                                   result.monitor_usage)
@@ -153,5 +193,6 @@ class _Coordinator:
             self.store.save_result(key, result.transcript, result.verdicts, result.started,
                                    result.judge_calls)
         self.summary.statuses[result.status] = self.summary.statuses.get(result.status, 0) + 1
-        if self.on_trial_done:
-            self.on_trial_done(result.spec, result.status)
+        for rule in self.rules:
+            rule.observe(result)
+        self._done(result.spec, result.status)
