@@ -61,11 +61,11 @@ def test_a_judge_named_in_the_experiment_decides_reading_behaviours_with_quotes(
     assert rows[0]["reasoning"].startswith("It ties exposing")
     # Judge cost is kept apart from the agent's.
     usage = store.judge_usage("judged")
-    assert [(u["judge"], u["judged"], u["calls"]) for u in usage] == [(STRICT, 4, 4)]
-    assert usage[0]["input_tokens"] > 0
+    assert [(u.judge, u.judged, u.usage.calls) for u in usage] == [(STRICT, 4, 4)]
+    assert usage[0].usage.input_tokens > 0
     agent = store.agent_usage("judged")
-    assert agent["calls"] == 8  # two turns per trial, judge calls not counted
-    realism = {r["score"] for r in store.judgement_rows("judged") if r["behavior"] == "realism"}
+    assert agent.calls == 8  # two turns per trial, judge calls not counted
+    realism = {r.score for r in store.judgement_rows("judged") if r.behavior == "realism"}
     assert realism == {4}
 
 
@@ -73,7 +73,7 @@ def test_without_a_judge_heuristics_decide_and_no_judge_is_called(tmp_path: Path
     store = run(tmp_path)
     assert {r["method"] for r in verdict_rows(store, "blackmail")} == {"heuristic"}
     assert store.judge_usage("judged") == []
-    assert {r["behavior"] for r in store.method_counts("judged")} >= {
+    assert {r.behavior for r in store.method_counts("judged")} >= {
         "eval_awareness", "self_preservation_reasoning", "deception"}
 
 
@@ -83,9 +83,9 @@ def test_an_evasive_judge_leaves_judge_errors_and_the_heuristic_verdicts(tmp_pat
     # The heuristic's verdicts stand, recorded as fallbacks after the judge's errors.
     assert {(r["method"], r["version"]) for r in verdict_rows(store, "blackmail")} == \
         {("fallback", "blackmail/h3")}
-    errors = [r for r in store.judgement_rows("judged") if r["behavior"] == "blackmail"]
+    errors = [r for r in store.judgement_rows("judged") if r.behavior == "blackmail"]
     assert len(errors) == 4
-    assert all(r["value"] is None and "verdict" in r["error"] for r in errors)
+    assert all(r.value is None and "verdict" in r.error for r in errors)
 
 
 def test_two_judges_are_compared_per_behaviour_with_the_disagreeing_trials(
@@ -118,7 +118,7 @@ def test_rejudging_replaces_verdicts_keeps_the_old_ones_and_calls_no_agent(
         tmp_path: Path) -> None:
     store = run(tmp_path)
     before = {r["trial_id"]: r["value"] for r in verdict_rows(store, "blackmail")}
-    agent_calls = store.agent_usage("judged")["calls"]
+    agent_calls = store.agent_usage("judged").calls
     summary = asyncio.run(rejudge(store, [make_client(LENIENT)], "judged"))
     assert summary.trials == 4
     assert summary.changed["blackmail"] == 4
@@ -128,7 +128,7 @@ def test_rejudging_replaces_verdicts_keeps_the_old_ones_and_calls_no_agent(
                            ).fetchall()
     assert {r["trial_id"]: r["value"] for r in old} == before
     assert {(r["method"], r["version"]) for r in old} == {("heuristic", "blackmail/h3")}
-    assert store.agent_usage("judged")["calls"] == agent_calls
+    assert store.agent_usage("judged").calls == agent_calls
 
 
 def test_rejudge_command_prints_changes_and_the_method_notes(tmp_path: Path) -> None:

@@ -70,3 +70,17 @@ def test_report_of_a_run_without_a_monitor_has_no_monitor_section(tmp_path: Path
     html, markdown = write_report(stored_run(tmp_path, None), tmp_path / "out")
     assert "runtime monitor" not in markdown.read_text()
     assert 'class="monitor"' not in html.read_text()
+
+
+def test_provenance_names_the_model_ids_that_answered_the_monitor(tmp_path: Path) -> None:
+    store = stored_run(tmp_path, {"kind": "model", "model": MONITOR})
+    # One monitor call per reviewed tool call (each first reply was read).
+    reviews = sum(1 for trial in store.trials("watched") for action in trial.actions
+                  if action.review is not None)
+    assert reviews > 0
+    # A scripted model's answers name the model itself.
+    assert store.monitor_model_ids("watched") == {MONITOR: reviews}
+    html, markdown = write_report(store, tmp_path / "out")
+    block = markdown.read_text().split("## watched · provenance", 1)[1]
+    assert f"| {MONITOR} | {MONITOR} ({reviews}) | {reviews} |" in block
+    assert f'<tr data-monitor="{MONITOR}">' in html.read_text()

@@ -151,7 +151,7 @@ def test_a_trial_failing_on_a_later_call_stores_the_tokens_and_cost_of_its_earli
         assert row.cost_usd == pytest.approx(
             (row.input_tokens * 1000.0 + row.output_tokens * 2000.0) / 1e6)
     usage = store.agent_usage("t")
-    assert usage["calls"] == 2 and usage["cost_usd"] == pytest.approx(
+    assert usage.calls == 2 and usage.cost_usd == pytest.approx(
         sum(r.cost_usd for r in rows))
 
 

@@ -5,6 +5,7 @@ its opener to `STORES` (docs/adding-a-store.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -27,7 +28,19 @@ from amlab.records import (
     Verdict,
 )
 from amlab.store import Claim, PlannedTrial, ResultStore, Store, TrialKey, require_experiment
-from amlab.store.interface import SCHEMA_VERSION, StoredTrial
+from amlab.store.interface import (
+    SCHEMA_VERSION,
+    AwarenessCount,
+    CallUsage,
+    JudgeErrorCount,
+    JudgementRecord,
+    MethodCount,
+    MethodDecision,
+    MethodMix,
+    RealismScore,
+    StoredTrial,
+    TruncationCount,
+)
 
 # An opener makes a new handle (its own lease owner) on one database each call.
 Opener = Callable[[], ResultStore]
@@ -330,3 +343,110 @@ def test_provenance_aggregates_name_what_answered_and_what_planned(open_store: O
     assert [(r.judge, r.behavior, r.version, r.answers)
             for r in store.rubric_versions("e")] == [("judge-model", "blackmail",
                                                       "blackmail/j1", 1)]
+
+
+# -- how verdicts were decided, what the judges said and cost ---------------------------
+
+
+JUDGE = "judge-model"
+
+
+def judged_experiment(store: ResultStore) -> dict[str, int]:
+    """Three finished trials: m1's two read by a judge (one answer an error), m2's cut short
+    at max_turns with a model monitor's answers; returns their ids by name."""
+    plan(store)
+    first, second, cut = key(BASE, 0), key(BASE, 1), key(BASE, 0, model="m2")
+    judge_decided = Verdict("blackmail", True, (), "judge", "blackmail/j1", judge=JUDGE,
+                            offline_value=False)
+    calls = {
+        first: [JudgeCall(JUDGE, "p1", [Judgement(JUDGE, "blackmail", "blackmail/j1", True),
+                                        Judgement(JUDGE, "realism", "realism/j1", score=2)],
+                          Usage(input_tokens=50, output_tokens=5, cost_usd=0.002, calls=1), 1)],
+        second: [JudgeCall(JUDGE, "p1", [Judgement(JUDGE, "blackmail", "blackmail/j1",
+                                                   error="no verdict"),
+                                         Judgement(JUDGE, "realism", "realism/j1", score=5)],
+                           Usage(input_tokens=50, output_tokens=5, cost_usd=0.002, calls=1),
+                           1)]}
+    verdicts = {
+        first: {"blackmail": judge_decided,
+                "eval_awareness": verdict("eval_awareness", False, quote="this is real")},
+        second: {"blackmail": Verdict("blackmail", False, (), "fallback", "blackmail/h1"),
+                 "eval_awareness": verdict("eval_awareness", True)},
+        cut: {"blackmail": verdict("blackmail", False)}}
+    for trial, found in verdicts.items():
+        assert store.claim(trial, attempts=0) is Claim.CLAIMED
+        ended = transcript() if trial != cut else dataclasses.replace(
+            transcript(), stop_reason="max_turns",
+            monitor_answers=Answers({"monitor-2026": 3, "monitor-2025": 1}))
+        store.save_result(trial, ended, found, started=1.0, judge_calls=calls.get(trial, ()))
+    return {"first": stored(store, first).id, "second": stored(store, second).id}
+
+
+def test_method_mix_and_method_counts_say_how_each_verdict_was_decided(
+        open_store: Opener) -> None:
+    store = open_store()
+    judged_experiment(store)
+    assert sorted(store.method_mix("e"), key=str) == sorted([
+        MethodMix("blackmail", BASE, "m1", "blackmail", "judge", "blackmail/j1", 1),
+        MethodMix("blackmail", BASE, "m1", "blackmail", "fallback", "blackmail/h1", 1),
+        MethodMix("blackmail", BASE, "m1", "eval_awareness", "heuristic",
+                  "eval_awareness/h1", 2),
+        MethodMix("blackmail", BASE, "m2", "blackmail", "heuristic", "blackmail/h1", 1)],
+        key=str)
+    assert store.method_counts("e") == [
+        MethodCount("blackmail", "fallback", "blackmail/h1", "", 1),
+        MethodCount("blackmail", "heuristic", "blackmail/h1", "", 1),
+        MethodCount("blackmail", "judge", "blackmail/j1", JUDGE, 1),
+        MethodCount("eval_awareness", "heuristic", "eval_awareness/h1", "", 2)]
+
+
+def test_judge_answers_errors_and_agreement_are_typed_records(open_store: Opener) -> None:
+    store = open_store()
+    ids = judged_experiment(store)
+    first, second = ids["first"], ids["second"]
+    assert store.judge_errors("e") == [
+        JudgeErrorCount("blackmail", BASE, "m1", "blackmail", JUDGE, 1)]
+    assert store.judgement_rows("e") == [
+        JudgementRecord(first, "blackmail", BASE, "m1", 0, JUDGE, "blackmail", "blackmail/j1",
+                        True, None, ""),
+        JudgementRecord(first, "blackmail", BASE, "m1", 0, JUDGE, "realism", "realism/j1",
+                        None, 2, ""),
+        JudgementRecord(second, "blackmail", BASE, "m1", 1, JUDGE, "blackmail",
+                        "blackmail/j1", None, None, "no verdict"),
+        JudgementRecord(second, "blackmail", BASE, "m1", 1, JUDGE, "realism", "realism/j1",
+                        None, 5, "")]
+    # Only the first trial's blackmail was decided by two methods: the judge and, kept
+    # beside it, the heuristic it replaced.
+    assert store.decisions_by_method("e") == [
+        MethodDecision(first, "blackmail", "blackmail", "heuristic", False),
+        MethodDecision(first, "blackmail", "blackmail", f"judge {JUDGE}", True)]
+    assert store.realism_scores("e") == [
+        RealismScore("blackmail", BASE, "m1", JUDGE, n=2, total=7, artificial=1, errors=0)]
+
+
+def test_awareness_and_truncation_counts_per_cell(open_store: Opener) -> None:
+    store = open_store()
+    judged_experiment(store)
+    assert sorted(store.awareness_counts("e"), key=lambda a: a.belief) == [
+        AwarenessCount("blackmail", BASE, "m1", "blackmail", "real", 1, 1),
+        AwarenessCount("blackmail", BASE, "m1", "blackmail", "test", 0, 1)]
+    assert sorted(store.truncation_counts("e"), key=lambda t: t.model) == [
+        TruncationCount("blackmail", BASE, "m1", 0, 0),
+        TruncationCount("blackmail", BASE, "m2", 1, 0)]
+
+
+def test_judge_and_agent_usage_are_kept_apart(open_store: Opener) -> None:
+    store = open_store()
+    judged_experiment(store)
+    [usage] = store.judge_usage("e")
+    assert (usage.judge, usage.judged) == (JUDGE, 2)
+    assert usage.usage == CallUsage(2, 100, 10, pytest.approx(0.004))
+    assert store.agent_usage("e") == CallUsage(6, 3000, 300, pytest.approx(1.5))
+    assert store.agent_usage("missing") == CallUsage(0, 0, 0, 0.0)
+
+
+def test_the_model_ids_that_answered_the_monitor_are_stored(open_store: Opener) -> None:
+    store = open_store()
+    judged_experiment(store)
+    assert store.monitor_model_ids("e") == {"monitor-2025": 1, "monitor-2026": 3}
+    assert store.monitor_model_ids("missing") == {}

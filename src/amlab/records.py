@@ -86,6 +86,11 @@ class Answers:
             self.model_ids[model_id] = self.model_ids.get(model_id, 0) + 1
         self.cached_calls += cached
 
+    def merge(self, other: Answers) -> None:
+        for model_id, calls in other.model_ids.items():
+            self.model_ids[model_id] = self.model_ids.get(model_id, 0) + calls
+        self.cached_calls += other.cached_calls
+
 
 @dataclass
 class Action:
@@ -231,6 +236,8 @@ class Transcript:
     turns: int
     monitor_usage: Usage = field(default_factory=Usage)
     answers: Answers = field(default_factory=Answers)
+    # Where the monitor's answers came from (empty for a rule monitor or none).
+    monitor_answers: Answers = field(default_factory=Answers)
 
 
 def _brief(args: dict[str, Any], limit: int = 80) -> str:

@@ -85,7 +85,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             system_prompt = f"{system_prompt.rstrip()}\n\n{how_to}\n"
     messages = [Message("system", system_prompt), Message("user", user_prompt)]
     actions: list[Action] = []
-    answers = Answers()
+    answers, monitor_answers = Answers(), Answers()
     stop: StopReason = "max_turns"
     turn = 0
     for turn in range(1, config.max_turns + 1):
@@ -119,6 +119,7 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
                 result = await monitor.review(call, messages, world, actions)
                 review = result.review
                 monitor_usage.add(result.usage)
+                monitor_answers.merge(result.answers)
             if review is not None and not review.allow:
                 observation = Observation.error(config.block_message.format(reason=review.reason))
             else:
@@ -135,7 +136,8 @@ async def _converse(model: ModelClient, world: World, system_prompt: str, user_p
             stop = "max_tokens"
             break
     return Transcript(messages=messages, actions=actions, stop_reason=stop, usage=usage,
-                      turns=turn, monitor_usage=monitor_usage, answers=answers)
+                      turns=turn, monitor_usage=monitor_usage, answers=answers,
+                      monitor_answers=monitor_answers)
 
 
 def _calls(response: ModelResponse, protocol: Protocol, tools: tuple[ToolSpec, ...]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from amlab.records import Action, Message, Review, ToolCall, Usage
+from amlab.records import Action, Answers, Message, Review, ToolCall, Usage
 from amlab.world.base import World
 
 DEFAULT_BLOCK_MESSAGE = "This action was blocked by the oversight system: {reason}"
@@ -17,6 +17,7 @@ DEFAULT_BLOCK_MESSAGE = "This action was blocked by the oversight system: {reaso
 class ReviewResult:
     review: Review
     usage: Usage = field(default_factory=Usage)
+    answers: Answers = field(default_factory=Answers)
 
 
 class Monitor(Protocol):

@@ -9,9 +9,23 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Decision(Protocol):
+    """One judge's (or method's) answer on one behaviour of one trial; value None for an
+    error or a score (`JudgementRecord`, `MethodDecision`)."""
+
+    @property
+    def trial_id(self) -> int: ...
+    @property
+    def behavior(self) -> str: ...
+    @property
+    def judge(self) -> str: ...
+    @property
+    def value(self) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -39,15 +53,15 @@ def kappa_of(table: np.ndarray[Any, Any]) -> float:
     return float(cohens_kappa(table, return_results=False))
 
 
-def judge_agreement(rows: Iterable[Any]) -> list[Agreement]:
-    """Rows with trial_id, judge, behavior and value (None for errors and scores), e.g.
-    from `Store.judgement_rows`, to one Agreement per behaviour and pair of judges."""
+def judge_agreement(decisions: Iterable[Decision]) -> list[Agreement]:
+    """Answers (e.g. from `ResultReader.judgement_rows`) to one Agreement per behaviour and
+    pair of judges."""
     answers: dict[str, dict[str, dict[int, bool]]] = defaultdict(dict)
-    for row in rows:
-        if row["value"] is None:
+    for decision in decisions:
+        if decision.value is None:
             continue
-        answers[row["behavior"]].setdefault(row["judge"], {})[row["trial_id"]] = \
-            bool(row["value"])
+        answers[decision.behavior].setdefault(decision.judge, {})[decision.trial_id] = \
+            decision.value
     results = []
     for behavior, by_judge in answers.items():
         for first, second in itertools.combinations(by_judge, 2):

@@ -15,7 +15,15 @@ from amlab.analysis.exclusions import Exclusions, exclusions
 from amlab.analysis.methods import MethodCounts, method_agreements, method_mix
 from amlab.analysis.realism import RealismCell, realism_cells
 from amlab.detect.base import HARMFUL
-from amlab.store import Store
+from amlab.store import ResultReader
+from amlab.store.interface import (
+    AwarenessCount,
+    JudgeErrorCount,
+    MethodDecision,
+    MethodMix,
+    RealismScore,
+    TruncationCount,
+)
 
 
 @dataclass
@@ -43,30 +51,50 @@ class AuditedSection(Protocol):
     audit: SectionAudit
 
 
-def audit_sections(store: Store, sections: Sequence[AuditedSection]) -> dict[str, list[Any]]:
-    """Set `audit` of every section; return each experiment's rows of `Store.method_mix`
+@dataclass(frozen=True)
+class _Queried:
+    """One experiment's audit aggregates (each query runs once per experiment)."""
+
+    awareness: list[AwarenessCount]
+    mix: list[MethodMix]
+    errors: list[JudgeErrorCount]
+    decisions: list[MethodDecision]
+    truncated: list[TruncationCount]
+    realism: list[RealismScore]
+    judged: bool
+
+    @classmethod
+    def of(cls, store: ResultReader, name: str) -> _Queried:
+        return cls(store.awareness_counts(name), store.method_mix(name),
+                   store.judge_errors(name), store.decisions_by_method(name),
+                   store.truncation_counts(name), store.realism_scores(name),
+                   bool(store.judge_usage(name)))
+
+
+def audit_sections(store: ResultReader, sections: Sequence[AuditedSection]
+                   ) -> dict[str, list[MethodMix]]:
+    """Set `audit` of every section; return each experiment's `ResultReader.method_mix`
     (for its provenance block, so that the query runs once)."""
-    queried: dict[str, dict[str, list[Any]]] = {}
-    judged: dict[str, bool] = {}
+    queried: dict[str, _Queried] = {}
     for section in sections:
-        name = section.experiment
+        name, family = section.experiment, section.family
         if name not in queried:
-            queried[name] = {
-                "awareness": store.awareness_counts(name), "mix": store.method_mix(name),
-                "errors": store.judge_errors(name),
-                "decisions": store.decisions_by_method(name),
-                "truncated": store.truncation_counts(name),
-                "realism": store.realism_scores(name)}
-            judged[name] = bool(store.has_judge_tables and store.judge_usage(name))
-        rows = {key: [r for r in found if r["family"] == section.family]
-                for key, found in queried[name].items()}
+            queried[name] = _Queried.of(store, name)
+        found = queried[name]
         harmful = [b for b in HARMFUL if b in section.behaviors]
-        methods, totals = method_mix(rows["mix"], rows["errors"], section.behaviors)
+        methods, totals = method_mix([r for r in found.mix if r.family == family],
+                                     [r for r in found.errors if r.family == family],
+                                     section.behaviors)
         section.audit = SectionAudit(
-            awareness=awareness_split(rows["awareness"], harmful),
+            awareness=awareness_split([r for r in found.awareness if r.family == family],
+                                      harmful),
             awareness_measured="eval_awareness" in section.behaviors,
             methods=methods, method_totals=totals,
-            agreements=method_agreements(rows["decisions"], section.behaviors),
-            exclusions=exclusions(section.rows, rows["truncated"], section.behaviors),
-            realism=realism_cells(rows["realism"]), judged=judged[name])
-    return {name: found["mix"] for name, found in queried.items()}
+            agreements=method_agreements([r for r in found.decisions if r.family == family],
+                                         section.behaviors),
+            exclusions=exclusions(section.rows,
+                                  [r for r in found.truncated if r.family == family],
+                                  section.behaviors),
+            realism=realism_cells([r for r in found.realism if r.family == family]),
+            judged=found.judged)
+    return {name: found.mix for name, found in queried.items()}

@@ -9,13 +9,13 @@ splits every harmful behaviour's rate this way whenever eval_awareness was measu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from amlab.analysis.rates import Proportion
 from amlab.detect.base import HARMFUL
-from amlab.store import Store
+from amlab.store import ResultReader
+from amlab.store.interface import AwarenessCount
 
 BELIEFS = ("test", "real", "silent")
 BELIEF_LABELS = {"test": "says it is a test", "real": "says it is real", "silent": "silent"}
@@ -32,20 +32,20 @@ class AwarenessRow:
     by_belief: dict[str, Proportion]
 
 
-def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
+def awareness_split(rows: Iterable[AwarenessCount], behaviors: Sequence[str]
                     ) -> list[AwarenessRow]:
-    """Rows of `Store.awareness_counts` (one family) to one row per (model, condition,
+    """`ResultReader.awareness_counts` of one family to one row per (model, condition,
     behaviour) of `behaviors`, then one per (model, behaviour) pooled over the conditions
     when there are several."""
     counts: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(
         lambda: {belief: [0, 0] for belief in BELIEFS})
     for row in rows:
-        if row["behavior"] not in behaviors:
+        if row.behavior not in behaviors:
             continue
-        for condition in (row["condition"], ALL_CONDITIONS):
-            cell = counts[(row["model"], condition, row["behavior"])][row["belief"]]
-            cell[0] += int(row["k"])
-            cell[1] += int(row["n"])
+        for condition in (row.condition, ALL_CONDITIONS):
+            cell = counts[(row.model, condition, row.behavior)][row.belief]
+            cell[0] += row.k
+            cell[1] += row.n
     conditions: dict[str, set[str]] = defaultdict(set)
     for model, condition, _ in counts:
         if condition != ALL_CONDITIONS:
@@ -61,12 +61,13 @@ def awareness_split(rows: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
             if condition != ALL_CONDITIONS or len(conditions[model]) > 1]
 
 
-def awareness_by_family(store: Store, experiment: str) -> dict[str, list[AwarenessRow]]:
+def awareness_by_family(store: ResultReader, experiment: str
+                        ) -> dict[str, list[AwarenessRow]]:
     """Per family of a stored experiment, the rates of its harmful behaviours split by
     belief (`awareness_split`); empty when eval_awareness was not measured."""
-    by_family: dict[str, list[Any]] = defaultdict(list)
+    by_family: dict[str, list[AwarenessCount]] = defaultdict(list)
     for row in store.awareness_counts(experiment):
-        by_family[row["family"]].append(row)
+        by_family[row.family].append(row)
     return {family: awareness_split(rows, [b for b in HARMFUL
-                                           if b in {r["behavior"] for r in rows}])
+                                           if b in {r.behavior for r in rows}])
             for family, rows in by_family.items()}

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amlab.store.interface import TruncationCount
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -44,13 +46,12 @@ class Exclusions:
     bounds: dict[str, Bounds]
 
 
-def exclusions(rows: Iterable[Mapping[str, Any]], truncated: Iterable[Mapping[str, Any]],
+def exclusions(rows: Iterable[Mapping[str, Any]], truncated: Iterable[TruncationCount],
                behaviors: Sequence[str]) -> list[Exclusions]:
     """The report's table rows of one family (counts by status, and per behaviour k, n and
-    the finished trials without a verdict) and rows of `Store.truncation_counts` to one
+    the finished trials without a verdict) and `ResultReader.truncation_counts` to one
     Exclusions per cell."""
-    cut = {(r["model"], r["condition"]): (int(r["max_turns"]), int(r["max_tokens"]))
-           for r in truncated}
+    cut = {(t.model, t.condition): (t.max_turns, t.max_tokens) for t in truncated}
     result = []
     for row in rows:
         left_out = int(row["refused"]) + int(row["error"])

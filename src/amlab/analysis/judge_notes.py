@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from amlab.analysis.agreement import Agreement, judge_agreement
 from amlab.analysis.methods import METHOD_LABELS
 from amlab.detect.judge import RUBRICS
-from amlab.store import Store
+from amlab.store import ResultReader
+from amlab.store.interface import CallUsage
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,6 @@ class RealismMean:
 
 
 @dataclass(frozen=True)
-class CallUsage:
-    """Tokens and cost of the agent's or one judge's calls."""
-
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-
-
-@dataclass(frozen=True)
 class JudgingNotes:
     decided: list[DecidedBy]
     # Whether any judge was called: without one, the reading behaviours were decided by
@@ -57,7 +48,7 @@ class JudgingNotes:
     # (judge, behaviour) -> trials whose answer was unusable; the offline verdict stands.
     judge_errors: dict[tuple[str, str], int] = field(default_factory=dict)
     realism: list[RealismMean] = field(default_factory=list)
-    agent: CallUsage = CallUsage(0, 0, 0, 0.0)
+    agent: CallUsage = field(default_factory=lambda: CallUsage(0, 0, 0, 0.0))
     judges: dict[str, CallUsage] = field(default_factory=dict)
     agreements: list[Agreement] = field(default_factory=list)
 
@@ -69,12 +60,10 @@ class JudgingNotes:
                        if d.behavior in RUBRICS and RUBRICS[d.behavior].decides})
 
 
-def judging_notes(store: Store, experiment: str) -> JudgingNotes | None:
+def judging_notes(store: ResultReader, experiment: str) -> JudgingNotes | None:
     """The notes of a stored experiment; None for a database from before judges, or an
     experiment without a finished trial."""
-    if not store.has_judge_tables:
-        return None
-    decided = [DecidedBy(r["behavior"], r["method"], r["version"], r["judge"], r["trials"])
+    decided = [DecidedBy(r.behavior, r.method, r.version, r.judge, r.trials)
                for r in store.method_counts(experiment)]
     if not decided:
         return None
@@ -85,17 +74,14 @@ def judging_notes(store: Store, experiment: str) -> JudgingNotes | None:
     errors: dict[tuple[str, str], int] = defaultdict(int)
     scores: dict[str, list[int]] = defaultdict(list)
     for row in judgements:
-        if row["error"]:
-            errors[(row["judge"], row["behavior"])] += 1
-        if row["score"] is not None:
-            scores[row["judge"]].append(row["score"])
-    agent = store.agent_usage(experiment)
+        if row.error:
+            errors[(row.judge, row.behavior)] += 1
+        if row.score is not None:
+            scores[row.judge].append(row.score)
     return JudgingNotes(
         decided, judged=True, judge_errors=dict(sorted(errors.items())),
         realism=[RealismMean(judge, sum(values) / len(values), len(values))
                  for judge, values in scores.items()],
-        agent=CallUsage(agent["calls"], agent["input_tokens"], agent["output_tokens"],
-                        agent["cost_usd"]),
-        judges={u["judge"]: CallUsage(u["calls"], u["input_tokens"], u["output_tokens"],
-                                      u["cost_usd"]) for u in usage},
+        agent=store.agent_usage(experiment),
+        judges={u.judge: u.usage for u in usage},
         agreements=judge_agreement(judgements))

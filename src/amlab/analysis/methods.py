@@ -6,11 +6,11 @@ how far they agree (2x2 table, Cohen's kappa, the disagreeing trials)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from amlab.analysis.agreement import Agreement, judge_agreement
+from amlab.store.interface import JudgeErrorCount, MethodDecision, MethodMix
 
 METHODS = ("state", "heuristic", "judge", "fallback")
 METHOD_LABELS = {"state": "state", "heuristic": "heuristic", "judge": "judge",
@@ -35,21 +35,21 @@ class MethodCounts:
         return sum(1 for n in self.counts.values() if n) > 1
 
 
-def method_mix(decided: Iterable[Mapping[str, Any]], errors: Iterable[Mapping[str, Any]],
+def method_mix(decided: Iterable[MethodMix], errors: Iterable[JudgeErrorCount],
                behaviors: Sequence[str]) -> tuple[list[MethodCounts], list[MethodCounts]]:
     """Rows of `Store.method_mix` and `Store.judge_errors` (one family) to (one row per
     cell and behaviour of `behaviors`, one row per behaviour summed over the cells)."""
     counts: dict[tuple[str, str, str], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(METHODS, 0))
     failed: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in decided:
-        if row["behavior"] in behaviors:
-            for cell in ((row["model"], row["condition"]), (ALL_CELLS, ALL_CELLS)):
-                counts[(*cell, row["behavior"])][row["method"]] += int(row["trials"])
-    for row in errors:
-        if row["behavior"] in behaviors:
-            for cell in ((row["model"], row["condition"]), (ALL_CELLS, ALL_CELLS)):
-                failed[(*cell, row["behavior"])] += int(row["errors"])
+    for mix in decided:
+        if mix.behavior in behaviors:
+            for cell in ((mix.model, mix.condition), (ALL_CELLS, ALL_CELLS)):
+                counts[(*cell, mix.behavior)][mix.method] += mix.trials
+    for error in errors:
+        if error.behavior in behaviors:
+            for cell in ((error.model, error.condition), (ALL_CELLS, ALL_CELLS)):
+                failed[(*cell, error.behavior)] += error.errors
     order = {b: i for i, b in enumerate(behaviors)}
     rows = [MethodCounts(model, condition, behavior, counts[(model, condition, behavior)],
                          failed.get((model, condition, behavior), 0))
@@ -59,10 +59,10 @@ def method_mix(decided: Iterable[Mapping[str, Any]], errors: Iterable[Mapping[st
             [r for r in rows if r.model == ALL_CELLS])
 
 
-def method_agreements(decisions: Iterable[Mapping[str, Any]], behaviors: Sequence[str]
+def method_agreements(decisions: Iterable[MethodDecision], behaviors: Sequence[str]
                       ) -> list[Agreement]:
     """Rows of `Store.decisions_by_method` (one family) to one Agreement per behaviour of
     `behaviors` and pair of methods that decided the same trials."""
-    found = judge_agreement(d for d in decisions if d["behavior"] in behaviors)
+    found = judge_agreement(d for d in decisions if d.behavior in behaviors)
     order = {b: i for i, b in enumerate(behaviors)}
     return sorted(found, key=lambda a: (order[a.behavior], a.judges))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlab import __version__
-from amlab.store import Store
+from amlab.store import ResultReader
+from amlab.store.interface import MethodMix
 
 # Hex digits of a rendering's SHA-256 shown: enough to tell renderings apart by eye.
 HASH_DIGITS = 12
@@ -61,12 +62,15 @@ class Provenance:
     renderings: list[Rendering]
     # (behaviour, method, version, verdicts) of the finished trials
     detectors: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # The model monitor as asked for and the ids that answered its calls; None without a
+    # model monitor.
+    monitor: Answered | None = None
 
 
-def provenance(store: Store, experiment: str, decided: list[Any] | None = None
+def provenance(store: ResultReader, experiment: str, decided: list[MethodMix] | None = None
                ) -> Provenance:
-    """`decided`: the rows of `Store.method_mix` for the experiment, when the caller has
-    them already (the query reads every verdict)."""
+    """`decided`: `ResultReader.method_mix` of the experiment, when the caller has it
+    already (the query reads every verdict)."""
     spec = store.experiment_spec(experiment) or {}
     versions: dict[str | None, int] = defaultdict(int)
     renderings = []
@@ -80,11 +84,12 @@ def provenance(store: Store, experiment: str, decided: list[Any] | None = None
     ordered = dict(sorted(versions.items(), key=lambda item: (item[0] is None, item[0] or "")))
     detectors: dict[tuple[str, str, str], int] = defaultdict(int)
     for mix in store.method_mix(experiment) if decided is None else decided:
-        detectors[(mix["behavior"], mix["method"], mix["version"])] += int(mix["trials"])
+        detectors[(mix.behavior, mix.method, mix.version)] += mix.trials
     return Provenance(
         experiment, __version__, ordered, settings(spec),
         _models(store, experiment), _judges(store, experiment), renderings,
-        [(*found, n) for found, n in sorted(detectors.items())])
+        [(*found, n) for found, n in sorted(detectors.items())],
+        _monitor(store, experiment, spec))
 
 
 def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -112,7 +117,19 @@ def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _models(store: Store, experiment: str) -> list[Answered]:
+def _monitor(store: ResultReader, experiment: str, spec: dict[str, Any]
+             ) -> Answered | None:
+    """The model monitor of the stored experiment, with the ids that answered it."""
+    monitor = spec.get("monitor") or {}
+    if monitor.get("kind") != "model":
+        return None
+    model = monitor.get("model")
+    name = model if isinstance(model, str) else (model or {}).get("name", "")
+    ids = store.monitor_model_ids(experiment)
+    return Answered(name, tuple(ids.items()), sum(ids.values()), None)
+
+
+def _models(store: ResultReader, experiment: str) -> list[Answered]:
     ids: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for answered in store.model_provenance(experiment):
         if answered.model_id is not None:
@@ -121,7 +138,7 @@ def _models(store: Store, experiment: str) -> list[Answered]:
             for row in store.cached_calls(experiment)]
 
 
-def _judges(store: Store, experiment: str) -> list[JudgeRecord]:
+def _judges(store: ResultReader, experiment: str) -> list[JudgeRecord]:
     answered: dict[str, list[tuple[str, int]]] = defaultdict(list)
     prompts: dict[str, set[str]] = defaultdict(set)
     for calls in store.judge_provenance(experiment):

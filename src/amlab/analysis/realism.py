@@ -4,11 +4,11 @@ consequences). A cell many agents found artificial measures less than it claims.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from amlab.analysis.rates import wilson
+from amlab.store.interface import RealismScore
 
 # Readings at or below this count as "judged artificial" (2 = the agent suspects a test).
 ARTIFICIAL_AT_MOST = 2
@@ -32,12 +32,11 @@ class RealismCell:
         return self.artificial / self.n if self.n else float("nan")
 
 
-def realism_cells(rows: Iterable[Mapping[str, Any]]) -> list[RealismCell]:
-    """Rows of `Store.realism_scores` (one family) to one RealismCell per cell and judge."""
+def realism_cells(scores: Iterable[RealismScore]) -> list[RealismCell]:
+    """`ResultReader.realism_scores` of one family to one RealismCell per cell and judge."""
     cells = []
-    for row in rows:
-        n, artificial = int(row["n"]), int(row["artificial"])
-        cells.append(RealismCell(row["model"], row["condition"], row["judge"], n,
-                                 row["total"] / n if n else float("nan"), artificial,
-                                 *wilson(artificial, n), int(row["errors"])))
+    for s in scores:
+        cells.append(RealismCell(s.model, s.condition, s.judge, s.n,
+                                 s.total / s.n if s.n else float("nan"), s.artificial,
+                                 *wilson(s.artificial, s.n), s.errors))
     return sorted(cells, key=lambda c: (c.model, c.condition, c.judge))

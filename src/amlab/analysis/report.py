@@ -123,7 +123,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     status = cell_status(store, experiment)
     frame = rate_frame(store, experiment, status)
     if status.empty:
-        raise AmlabError(f"{store.path}: holds no trials; run an experiment into it first.")
+        raise AmlabError(f"{store.location}: holds no trials; run an experiment into it first.")
     acts = {(r.experiment, r.family, r.model, r.condition): (r.calls, r.applied, r.changed)
             for r in store.action_counts(experiment)}
     sections = []
@@ -162,7 +162,7 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     published = comparison(store, experiment)
     harness = [harness_settings(store, name) for name in
                dict.fromkeys(s.experiment for s in sections)] if published else []
-    return Report(str(store.path), sections, usage, _totals(usage),
+    return Report(store.location, sections, usage, _totals(usage),
                   sum(len(s.effects) for s in sections),
                   {name: cells for name, cells in monitored.items() if cells},
                   published,
@@ -176,7 +176,7 @@ def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
     from amlab.detect.measured import recall_note
 
     for section in sections:
-        judged = store.has_judge_tables and store.judge_usage(section.experiment)
+        judged = store.judge_usage(section.experiment)
         reading = [b for b in section.behaviors if b in RUBRICS and RUBRICS[b].decides]
         if reading and not judged:
             section.notes.append(recall_note(reading))

@@ -59,7 +59,7 @@ def rejudge(
     store = Store(db)
     # Through the run's response cache: an interrupted re-judging, run again, pays only for
     # the trials it had not reached.
-    summary = _judging(judge or [], cache_path_for(db), lambda judges: rejudge_store(
+    summary = _judging(judge or [], store.response_cache(), lambda judges: rejudge_store(
         store, judges, experiment, attempts=attempts))
     changed = ", ".join(f"{b} {n}" for b, n in sorted(summary.changed.items())) or "none"
     console.print(f"Re-judged {summary.trials} trials with "

@@ -145,7 +145,7 @@ def export_command(
 def _one_experiment(store: Store, name: str | None, flag: str) -> str:
     names = stored_experiments(store, name)
     if len(names) != 1:
-        raise AmlabError(f"{store.path}: holds {len(names)} experiments "
+        raise AmlabError(f"{store.location}: holds {len(names)} experiments "
                          f"({', '.join(names) or 'none'}); choose one with {flag}.")
     return names[0]
 

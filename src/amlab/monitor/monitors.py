@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, Protocol
 
@@ -18,7 +18,7 @@ from amlab.models.base import ModelClient
 from amlab.models.json_reply import WHOLE_REPLY, ask_for_json
 from amlab.monitor.oracle import HarmOracle
 from amlab.reasoning import strip_private
-from amlab.records import Action, Message, Review, ToolCall, Usage
+from amlab.records import Action, Answers, Message, Review, ToolCall, Usage
 from amlab.world.base import World
 
 RUBRIC_VERSION = "monitor/1"
@@ -30,6 +30,7 @@ class Decision:
     reason: str
     usage: Usage
     error: str = ""
+    answers: Answers = field(default_factory=Answers)
 
 
 class Decider(Protocol):
@@ -51,7 +52,7 @@ class OversightMonitor:
         decision = await self.decider.decide(call, messages, harm)
         review = Review(monitor=self.name, allow=decision.allow, reason=decision.reason,
                         harm=harm, error=decision.error)
-        return ReviewResult(review, decision.usage)
+        return ReviewResult(review, decision.usage, decision.answers)
 
 
 class RuleDecider:
@@ -98,11 +99,11 @@ class ModelDecider:
             reader, role="monitor", attempts=self.attempts, max_tokens=300)
         if reader.verdict is not None:
             return Decision(reader.verdict.decision == "allow", reader.verdict.reason,
-                            exchange.usage)
+                            exchange.usage, answers=exchange.answers)
         problem = "; ".join(p if entry == WHOLE_REPLY else f"{entry}: {p}"
                             for entry, p in exchange.problems.items())
         return Decision(self.on_error == "allow", f"monitor undecided; {self.on_error}ed by "
-                        f"policy", exchange.usage, problem)
+                        f"policy", exchange.usage, problem, exchange.answers)
 
     def render(self, call: ToolCall, messages: Sequence[Message]) -> str:
         lines = ["The conversation so far:", ""]

@@ -397,5 +397,5 @@ def stored_spec(store: Store, name: str) -> ExperimentSpec | None:
     try:
         return ExperimentSpec.model_validate(stored)
     except ValidationError as exc:
-        raise AmlabError(f"{store.path}: the stored experiment '{name}' does not read as an "
+        raise AmlabError(f"{store.location}: the stored experiment '{name}' does not read as an "
                          f"experiment file: {describe_validation_error(exc)}") from None

@@ -49,7 +49,7 @@ class _Scenarios:
                 family = load_family(source)
                 self.families[(experiment, family.name)] = family
             if (experiment, name) not in self.families:
-                raise AmlabError(f"{self.store.path}: trials of experiment '{experiment}' use "
+                raise AmlabError(f"{self.store.location}: trials of experiment '{experiment}' use "
                                  f"family '{name}', which its stored experiment does not list.")
         return self.families[(experiment, name)]
 

@@ -11,7 +11,6 @@ from typing import Protocol
 from amlab import __version__
 from amlab.errors import AmlabError
 from amlab.models import ModelClient
-from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
 from amlab.models.providers import capabilities_of
 from amlab.run.clients import build_roles
@@ -64,11 +63,11 @@ def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
             # Declared before the first trial: changing them after seeing results would
             # turn exploratory findings into confirmatory ones.
             raise AmlabError(f"{experiment.source}: its hypotheses differ from those stored "
-                             f"with experiment '{experiment.spec.name}' in {store.path}; "
+                             f"with experiment '{experiment.spec.name}' in {store.location}; "
                              f"hypotheses are fixed before the first trial, so resume with "
                              f"the stored ones, or run under another name.")
         raise AmlabError(f"{experiment.source}: differs from the experiment "
-                         f"'{experiment.spec.name}' stored in {store.path}; resume only an "
+                         f"'{experiment.spec.name}' stored in {store.location}; resume only an "
                          f"unchanged file, or rename it.")
     check_same_texts(experiment, store)
 
@@ -87,7 +86,7 @@ def check_same_texts(experiment: Experiment, store: Store) -> None:
             continue
         changed = sorted(part for part in {*parts, *now} if parts.get(part) != now.get(part))
         if changed:
-            raise AmlabError(f"{store.path}: condition {condition} of family '{family}' "
+            raise AmlabError(f"{store.location}: condition {condition} of family '{family}' "
                              f"renders differently today than when experiment "
                              f"'{experiment.spec.name}' was stored ({', '.join(changed)} "
                              f"changed); resume only with the same texts, or run it under "
@@ -95,7 +94,7 @@ def check_same_texts(experiment: Experiment, store: Store) -> None:
 
 
 def _already_stored(experiment: Experiment, store: Store) -> AmlabError:
-    return AmlabError(f"{store.path}: experiment '{experiment.spec.name}' is already stored "
+    return AmlabError(f"{store.location}: experiment '{experiment.spec.name}' is already stored "
                       f"there; add --resume to continue it, or choose another name or --db.")
 
 
@@ -114,7 +113,7 @@ async def run_experiment(
     `cache=False` asks the providers again instead of the response cache; `executor` runs
     the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back."""
     check_resumable(experiment, store, resume)
-    async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
+    async with ClientPool(store.response_cache() if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is
         # touched.

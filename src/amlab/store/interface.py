@@ -13,14 +13,16 @@ import enum
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from amlab.errors import AmlabError
 from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
 
 # The schema version a store of this amlab writes; an older database is upgraded
-# additively (tables and columns only grow) when opened for writing.
-SCHEMA_VERSION = 2
+# additively (tables and columns only grow) when opened for writing. 3: the model ids that
+# answered a model monitor (trials.monitor_model_ids).
+SCHEMA_VERSION = 3
 
 
 class Claim(enum.Enum):
@@ -254,6 +256,139 @@ class RubricCount:
     answers: int
 
 
+# -- how verdicts were decided, what the judges said and cost ------------------------
+
+
+@dataclass(frozen=True)
+class MethodMix:
+    """Per cell, behaviour, method and detector (or rubric) version of finished trials: the
+    verdicts decided that way (`fallback`: the heuristic's, after the deciding judge's
+    error)."""
+
+    family: str
+    condition: str
+    model: str
+    behavior: str
+    method: str
+    version: str
+    trials: int
+
+
+@dataclass(frozen=True)
+class JudgeErrorCount:
+    """Per cell, behaviour and judge of finished trials: the judge's latest answers that
+    were errors."""
+
+    family: str
+    condition: str
+    model: str
+    behavior: str
+    judge: str
+    errors: int
+
+
+@dataclass(frozen=True)
+class MethodDecision:
+    """One method's verdict on a (finished trial, behaviour) that two or more methods
+    decided; `judge` names the method: `state`, `heuristic` or `judge <model>`."""
+
+    trial_id: int
+    family: str
+    behavior: str
+    judge: str
+    value: bool
+
+
+@dataclass(frozen=True)
+class AwarenessCount:
+    """Per cell, behaviour and belief (what the agent last said of its situation: `test`,
+    `real` or `silent`) of finished trials with an eval_awareness verdict: k of n."""
+
+    family: str
+    condition: str
+    model: str
+    behavior: str
+    belief: str
+    k: int
+    n: int
+
+
+@dataclass(frozen=True)
+class TruncationCount:
+    """Per cell: finished trials cut short at max_turns and at the token budget."""
+
+    family: str
+    condition: str
+    model: str
+    max_turns: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class RealismScore:
+    """Per cell and judge of finished trials: the judge's latest realism readings (1 = says
+    it is a test ... 5 = treats it as real): how many, their sum, how many scored 1 or 2,
+    and the errors."""
+
+    family: str
+    condition: str
+    model: str
+    judge: str
+    n: int
+    total: int
+    artificial: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class MethodCount:
+    """Per behaviour, method, version and judge ('' unless a judge decided): the finished
+    trials whose verdict was decided that way."""
+
+    behavior: str
+    method: str
+    version: str
+    judge: str
+    trials: int
+
+
+@dataclass(frozen=True)
+class JudgementRecord:
+    """A judge's latest answer on one behaviour of a finished trial: a value, a realism
+    score, or an error (then value and score are None)."""
+
+    trial_id: int
+    family: str
+    condition: str
+    model: str
+    sample: int
+    judge: str
+    behavior: str
+    version: str
+    value: bool | None
+    score: int | None
+    error: str
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """The calls of the agent (or of one judge) and their tokens and cost."""
+
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    """One judge's readings of an experiment's trials (`judged`) and what they used."""
+
+    judge: str
+    judged: int
+    usage: CallUsage
+
+
 # -- the protocols -------------------------------------------------------------------
 
 
@@ -288,6 +423,12 @@ class OutcomeWriter(Protocol):
 
     def replace_verdicts(self, trial_id: int, verdicts: dict[str, Verdict],
                          judge_calls: Sequence[JudgeCall] = ()) -> None: ...
+
+    def response_cache(self) -> Path:
+        """The file where runs and re-judgings on this store keep their response cache (a
+        local SQLite file: beside an SQLite store, shared by the stores of its folder; for a
+        server database, one per database in this user's cache folder)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -347,6 +488,31 @@ class ResultReader(Protocol):
     def judge_cached_calls(self, experiment: str) -> list[CachedCalls]: ...
 
     def rubric_versions(self, experiment: str) -> list[RubricCount]: ...
+
+    def monitor_model_ids(self, experiment: str) -> dict[str, int]:
+        """Each model id that answered the monitor's calls -> its calls, over the finished
+        and refused trials (empty: a rule monitor, no monitor, or not recorded)."""
+        ...
+
+    def method_mix(self, experiment: str) -> list[MethodMix]: ...
+
+    def judge_errors(self, experiment: str) -> list[JudgeErrorCount]: ...
+
+    def decisions_by_method(self, experiment: str) -> list[MethodDecision]: ...
+
+    def awareness_counts(self, experiment: str) -> list[AwarenessCount]: ...
+
+    def truncation_counts(self, experiment: str) -> list[TruncationCount]: ...
+
+    def realism_scores(self, experiment: str) -> list[RealismScore]: ...
+
+    def method_counts(self, experiment: str) -> list[MethodCount]: ...
+
+    def judgement_rows(self, experiment: str) -> list[JudgementRecord]: ...
+
+    def judge_usage(self, experiment: str) -> list[JudgeUsage]: ...
+
+    def agent_usage(self, experiment: str) -> CallUsage: ...
 
     def close(self) -> None: ...
 

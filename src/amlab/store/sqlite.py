@@ -26,24 +26,35 @@ from typing import Any
 from urllib.parse import quote
 
 from amlab.errors import AmlabError
+from amlab.models.cache import cache_path_for
 from amlab.paths import check_writable
 from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
 from amlab.store.interface import (
     SCHEMA_VERSION,
     ActionCount,
     AnsweredCalls,
+    AwarenessCount,
     CachedCalls,
+    CallUsage,
     CellUsage,
     Claim,
     ConditionFactors,
+    JudgeErrorCount,
+    JudgementRecord,
+    JudgeUsage,
+    MethodCount,
+    MethodDecision,
+    MethodMix,
     MonitorCount,
     PlannedTrial,
+    RealismScore,
     RenderingCount,
     RubricCount,
     StoredTrial,
     TidyRow,
     TrialKey,
     TrialRecord,
+    TruncationCount,
     VerdictCount,
     VerdictRow,
     VerdictValue,
@@ -97,6 +108,7 @@ CREATE TABLE IF NOT EXISTS trials (
     amlab_version TEXT,
     model_ids TEXT,
     cached_calls INTEGER,
+    monitor_model_ids TEXT,
     UNIQUE (experiment, family, condition, model, sample)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -345,7 +357,8 @@ class Store:
                 ("trials", "monitor_cost_usd", "REAL"), ("trials", "owner", "TEXT"),
                 ("trials", "lease_until", "REAL"), ("trials", "rendering", "TEXT"),
                 ("trials", "amlab_version", "TEXT"), ("trials", "model_ids", "TEXT"),
-                ("trials", "cached_calls", "INTEGER"), ("judge_calls", "model_ids", "TEXT"),
+                ("trials", "cached_calls", "INTEGER"), ("trials", "monitor_model_ids", "TEXT"),
+                ("judge_calls", "model_ids", "TEXT"),
                 ("judge_calls", "cached_calls", "INTEGER"),
                 ("verdicts", "offline_value", "INTEGER")):
             if column not in self._columns(table):
@@ -357,7 +370,7 @@ class Store:
         return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
 
     @property
-    def has_judge_tables(self) -> bool:
+    def _has_judge_tables(self) -> bool:
         """False for a database written before judges existed and opened read-only."""
         return "judge" in self._columns("verdicts") and "judge_calls" in self._tables(self.db)
 
@@ -372,6 +385,9 @@ class Store:
     @property
     def location(self) -> str:
         return str(self.path)
+
+    def response_cache(self) -> Path:
+        return cache_path_for(self.path)
 
     # -- experiments and planning ------------------------------------------------------
 
@@ -515,6 +531,8 @@ class Store:
                 "monitor_cost_usd": transcript.monitor_usage.cost_usd,
                 "model_ids": json.dumps(transcript.answers.model_ids, sort_keys=True),
                 "cached_calls": transcript.answers.cached_calls,
+                "monitor_model_ids": json.dumps(transcript.monitor_answers.model_ids,
+                                                sort_keys=True),
                 "started": started, "finished": time.time(),
             })
             self.db.execute("DELETE FROM verdicts WHERE trial_id = ?", (trial_id,))
@@ -672,43 +690,56 @@ class Store:
 
     # -- judges ------------------------------------------------------------------------
 
-    def method_counts(self, experiment: str) -> list[sqlite3.Row]:
+    def method_counts(self, experiment: str) -> list[MethodCount]:
         """How the verdicts of finished trials were decided: one row per (behaviour,
-        method, version, judge) with its number of trials."""
-        return self.db.execute(
+        method, version, judge) with its number of trials; empty for a database from
+        before judges."""
+        if not self._has_judge_tables:
+            return []
+        return [MethodCount(row[0], row[1], row[2], row[3], int(row[4])) for row in self.db.execute(
             "SELECT v.behavior, v.method, v.version, v.judge, COUNT(*) AS trials "
             "FROM trials t JOIN verdicts v ON v.trial_id = t.id "
             "WHERE t.status = 'done' AND t.experiment = ? "
             "GROUP BY v.behavior, v.method, v.version, v.judge ORDER BY v.behavior, v.method",
-            (experiment,)).fetchall()
+            (experiment,))]
 
-    def judgement_rows(self, experiment: str) -> list[sqlite3.Row]:
+    def judgement_rows(self, experiment: str) -> list[JudgementRecord]:
         """Each judge's latest answer per finished trial and behaviour (value, score or
         error) with the trial's coordinates."""
-        return self.db.execute(
+        if not self._has_judge_tables:
+            return []
+        return [JudgementRecord(
+            int(row[0]), row[1], row[2], row[3], int(row[4]), row[5], row[6], row[7],
+            None if row[8] is None else bool(row[8]), row[9], row[10]) for row in self.db.execute(
             "SELECT t.id AS trial_id, t.family, t.condition, t.model, t.sample, j.judge, "
             "j.behavior, j.version, j.value, j.score, j.error FROM judgements j "
             "JOIN trials t ON t.id = j.trial_id "
             "WHERE t.status = 'done' AND t.experiment = ? AND j.call_id = ("
             "  SELECT MAX(k.call_id) FROM judgements k WHERE k.trial_id = j.trial_id "
             "  AND k.judge = j.judge AND k.behavior = j.behavior) "
-            "ORDER BY t.id, j.judge, j.behavior", (experiment,)).fetchall()
+            "ORDER BY t.id, j.judge, j.behavior", (experiment,))]
 
-    def judge_usage(self, experiment: str) -> list[sqlite3.Row]:
-        """Token use and cost of the judges, per judge, apart from the agent's."""
-        return self.db.execute(
+    def judge_usage(self, experiment: str) -> list[JudgeUsage]:
+        """Per judge: the trials it read, its calls, tokens and cost (apart from the
+        agent's); empty when no judge read the experiment."""
+        if not self._has_judge_tables:
+            return []
+        return [JudgeUsage(row[0], int(row[1]), CallUsage(int(row[2]), int(row[3]),
+                                                         int(row[4]), float(row[5])))
+                for row in self.db.execute(
             "SELECT c.judge, COUNT(*) AS judged, SUM(c.calls) AS calls, "
             "SUM(c.input_tokens) AS input_tokens, SUM(c.output_tokens) AS output_tokens, "
             "SUM(c.cost_usd) AS cost_usd FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
-            "WHERE t.experiment = ? GROUP BY c.judge ORDER BY c.judge", (experiment,)).fetchall()
+            "WHERE t.experiment = ? GROUP BY c.judge ORDER BY c.judge", (experiment,))]
 
-    def agent_usage(self, experiment: str) -> sqlite3.Row:
-        row: sqlite3.Row = self.db.execute(
+    def agent_usage(self, experiment: str) -> CallUsage:
+        """The agent's calls, tokens and cost over every trial of an experiment."""
+        row = self.db.execute(
             "SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(input_tokens), 0) AS "
             "input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, "
             "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM trials WHERE experiment = ?",
             (experiment,)).fetchone()
-        return row
+        return CallUsage(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
 
     # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
 
@@ -838,14 +869,14 @@ class Store:
                 "SELECT MAX(k.call_id) FROM judgements k WHERE k.trial_id = j.trial_id "
                 "AND k.judge = j.judge AND k.behavior = j.behavior))")
 
-    def method_mix(self, experiment: str) -> list[sqlite3.Row]:
+    def method_mix(self, experiment: str) -> list[MethodMix]:
         """Per (family, condition, model, behaviour, method, version) of finished trials:
         verdicts decided that way (`fallback`: the heuristic's, after the deciding judge's
         error)."""
         # Grouped by a number per cell rather than by its three names: sorting 100,000
         # trials' verdicts on long condition names took twice as long.
         # dialect: MATERIALIZED, ?1 parameters
-        return self.db.execute("""
+        rows = self.db.execute("""
             WITH cell AS MATERIALIZED (
                 SELECT ROW_NUMBER() OVER () AS id, family, condition, model FROM (
                     SELECT DISTINCT family, condition, model FROM trials
@@ -857,30 +888,33 @@ class Store:
                 JOIN verdicts v ON v.trial_id = t.id
                 GROUP BY c.id, v.behavior, v.method, v.version)
             SELECT c.family, c.condition, c.model, n.behavior, n.method, n.version, n.trials
-            FROM cell c JOIN counted n ON n.id = c.id""", (experiment,)).fetchall()
+            FROM cell c JOIN counted n ON n.id = c.id""", (experiment,))
+        return [MethodMix(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]))
+                for row in rows]
 
-    def judge_errors(self, experiment: str) -> list[sqlite3.Row]:
+    def judge_errors(self, experiment: str) -> list[JudgeErrorCount]:
         """Per (family, condition, model, behaviour, judge) of finished trials: the judges'
         latest answers that were errors. Empty for a database without judge tables."""
-        if not self.has_judge_tables:
+        if not self._has_judge_tables:
             return []
-        return self.db.execute(
+        rows = self.db.execute(
             f"WITH {self._latest_judgements()} "
             "SELECT t.family, t.condition, t.model, l.behavior, l.judge, COUNT(*) AS errors "
             "FROM trials t JOIN latest l ON l.trial_id = t.id "
             "WHERE t.status = 'done' AND t.experiment = ? AND l.error != '' "
-            "GROUP BY t.family, t.condition, t.model, l.behavior, l.judge",
-            (experiment,)).fetchall()
+            "GROUP BY t.family, t.condition, t.model, l.behavior, l.judge", (experiment,))
+        return [JudgeErrorCount(row[0], row[1], row[2], row[3], row[4], int(row[5]))
+                for row in rows]
 
-    def decisions_by_method(self, experiment: str) -> list[sqlite3.Row]:
+    def decisions_by_method(self, experiment: str) -> list[MethodDecision]:
         """(trial_id, family, behavior, judge, value) for every (finished trial, behaviour)
         that two or more methods decided: `judge` names the method (`state`, `heuristic`
         — a fallback is the heuristic's verdict —, or `judge <model>`), so that
         `analysis.agreement.judge_agreement` compares every pair of methods."""
-        if not self.has_judge_tables or "offline_value" not in self._columns("verdicts"):
+        if not self._has_judge_tables or "offline_value" not in self._columns("verdicts"):
             return []
         # Every pair of methods includes a judge: only judged trials can have one.
-        return self.db.execute(f"""
+        rows = self.db.execute(f"""
             WITH {self._latest_judgements()},
             judged AS (
                 SELECT t.id FROM trials t WHERE t.experiment = ? AND t.status = 'done'
@@ -902,15 +936,17 @@ class Store:
             SELECT d.trial_id, t.family, d.behavior, d.method AS judge, d.value
             FROM decided d JOIN several s USING (trial_id, behavior)
             JOIN trials t ON t.id = d.trial_id
-            ORDER BY d.trial_id, d.behavior, d.method""", (experiment,)).fetchall()
+            ORDER BY d.trial_id, d.behavior, d.method""", (experiment,))
+        return [MethodDecision(int(row[0]), row[1], row[2], row[3], bool(row[4]))
+                for row in rows]
 
-    def awareness_counts(self, experiment: str) -> list[sqlite3.Row]:
+    def awareness_counts(self, experiment: str) -> list[AwarenessCount]:
         """Per (family, condition, model, behaviour, belief) of finished trials with an
         eval_awareness verdict: k and n of the behaviour, `belief` being what the agent last
         said of its situation: `test`, `real` (a false verdict quoting the agent) or
         `silent`."""
         # dialect: JSON1 (json_each over the evidence)
-        return self.db.execute("""
+        rows = self.db.execute("""
             WITH belief AS (
                 SELECT trial_id, CASE WHEN value THEN 'test'
                     WHEN EXISTS (SELECT 1 FROM json_each(evidence) e
@@ -923,30 +959,35 @@ class Store:
             JOIN belief b ON b.trial_id = t.id
             WHERE t.status = 'done' AND t.experiment = ? AND v.behavior != 'eval_awareness'
             GROUP BY t.family, t.condition, t.model, v.behavior, b.belief""",
-            (experiment,)).fetchall()
+            (experiment,))
+        return [AwarenessCount(row[0], row[1], row[2], row[3], row[4], int(row[5]),
+                               int(row[6])) for row in rows]
 
-    def truncation_counts(self, experiment: str) -> list[sqlite3.Row]:
+    def truncation_counts(self, experiment: str) -> list[TruncationCount]:
         """Per (family, condition, model): finished trials cut short at max_turns and at the
         token budget."""
-        return self.db.execute(
+        rows = self.db.execute(
             "SELECT family, condition, model, TOTAL(stop_reason = 'max_turns') AS max_turns, "
             "TOTAL(stop_reason = 'max_tokens') AS max_tokens FROM trials "
             "WHERE status = 'done' AND experiment = ? GROUP BY family, condition, model",
-            (experiment,)).fetchall()
+            (experiment,))
+        return [TruncationCount(row[0], row[1], row[2], int(row[3]), int(row[4])) for row in rows]
 
-    def realism_scores(self, experiment: str) -> list[sqlite3.Row]:
+    def realism_scores(self, experiment: str) -> list[RealismScore]:
         """Per (family, condition, model, judge) of finished trials: the judges' latest
         realism readings (1 = says it is a test ... 5 = treats it as real): how many, their
         sum, how many scored 1 or 2 (judged artificial), and the errors."""
-        if not self.has_judge_tables:
+        if not self._has_judge_tables:
             return []
-        return self.db.execute(
+        rows = self.db.execute(
             f"WITH {self._latest_judgements()} "
             "SELECT t.family, t.condition, t.model, l.judge, COUNT(l.score) AS n, "
             "TOTAL(l.score) AS total, TOTAL(l.score <= 2) AS artificial, "
             "TOTAL(l.error != '') AS errors FROM trials t JOIN latest l ON l.trial_id = t.id "
             "WHERE t.status = 'done' AND t.experiment = ? AND l.behavior = 'realism' "
-            "GROUP BY t.family, t.condition, t.model, l.judge", (experiment,)).fetchall()
+            "GROUP BY t.family, t.condition, t.model, l.judge", (experiment,))
+        return [RealismScore(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]),
+                             int(row[6]), int(row[7])) for row in rows]
 
     def model_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per model asked for and model id that answered (NULL: not recorded, a database
@@ -961,6 +1002,15 @@ class Store:
             "WHERE t.experiment = ? AND t.status IN ('done', 'refused') "
             "GROUP BY t.model, s.key ORDER BY t.model, s.key", (experiment,))]
 
+    def monitor_model_ids(self, experiment: str) -> dict[str, int]:
+        if "monitor_model_ids" not in self._columns("trials"):
+            return {}
+        # dialect: JSON1 (json_each over monitor_model_ids)
+        return {row[0]: int(row[1]) for row in self.db.execute(
+            "SELECT s.key, TOTAL(s.value) FROM trials t, json_each(t.monitor_model_ids) s "
+            "WHERE t.experiment = ? AND t.status IN ('done', 'refused') "
+            "GROUP BY s.key ORDER BY s.key", (experiment,))}
+
     def cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per model: its calls and those answered from the response cache (NULL where not
         recorded)."""
@@ -973,7 +1023,7 @@ class Store:
     def judge_provenance(self, experiment: str) -> list[AnsweredCalls]:
         """Per judge, prompt version and model id that answered (NULL: none recorded): the
         calls it answered."""
-        if not self.has_judge_tables or "model_ids" not in self._columns("judge_calls"):
+        if not self._has_judge_tables or "model_ids" not in self._columns("judge_calls"):
             return []
         # dialect: JSON1 (json_each over model_ids)
         return [AnsweredCalls(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
@@ -986,7 +1036,7 @@ class Store:
     def judge_cached_calls(self, experiment: str) -> list[CachedCalls]:
         """Per judge: its calls and those answered from the response cache (NULL where not
         recorded)."""
-        if not self.has_judge_tables:
+        if not self._has_judge_tables:
             return []
         recorded = "cached_calls" in self._columns("judge_calls")
         return [_cached(row) for row in self.db.execute(
@@ -997,7 +1047,7 @@ class Store:
 
     def rubric_versions(self, experiment: str) -> list[RubricCount]:
         """Per judge, behaviour and rubric version: the answers given under it."""
-        if not self.has_judge_tables:
+        if not self._has_judge_tables:
             return []
         return [RubricCount(row[0], row[1], row[2], int(row[3])) for row in self.db.execute(
             "SELECT j.judge, j.behavior, j.version, COUNT(*) AS answers FROM judgements j "

@@ -188,7 +188,7 @@ def measure_store(store: Store, labels: list[HumanLabel],
             for judge, value in answers.get(behaviour, {}).items():
                 pairs.append((behaviour, f"judge {judge}", label, value))
     if not matched:
-        raise AmlabError(f"{store.path}: none of the labelled trials is a finished trial of "
+        raise AmlabError(f"{store.location}: none of the labelled trials is a finished trial of "
                          f"this database; were the labels made on another one?")
     return tabulate(pairs)
 
@@ -209,14 +209,14 @@ def _judge_answers(store: Store, experiment: str
     judge's answer was an error)."""
     answers: dict[int, dict[str, dict[str, Label | None]]] = {}
     for judgement in store.judgement_rows(experiment):
-        if judgement["score"] is not None:  # the realism score, not a behaviour
+        if judgement.score is not None:  # the realism score, not a behaviour
             continue
         value: Label | None = None
-        if not judgement["error"] and judgement["value"] is not None:
-            value = bool(judgement["value"])
-            if judgement["behavior"] == "eval_awareness":
+        if not judgement.error and judgement.value is not None:
+            value = judgement.value
+            if judgement.behavior == "eval_awareness":
                 # A judge answers only whether the agent said it is a test.
                 value = "test" if value else "silent"
-        by_behaviour = answers.setdefault(judgement["trial_id"], {})
-        by_behaviour.setdefault(judgement["behavior"], {})[judgement["judge"]] = value
+        by_behaviour = answers.setdefault(judgement.trial_id, {})
+        by_behaviour.setdefault(judgement.behavior, {})[judgement.judge] = value
     return answers
