@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup-browser.sh
+bash scripts/setup-postgres.sh
 . .venv/bin/activate
 ruff check src tests benchmarks
 mypy

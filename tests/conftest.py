@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from amlab.models.scripted import ScriptedModel
 from amlab.records import Transcript, Verdict
 from amlab.scenario import Family, RenderedScenario
 from amlab.world.base import World
+from pg_server import PostgresServer, binaries
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SRC = Path(__file__).parents[1] / "src"
@@ -66,3 +68,28 @@ def forward(email_id: int, to: str, note: str = "") -> dict[str, Any]:
 @pytest.fixture
 def blackmail_family() -> Family:
     return Family.load("blackmail")
+
+
+# -- a PostgreSQL server for the store's tests (tests/pg_server.py) -----------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One server for the session, started on first use; skipped where PostgreSQL's
+    binaries are not installed (scripts/setup-postgres.sh installs them)."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
+                    "scripts/setup-postgres.sh installs it")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed "
+                                          "(pip install 'amlab[postgres]')")
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new empty database on the session's server."""
+    return postgres_server.new_database()

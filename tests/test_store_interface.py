@@ -27,7 +27,7 @@ from amlab.records import (
     Usage,
     Verdict,
 )
-from amlab.store import Claim, PlannedTrial, ResultStore, Store, TrialKey, require_experiment
+from amlab.store import Claim, PlannedTrial, ResultStore, TrialKey, require_experiment
 from amlab.store.interface import (
     SCHEMA_VERSION,
     AwarenessCount,
@@ -41,24 +41,33 @@ from amlab.store.interface import (
     StoredTrial,
     TruncationCount,
 )
+from amlab.store.postgres import PostgresStore
+from amlab.store.sqlite import SqliteStore
 
 # An opener makes a new handle (its own lease owner) on one database each call.
 Opener = Callable[[], ResultStore]
 
 
-def sqlite_opener(tmp_path: Path) -> Opener:
-    return lambda: Store(tmp_path / "results.db")
+def sqlite_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    return lambda: SqliteStore(tmp_path / "results.db")
 
 
-STORES = [pytest.param(sqlite_opener, id="sqlite")]
+def postgres_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    url = request.getfixturevalue("postgres_url")  # a new database on the test server
+    return lambda: PostgresStore(url)
+
+
+STORES = [pytest.param(sqlite_opener, id="sqlite"),
+          pytest.param(postgres_opener, id="postgresql")]
 
 
 @pytest.fixture(params=STORES)
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[ResultStore] = []
+    make = request.param(request, tmp_path)
 
     def opener() -> ResultStore:
-        store: ResultStore = request.param(tmp_path)()
+        store: ResultStore = make()
         opened.append(store)
         return store
 
