@@ -20,6 +20,7 @@ from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
 from amlab.scenario import list_families
 from amlab.store import PlannedTrial, Store
+from amlab.store.postgres import PostgresStore
 
 DEFAULT_DB = Path("runs/amlab.db")
 
@@ -27,7 +28,9 @@ DEFAULT_DB = Path("runs/amlab.db")
 @app.command()
 def run(
     experiment_file: Annotated[Path, typer.Argument(help="The experiment YAML file.")],
-    db: Annotated[Path, typer.Option(help="Results database (SQLite).")] = DEFAULT_DB,
+    db: Annotated[str, typer.Option(help="Results database: an SQLite file, or "
+                                         "postgresql://USER@HOST:PORT/DB (password in "
+                                         "PGPASSWORD or ~/.pgpass).")] = str(DEFAULT_DB),
     resume: Annotated[bool, typer.Option(help="Continue a stored run: redo unfinished "
                                                "trials only.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the trials it would run; call no "
@@ -43,7 +46,7 @@ def run(
     run_with_progress(experiment, db, resume=resume, cache=not no_cache)
 
 
-def run_with_progress(experiment: Experiment, db: Path, resume: bool = False,
+def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = False,
                       cache: bool = True) -> Store:
     """Run the experiment into `db` with a progress bar; print its rates, tokens and cost."""
     store = Store(db)
@@ -73,13 +76,15 @@ def run_with_progress(experiment: Experiment, db: Path, resume: bool = False,
         console.print(f"{summary.elsewhere} trials were run by another amlab run on the same "
                       f"database meanwhile.")
     print_results(store, experiment.spec.name)
-    console.print(f"Results database: [bold]{db.resolve()}[/]")
+    where = store.location if isinstance(store, PostgresStore) else Path(db).resolve()
+    console.print(f"Results database: [bold]{where}[/]")
     return store
 
 
 @app.command()
 def results(
-    db: Annotated[Path, typer.Argument(help="Results database.")] = DEFAULT_DB,
+    db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL)."
+                                      )] = str(DEFAULT_DB),
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     trials: Annotated[bool, typer.Option("--trials", help="Also list tokens and cost of "
                                          "each trial.")] = False,

@@ -46,7 +46,7 @@ def _judging(names: list[str], cache_path: Path | None,
 
 @app.command()
 def rejudge(
-    db: Annotated[Path, typer.Argument(help="Results database.")],
+    db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL).")],
     judge: JudgeOption = None,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     attempts: AttemptsOption = DEFAULT_ATTEMPTS,

@@ -14,12 +14,12 @@ from amlab.errors import AmlabError
 from amlab.paths import check_writable
 from amlab.run import Experiment
 from amlab.run.hypotheses import declared_family
-from amlab.store import Store
+from amlab.store import Store, named_after
 
 
 @app.command()
 def report(
-    db: Annotated[Path, typer.Argument(help="Results database.")],
+    db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL).")],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: DB's name with "
                                                   "'-report', next to it).")] = None,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
@@ -42,7 +42,7 @@ def report(
         if len(parts) != 2 or not all(parts):
             raise AmlabError(f"--heatmap {heatmap!r} must name two factors as 'rows,columns'.")
         pair = (parts[0], parts[1])
-    out_dir = out or db.with_name(f"{db.stem}-report")
+    out_dir = out or named_after(db, "-report")
     check_writable(out_dir, folder=True)
     store = Store(db, read_only=True)
     html, markdown = write_report(store, out_dir, experiment,
@@ -53,8 +53,8 @@ def report(
 
 @app.command()
 def compare(
-    db_a: Annotated[Path, typer.Argument(help="Results database A.")],
-    db_b: Annotated[Path, typer.Argument(help="Results database B.")],
+    db_a: Annotated[str, typer.Argument(help="Results database A (file or URL).")],
+    db_b: Annotated[str, typer.Argument(help="Results database B (file or URL).")],
     experiment_a: Annotated[str | None, typer.Option(help="Experiment in A (needed when A "
                                                           "holds several).")] = None,
     experiment_b: Annotated[str | None, typer.Option(help="Experiment in B (needed when B "
@@ -124,7 +124,7 @@ def _test_level(alpha: float, contrasts: int, one_sided: bool) -> str:
 
 @app.command("export")
 def export_command(
-    db: Annotated[Path, typer.Argument(help="Results database.")],
+    db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL).")],
     file_format: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl.")
                            ] = "csv",
     out: Annotated[Path | None, typer.Option(help="Output file (default: DB's name with the "
@@ -134,7 +134,7 @@ def export_command(
     """Export trials and verdicts, one row per trial and behaviour, factors as columns."""
     from amlab.analysis.export import export
 
-    path = out or db.with_suffix(f".{file_format}")
+    path = out or named_after(db, f".{file_format}")
     check_writable(path, folder=False)
     store = Store(db, read_only=True)
     rows = export(store, path, file_format, _one_experiment(store, experiment, "--experiment")

@@ -4,6 +4,7 @@ typed records every store shares are in `amlab.store.interface`. `Store(location
 one SQL core (`amlab.store.sql`) in two dialects."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from amlab.store.interface import (
     Claim,
@@ -19,10 +20,21 @@ from amlab.store.interface import (
 from amlab.store.sql import Store
 
 
+def named_after(location: str | Path, suffix: str) -> Path:
+    """An output named after a store (`-report`, `.csv`): beside an SQLite file, or for a
+    server database in the current folder under the database's name."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        stem = Path(urlsplit(str(location)).path.strip("/") or "amlab")
+    else:
+        stem = Path(location).with_suffix("")
+    return stem.with_name(stem.name + suffix)
+
+
 def open_store(location: str | Path, *, read_only: bool = False, verify: bool = True) -> Store:
     """The store at `location`: `Store(location, ...)`, named for what it does."""
     return Store(location, read_only=read_only, verify=verify)
 
 
 __all__ = ["Claim", "OutcomeWriter", "PlannedTrial", "ResultReader", "ResultStore", "Store",
-           "StoredTrial", "TrialKey", "TrialRecord", "open_store", "require_experiment"]
+           "StoredTrial", "TrialKey", "TrialRecord", "named_after", "open_store",
+           "require_experiment"]
