@@ -459,3 +459,15 @@ def test_the_model_ids_that_answered_the_monitor_are_stored(open_store: Opener) 
     judged_experiment(store)
     assert store.monitor_model_ids("e") == {"monitor-2025": 1, "monitor-2026": 3}
     assert store.monitor_model_ids("missing") == {}
+
+
+def test_the_revision_changes_with_every_write_and_only_then(open_store: Opener) -> None:
+    store = open_store()
+    plan(store, samples=1)
+    planned = store.revision()
+    assert store.revision() == planned, "reading changes nothing"
+    finish(store, key(), {"blackmail": verdict("blackmail", True)})
+    finished = store.revision()
+    assert finished != planned
+    store.replace_verdicts(stored(store, key()).id, {"blackmail": verdict("blackmail", False)})
+    assert store.revision() != finished

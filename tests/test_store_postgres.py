@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ import yaml
 
 from amlab.errors import AmlabError
 from amlab.store import Store
+from amlab.web import start_in_background
 from conftest import FIXTURES, subprocess_env
-from test_run import experiment_file
+from test_run import experiment_file, run
 
 TRIALS = 12
 
@@ -117,3 +119,14 @@ def test_an_unreachable_server_is_one_sentence_naming_the_url() -> None:
     with pytest.raises(AmlabError, match=r"^postgresql://amlab@127.0.0.1:1/results: cannot "
                                          r"connect \(.*\); check the server"):
         Store("postgresql://amlab@127.0.0.1:1/results", read_only=True)
+
+
+def test_the_viewer_browses_a_postgresql_database(tmp_path: Path, postgres_url: str) -> None:
+    run(experiment_file(tmp_path, "complier.yaml", samples=1), postgres_url).close()
+    viewer = start_in_background(postgres_url)
+    try:
+        with urllib.request.urlopen(viewer.url) as response:
+            page = response.read().decode()
+    finally:
+        viewer.stop()
+    assert postgres_url in page and ">t<" in page.replace("\n", "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +12,8 @@ from amlab.cli.commands import DEFAULT_DB
 
 @app.command()
 def view(
-    db: Annotated[Path, typer.Argument(help="Results database.")] = DEFAULT_DB,
+    db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL)."
+                                      )] = str(DEFAULT_DB),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.",
                                       min=0, max=65535)] = 0,
 ) -> None:

@@ -191,6 +191,14 @@ class PostgresStore(Store):
     def location(self) -> str:
         return self.url
 
+    def revision(self) -> tuple[float, ...]:
+        """Every outcome stamps `finished` and every verdict written takes a new `seq`;
+        planning adds trials, re-judging adds judge calls."""
+        row = self._execute(
+            "SELECT (SELECT COUNT(*) FROM trials), (SELECT MAX(finished) FROM trials), "
+            "(SELECT MAX(seq) FROM verdicts), (SELECT COUNT(*) FROM judge_calls)").fetchone()
+        return tuple(float(value or 0) for value in row)
+
     def response_cache(self) -> Path:
         """One cache per database, in this user's cache folder."""
         parts = urlsplit(self.url)

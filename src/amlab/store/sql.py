@@ -366,6 +366,9 @@ class Store:
     def response_cache(self) -> Path:
         raise NotImplementedError
 
+    def revision(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 

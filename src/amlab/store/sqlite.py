@@ -141,3 +141,10 @@ class SqliteStore(Store):
 
     def response_cache(self) -> Path:
         return cache_path_for(self.path)
+
+    def revision(self) -> tuple[float, ...]:
+        """The size and modification time of the file and its WAL: every commit changes one
+        of them, and reading them costs no query."""
+        stats = [p.stat() for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                 if p.exists()]
+        return tuple(n for st in stats for n in (st.st_mtime_ns, st.st_size))

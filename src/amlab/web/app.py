@@ -22,6 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amlab.store import Store
+from amlab.store.postgres import is_postgres
 from amlab.web.data import (
     STATUSES,
     ExperimentIndex,
@@ -99,20 +100,22 @@ def _environment() -> Environment:
 
 
 def create_app(db_path: Path | str) -> FastAPI:
-    """The viewer of one results database (checked now: a bad path fails here, not later)."""
-    db_path = Path(db_path)
-    Store(db_path, read_only=True).close()
+    """The viewer of one results database, a file or a postgresql:// URL (checked now: a
+    bad location fails here, not later)."""
+    checked = Store(db_path, read_only=True)
+    shown = checked.location if is_postgres(db_path) else Path(db_path).name
+    checked.close()
     env = _environment()
     app = FastAPI(title="amlab viewer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db_path = db_path
-    indexes = IndexCache(db_path)
+    indexes = IndexCache()
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=SERVED_HOSTS)
     static = resources.files("amlab.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(template).render(db=db_path.name, **context)
+        html = env.get_template(template).render(db=shown, **context)
         return HTMLResponse(html, status_code=status_code)
 
     def not_found(what: str) -> HTMLResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -144,26 +143,18 @@ def load_experiment(store: ResultReader, name: str) -> ExperimentIndex | None:
 
 
 class IndexCache:
-    """Experiment indexes kept between requests until the database changes.
-
-    The version is the size and modification time of the database file and its WAL: every
-    commit changes one of them, so a reload during a run sees new trials, and browsing a
+    """Experiment indexes kept between requests until the database changes
+    (`ResultReader.revision`): a reload during a run sees new trials, and browsing a
     finished run (or pressing j through its trials) does not reread every trial each time.
     """
 
-    def __init__(self, path: Path, size: int = 16) -> None:
-        self.path = path
+    def __init__(self, size: int = 16) -> None:
         self.size = size
-        self._entries: dict[str, tuple[tuple[int, ...], ExperimentIndex | None]] = {}
+        self._entries: dict[str, tuple[tuple[float, ...], ExperimentIndex | None]] = {}
         self._lock = threading.Lock()
 
-    def version(self) -> tuple[int, ...]:
-        stats = [p.stat() for p in (self.path, self.path.with_name(self.path.name + "-wal"))
-                 if p.exists()]
-        return tuple(n for st in stats for n in (st.st_mtime_ns, st.st_size))
-
     def get(self, store: ResultReader, name: str) -> ExperimentIndex | None:
-        version = self.version()
+        version = store.revision()
         with self._lock:
             cached = self._entries.get(name)
         if cached and cached[0] == version:
