@@ -17,6 +17,7 @@ import yaml
 
 from amlab.errors import AmlabError
 from amlab.store import Store
+from amlab.store.interface import SCHEMA_VERSION
 from amlab.web import start_in_background
 from conftest import FIXTURES, subprocess_env
 from test_run import experiment_file, run
@@ -130,3 +131,28 @@ def test_the_viewer_browses_a_postgresql_database(tmp_path: Path, postgres_url: 
     finally:
         viewer.stop()
     assert postgres_url in page and ">t<" in page.replace("\n", "")
+
+
+def test_an_older_postgresql_database_is_upgraded_and_a_newer_one_refused(
+        postgres_url: str) -> None:
+    import psycopg
+
+    Store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # as amlab 2 left it
+        db.execute("ALTER TABLE trials DROP COLUMN monitor_model_ids")
+        db.execute("UPDATE schema_version SET version = 2")
+    reader = Store(postgres_url, read_only=True)
+    assert reader.schema_version() == 2
+    assert reader.monitor_model_ids("e") == {}, "a reader reads it as it is"
+    reader.close()
+    writer = Store(postgres_url)
+    assert writer.schema_version() == SCHEMA_VERSION
+    writer.close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        assert db.execute("SELECT column_name FROM information_schema.columns WHERE "
+                          "table_name = 'trials' AND column_name = 'monitor_model_ids'"
+                          ).fetchall() == [("monitor_model_ids",)]
+        db.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(AmlabError, match=rf"^{postgres_url}: was written by a newer amlab "
+                                         rf"\(schema version {SCHEMA_VERSION + 1}"):
+        Store(postgres_url)
