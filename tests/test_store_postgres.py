@@ -112,6 +112,7 @@ def test_a_database_url_with_a_password_is_refused_in_one_sentence(tmp_path: Pat
     assert "hunter2" not in result.stdout + result.stderr
     assert "must not hold a password" in result.stderr + result.stdout
     assert "PGPASSWORD" in result.stderr + result.stdout
+    assert "postgresql://amlab:***@127.0.0.1:1/results:" in result.stderr + result.stdout
     with pytest.raises(AmlabError, match="PGPASSWORD environment variable or a pgpass file"):
         Store("postgresql://amlab:hunter2@127.0.0.1:1/results")
 
@@ -156,3 +157,11 @@ def test_an_older_postgresql_database_is_upgraded_and_a_newer_one_refused(
     with pytest.raises(AmlabError, match=rf"^{postgres_url}: was written by a newer amlab "
                                          rf"\(schema version {SCHEMA_VERSION + 1}"):
         Store(postgres_url)
+
+
+def test_without_psycopg_a_postgresql_store_names_the_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(AmlabError, match=r"^a postgresql:// database needs psycopg; install "
+                                         r"it with pip install 'amlab\[postgres\]'\.$"):
+        Store("postgresql://amlab@127.0.0.1:1/results")

@@ -112,9 +112,12 @@ def check_location(url: str) -> None:
     """Refuse a location holding a password: it would be stored with commands and shown."""
     parts = urlsplit(url)
     if parts.password is not None or "password" in parse_qs(parts.query):
-        raise AmlabError("a --db URL must not hold a password (it would be shown in messages "
-                         "and shell histories); put it in the PGPASSWORD environment variable "
-                         "or a pgpass file (~/.pgpass) and name only postgresql://USER@HOST/DB.")
+        shown = re.sub(r"(//[^:/@]*):[^@]*@", r"\1:***@", re.sub(r"password=[^&]*",
+                                                                 "password=***", url))
+        raise AmlabError(f"{shown}: a --db URL must not hold a password (it would be shown in "
+                         f"messages and shell histories); put it in the PGPASSWORD environment "
+                         f"variable or a pgpass file (~/.pgpass) and name only "
+                         f"postgresql://USER@HOST/DB.")
 
 
 class _SideConnection:
