@@ -9,6 +9,7 @@ import dataclasses
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from amlab.store.interface import (
     TruncationCount,
 )
 from amlab.store.postgres import PostgresStore
+from amlab.store.sql import LEASE_SECONDS
 from amlab.store.sqlite import SqliteStore
 
 # An opener makes a new handle (its own lease owner) on one database each call.
@@ -217,6 +219,18 @@ def test_the_lease_of_a_killed_run_is_taken_and_its_late_outcome_is_refused(
                        started=1.0)
     assert stored(second, key()).attempts == 1
     assert second.verdicts_of(stored(second, key()).id)["blackmail"].value is False
+
+
+def test_the_lease_of_a_run_on_another_machine_is_waited_out_until_it_expires(
+        open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = open_store(), open_store()
+    plan(first, samples=1)
+    first.owner = "another-machine:1:remote"  # its pid cannot be checked from here
+    assert first.claim(key(), attempts=0) is Claim.CLAIMED
+    assert second.claim(key(), attempts=0) is Claim.HELD_ELSEWHERE
+    later = time.time() + LEASE_SECONDS + 1  # no heartbeat renewed it meanwhile
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert second.claim(key(), attempts=0) is Claim.CLAIMED
 
 
 # -- typed results and aggregates ---------------------------------------------------------
