@@ -17,13 +17,14 @@ from amlab.store.interface import (
     TrialRecord,
     require_experiment,
 )
+from amlab.store.postgres import is_postgres
 from amlab.store.sql import Store
 
 
 def named_after(location: str | Path, suffix: str) -> Path:
     """An output named after a store (`-report`, `.csv`): beside an SQLite file, or for a
     server database in the current folder under the database's name."""
-    if str(location).startswith(("postgresql://", "postgres://")):
+    if is_postgres(location):
         stem = Path(urlsplit(str(location)).path.strip("/") or "amlab")
     else:
         stem = Path(location).with_suffix("")
