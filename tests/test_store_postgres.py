@@ -6,6 +6,7 @@ refused. The server is a throwaway one (tests/pg_server.py, fixture `postgres_ur
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -165,3 +166,28 @@ def test_without_psycopg_a_postgresql_store_names_the_extra_to_install(
     with pytest.raises(AmlabError, match=r"^a postgresql:// database needs psycopg; install "
                                          r"it with pip install 'amlab\[postgres\]'\.$"):
         Store("postgresql://amlab@127.0.0.1:1/results")
+
+
+def test_a_killed_run_on_postgresql_resumes_with_every_trial_exactly_once(
+        tmp_path: Path, postgres_url: str) -> None:
+    path = experiment_file(tmp_path, "slow_complier.yaml", samples=TRIALS // 2)
+    command = [sys.executable, "-m", "amlab", "run", str(path), "--db", postgres_url]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=subprocess_env())
+    deadline, finished = time.time() + 120, 0
+    while finished < 3 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            finished = Store(postgres_url, read_only=True).counts("t").get("done", 0)
+        except AmlabError:  # not created yet
+            continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = Store(postgres_url, read_only=True).counts("t")
+    assert 3 <= before.get("done", 0) < TRIALS, before
+    # Its leases name a process of this machine that is gone: taken at once, not in 60 s.
+    resumed = amlab("run", str(path), "--db", postgres_url, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    trials = list(Store(postgres_url, read_only=True).trials("t"))
+    assert len(trials) == TRIALS
+    assert {(t.status, t.attempts) for t in trials} == {("done", 1)}
