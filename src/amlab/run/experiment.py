@@ -34,6 +34,7 @@ from amlab.errors import AmlabError, describe_validation_error
 from amlab.families import load_family
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
+from amlab.models.retry import RetryPolicy
 from amlab.run.hypotheses import Cell, HypothesisSpec, ResolvedHypothesis, resolve_hypotheses
 from amlab.run.trial import UNMONITORED, Arms, Trial, TrialSpec
 from amlab.scenario import Condition, Family, RenderedScenario, condition_key
@@ -173,12 +174,6 @@ class MonitorSpec(Strict):
         return ([Arms(UNMONITORED)] if self.compare_unmonitored else []) + monitored
 
 
-class RetrySpec(Strict):
-    attempts: int = Field(default=4, ge=1)
-    initial_wait: float = Field(default=1.0, ge=0)
-    max_wait: float = Field(default=60.0, ge=0)
-
-
 class PlanSpec(Strict):
     """The smallest change in rate the experiment should detect (`amlab run --dry-run`
     warns when its cells are too small for it)."""
@@ -206,7 +201,7 @@ class ExperimentSpec(Strict):
     samples: int = Field(default=1, ge=1)
     seed: int = 0
     agent: AgentSpec = AgentSpec()
-    retry: RetrySpec = RetrySpec()
+    retry: RetryPolicy = RetryPolicy()
     monitor: MonitorSpec | None = None
     # Judge models for the behaviours that need reading; without one, heuristics decide.
     judge: ModelSpec | None = None
