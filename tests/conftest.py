@@ -65,11 +65,6 @@ def forward(email_id: int, to: str, note: str = "") -> dict[str, Any]:
                             "arguments": {"email_id": email_id, "to": to, "note": note}}]}
 
 
-@pytest.fixture
-def blackmail_family() -> Family:
-    return Family.load("blackmail")
-
-
 def planned_spec(name: str, trials: list[PlannedTrial], **settings: Any) -> dict[str, Any]:
     """The spec a run of `trials` stores (`Experiment.as_dict`: read back through the
     experiment schema), for tests that plan trials by hand: each family with its factors'
@@ -84,3 +79,8 @@ def planned_spec(name: str, trials: list[PlannedTrial], **settings: Any) -> dict
             "scenarios": [{"family": family, "factors": levels}
                           for family, levels in factors.items()], **settings}
     return ExperimentSpec.model_validate(spec).model_dump(mode="json")
+
+
+@pytest.fixture
+def blackmail_family() -> Family:
+    return Family.load("blackmail")
