@@ -1,7 +1,7 @@
 """A stored experiment is read in one place, through the experiment schema
 (`run.experiment.stored_spec`): the analysis, the usage tables and the viewer read what a
 run stored with today's defaults for settings added since, and a stored spec the schema
-rejects stops every reader with the same sentence."""
+rejects stops every reader, the viewer included, with the same sentence."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from amlab.analysis.provenance import provenance
 from amlab.analysis.usage import model_usage
@@ -22,6 +23,7 @@ from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.run.experiment import stored_spec
 from amlab.store import Store
+from amlab.web.app import create_app
 from amlab.web.data import load_experiment
 from conftest import FIXTURES, subprocess_env
 
@@ -81,6 +83,11 @@ def test_a_stored_spec_the_schema_rejects_is_one_sentence_naming_the_database_an
     with pytest.raises(AmlabError, match=r"r\.db: the stored experiment 'e' does not read as "
                                          r"an experiment file: agent\.max_turns: "):
         load_experiment(Store(db, read_only=True), "e")
+    # The viewer answers with the same sentence, not a server error without one.
+    viewer = TestClient(create_app(db), base_url="http://127.0.0.1")
+    page = viewer.get("/experiments/e")
+    assert page.status_code == 500
+    assert "does not read as an experiment file: agent.max_turns" in page.text
     result = subprocess.run([sys.executable, "-m", "amlab", "results", str(db)],
                             capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode != 0
