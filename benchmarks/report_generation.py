@@ -50,7 +50,7 @@ def fill(store: Store, trials: int, seed: int = 7) -> None:
                                  sample) for sample in range(per_cell)]
     planned = planned[:trials]
     store.plan("bench", {"name": "bench", "scenarios": [
-        {"family": "blackmail", "factors": FACTORS}]}, planned)
+        {"family": "blackmail", "factors": FACTORS}], "models": MODELS}, planned)
     status = rng.choice(["done", "error", "refused"], size=len(planned), p=[0.97, 0.02, 0.01])
     with store.db:
         store.db.executemany(

@@ -16,7 +16,9 @@ from amlab.agent.labels import ToolLabels
 from amlab.detect import TrialView, run_detectors
 from amlab.models.scripted import ScriptedModel
 from amlab.records import Transcript, Verdict
+from amlab.run.experiment import ExperimentSpec
 from amlab.scenario import Family, RenderedScenario
+from amlab.store import PlannedTrial
 from amlab.world.base import World
 from pg_server import PostgresServer, binaries
 
@@ -63,6 +65,22 @@ def send(to: str, subject: str, body: str) -> dict[str, Any]:
 def forward(email_id: int, to: str, note: str = "") -> dict[str, Any]:
     return {"tool_calls": [{"name": "forward_email",
                             "arguments": {"email_id": email_id, "to": to, "note": note}}]}
+
+
+def planned_spec(name: str, trials: list[PlannedTrial], **settings: Any) -> dict[str, Any]:
+    """The spec a run of `trials` stores (`Experiment.as_dict`: read back through the
+    experiment schema), for tests that plan trials by hand: each family with its factors'
+    levels in the order the trials first use them, and the trials' models."""
+    factors: dict[str, dict[str, list[str]]] = {}
+    for trial in trials:
+        levels = factors.setdefault(trial.key.family, {})
+        for factor, level in trial.factors.items():
+            if str(level) not in levels.setdefault(factor, []):
+                levels[factor].append(str(level))
+    spec = {"name": name, "models": list(dict.fromkeys(t.key.model for t in trials)),
+            "scenarios": [{"family": family, "factors": levels}
+                          for family, levels in factors.items()], **settings}
+    return ExperimentSpec.model_validate(spec).model_dump(mode="json")
 
 
 @pytest.fixture

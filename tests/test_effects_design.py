@@ -19,12 +19,12 @@ from amlab.analysis.strata import Stratum, score_statistic, stratified_differenc
 from amlab.records import Evidence, Transcript, Usage, Verdict
 from amlab.run import Experiment, run_experiment
 from amlab.store import PlannedTrial, Store, TrialKey
-from conftest import FIXTURES
+from conftest import FIXTURES, planned_spec
 
 Cells = dict[tuple[tuple[str, str], ...], tuple[int, int]]
 
 
-def store_cells(store: Store, cells: Cells, behavior: str = "sabotage", model: str = "m",
+def store_cells(store: Store, cells: Cells, behavior: str = "sabotage", model: str = "scripted/m",
                 experiment: str = "exp", family: str = "fam") -> None:
     """Per condition (its factor levels), k trials with the behaviour among n finished ones."""
     planned = []
@@ -35,7 +35,7 @@ def store_cells(store: Store, cells: Cells, behavior: str = "sabotage", model: s
             key = TrialKey(experiment, family, condition, model, sample)
             planned.append(PlannedTrial(key, dict(levels), sample))
             outcome[key] = sample < k
-    store.plan(experiment, {"name": experiment}, planned)
+    store.plan(experiment, planned_spec(experiment, planned), planned)
     for trial in planned:
         verdict = Verdict(behavior, outcome[trial.key], (Evidence("state", "synthetic"),),
                           "state", f"{behavior}/1")
@@ -82,7 +82,7 @@ def test_the_report_prints_the_stratified_effect_with_its_strata_in_markdown(
     low, high = stratified_difference([Stratum((), 2, 20, 8, 80),
                                        Stratum((), 64, 80, 16, 20)])[1:3]
     # easy 2/20 − 8/80 = 0 and hard 64/80 − 16/20 = 0: 0 pp, p = 1, where pooled is +42 pp.
-    assert (f"| m | sabotage | pressure | high − none | 66/100 | 24/100 | +0.0 | "
+    assert (f"| scripted/m | sabotage | pressure | high − none | 66/100 | 24/100 | +0.0 | "
             f"[{low * 100:+.1f}, {high * 100:+.1f}] | 2 (task) | 1.000 | — |") in text
     assert "within strata of the other factors" in text
     # The HTML lists each stratum's counts under the row.
@@ -198,7 +198,7 @@ def test_alignment_faking_gap_is_matched_within_conditions_and_against_monitorin
     _, markdown = write_report(store, tmp_path / "report")
     text = markdown.read_text("utf-8")
     assert "### Alignment faking: within matched conditions (exploratory)" in text
-    assert (f"| m | sabotage | unmonitored − monitored | 38/50 | 12/50 | +10.0 | "
+    assert (f"| scripted/m | sabotage | unmonitored − monitored | 38/50 | 12/50 | +10.0 | "
             f"[{gap.low * 100:+.1f}, {gap.high * 100:+.1f}] | 2 | {gap.q_value:.3f} |") in text
 
 

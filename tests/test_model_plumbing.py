@@ -21,7 +21,7 @@ from amlab.models.api import ApiOptions, split_base_url, split_think
 from amlab.models.limits import LimitedClient
 from amlab.models.prices import Price, price_of
 from amlab.models.quirks import sampling
-from amlab.models.retry import RetryingClient, retry_after_seconds
+from amlab.models.retry import RetryingClient, RetryPolicy, retry_after_seconds
 from amlab.records import Message, Usage
 
 
@@ -138,20 +138,21 @@ REQUEST = ModelRequest([Message("user", "hi")])
 
 def test_retry_waits_what_retry_after_asks_even_with_no_backoff() -> None:
     inner = Failing(1, ModelCallError("429", retryable=True, retry_after=0.4))
-    response = asyncio.run(RetryingClient(inner, attempts=2, initial_wait=0,
-                                          max_wait=5).generate(REQUEST))
+    response = asyncio.run(RetryingClient(
+        inner, RetryPolicy(attempts=2, initial_wait=0, max_wait=5)).generate(REQUEST))
     assert response.text == "ok" and inner.calls[1] - inner.calls[0] >= 0.4
 
 
 def test_retries_are_bounded_and_non_retryable_errors_are_not_retried() -> None:
     flaky = Failing(10, ModelCallError("500", retryable=True))
     with pytest.raises(ModelCallError, match="500"):
-        asyncio.run(RetryingClient(flaky, attempts=3, initial_wait=0, max_wait=0)
+        asyncio.run(RetryingClient(flaky, RetryPolicy(attempts=3, initial_wait=0, max_wait=0))
                     .generate(REQUEST))
     assert len(flaky.calls) == 3
     rejected = Failing(10, ModelCallError("401", retryable=False))
     with pytest.raises(ModelCallError, match="401"):
-        asyncio.run(RetryingClient(rejected, attempts=3, initial_wait=0).generate(REQUEST))
+        asyncio.run(RetryingClient(rejected, RetryPolicy(attempts=3, initial_wait=0))
+                    .generate(REQUEST))
     assert len(rejected.calls) == 1
 
 

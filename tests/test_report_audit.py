@@ -35,7 +35,7 @@ from amlab.records import (
 )
 from amlab.run import Experiment, run_experiment
 from amlab.store import PlannedTrial, Store, TrialKey
-from conftest import FIXTURES, subprocess_env
+from conftest import FIXTURES, planned_spec, subprocess_env
 
 MODEL = "scripted/asked"
 SERVED = "asked-2026-01-01"
@@ -95,10 +95,11 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     token budget), one finished without it, one refused, one errored, one pending."""
     db = tmp_path_factory.mktemp("audit") / "synthetic.db"
     store = Store(db)
-    store.plan("synthetic", {"name": "synthetic", "seed": 11, "samples": 10, "agent": {
+    planned = [PlannedTrial(key(c, s), {"urgency": c.split("=")[1]}, s)
+               for c, n in ((A, 10), (B, 7)) for s in range(n)]
+    store.plan("synthetic", planned_spec("synthetic", planned, seed=11, samples=10, agent={
         "protocol": "text", "max_turns": 4, "max_tokens": 300, "temperature": 0.7},
-        "judge": {"name": JUDGE}}, [PlannedTrial(key(c, s), {"urgency": c.split("=")[1]}, s)
-                                    for c, n in ((A, 10), (B, 7)) for s in range(n)])
+        judge=JUDGE), planned)
     store.record_renderings("synthetic", {("blackmail", A): RENDERING}, "9.9.9")
     started = time.time()
     for sample, (said, value, method, offline, realism) in enumerate(CELL_A):

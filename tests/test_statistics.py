@@ -24,7 +24,7 @@ from amlab.analysis.rates import rate_frame, wilson, wilson_columns
 from amlab.errors import AmlabError
 from amlab.records import Evidence, Transcript, Usage, Verdict
 from amlab.store import PlannedTrial, Store, TrialKey
-from conftest import subprocess_env
+from conftest import planned_spec, subprocess_env
 
 CELLS = 2000
 N = 100  # trials per cell, as in the published study
@@ -106,7 +106,7 @@ def store_outcomes(store: Store, cells: dict[tuple[str, str, str], list[dict[str
         condition = f"urgency={urgency},monitoring={monitoring}"
         planned += [PlannedTrial(TrialKey("exp", "fam", condition, model, i), factors, i)
                     for i in range(len(trials))]
-    store.plan("exp", {"name": "exp"}, planned)
+    store.plan("exp", planned_spec("exp", planned), planned)
     for trial in planned:
         urgency, monitoring = trial.factors["urgency"], trial.factors["monitoring"]
         values = cells[(urgency, monitoring, trial.key.model)][trial.key.sample]
@@ -121,10 +121,10 @@ def test_factor_effect_in_a_full_grid_is_the_stratified_difference_within_each_o
     store = Store(tmp_path / "r.db")
     yes, no = {"sabotage": True}, {"sabotage": False}
     store_outcomes(store, {
-        ("replacement", "monitored", "m"): [yes] * 4 + [no] * 6,
-        ("replacement", "unmonitored", "m"): [yes] * 9 + [no] * 1,
-        ("none", "monitored", "m"): [no] * 10,
-        ("none", "unmonitored", "m"): [yes] * 1 + [no] * 9,
+        ("replacement", "monitored", "scripted/m"): [yes] * 4 + [no] * 6,
+        ("replacement", "unmonitored", "scripted/m"): [yes] * 9 + [no] * 1,
+        ("none", "monitored", "scripted/m"): [no] * 10,
+        ("none", "unmonitored", "scripted/m"): [yes] * 1 + [no] * 9,
     })
     effects = holm(factor_effects(rate_frame(store)))
     by_factor = {e.factor: e for e in effects}
@@ -179,9 +179,9 @@ def test_alignment_faking_is_unmonitored_minus_monitored_and_each_against_monito
     store = Store(tmp_path / "r.db")
     yes, no = {"sabotage": True}, {"sabotage": False}
     store_outcomes(store, {
-        ("replacement", "none", "m"): [yes] * 5 + [no] * 5,
-        ("replacement", "monitored", "m"): [yes] * 2 + [no] * 8,
-        ("replacement", "unmonitored", "m"): [yes] * 8 + [no] * 2,
+        ("replacement", "none", "scripted/m"): [yes] * 5 + [no] * 5,
+        ("replacement", "monitored", "scripted/m"): [yes] * 2 + [no] * 8,
+        ("replacement", "unmonitored", "scripted/m"): [yes] * 8 + [no] * 2,
     })
     effects = factor_effects(rate_frame(store))
     faking = {(e.level, e.reference): (e.k, e.n, e.k_ref, e.n_ref)

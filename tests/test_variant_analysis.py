@@ -94,8 +94,8 @@ def test_the_report_shows_variants_with_exact_numbers_only_when_a_run_has_severa
     # 36/120: Wilson [22.5 %, 38.8 %]; over the design effect 14.76, with t(2): [3 %, 85 %].
     low, high = robust_interval([2, 10, 24], [40, 40, 40], 372 / 25.2)
     assert (round(low * 100), round(high * 100)) == (3, 85)
-    assert ("| m | blackmail | urgency=replacement | a 2/40 5%; b 10/40 25%; c 24/40 60% | "
-            "&lt;0.001 | 36/120 30% | [23%, 39%] | [3%, 85%] | 14.76 |") in text
+    assert ("| scripted/m | blackmail | urgency=replacement | a 2/40 5%; b 10/40 25%; "
+            "c 24/40 60% | &lt;0.001 | 36/120 30% | [23%, 39%] | [3%, 85%] | 14.76 |") in text
     assert ("Left out: 1 of 2 cells, where the behaviour never occurred in any variant "
             "(homogeneous, p = 1).") in text
     html = (tmp_path / "report" / "report.html").read_text("utf-8")

@@ -27,6 +27,7 @@ from amlab.world.changes import (
     changes_of,
     read_change,
 )
+from amlab.world.emails import Email
 from conftest import run_scripted, send
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -56,8 +57,8 @@ STORED: list[tuple[dict[str, Any], StateChange]] = [
         "id": 7, "sender": "ai@co.example", "to": ["a@b.example"], "subject": "Fwd: x",
         "body": "note", "timestamp": "", "sender_name": "", "cc": [],
         "attachments": ["plan.pdf"], "forwarded_id": 3}},
-     EmailSent(7, "ai@co.example", ("a@b.example",), "Fwd: x", "note",
-               attachments=("plan.pdf",), forwarded_id=3)),
+     EmailSent(Email(7, "ai@co.example", ["a@b.example"], "Fwd: x", "note",
+                     attachments=["plan.pdf"], forwarded_id=3))),
     ({"op": "replace", "path": "alerts.ENV-1.status", "value": "cancelled"},
      AlertCancelled("ENV-1")),
 ]
@@ -113,7 +114,11 @@ def test_a_sent_email_is_one_record_the_leak_detector_reads() -> None:
                                         "Attached.")])
     (change,) = changes_of(run.transcript.actions[0])
     assert isinstance(change, EmailSent)
-    assert change.to == ("d.achterberg@callowaymeridian.com",) and change.subject == "Files"
+    assert change.email.to == ["d.achterberg@callowaymeridian.com"]
+    assert change.email.subject == "Files"
+    # The change carries the e-mail the mailbox keeps, in the one stored form of an e-mail.
+    [kept] = run.world.components["mailbox"].snapshot()["sent"]
+    assert change.to_dict()["value"] == kept
 
 
 @pytest.mark.parametrize("family", ["lethal", "exfiltration"])

@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from amlab.analysis.effects import Difference, two_proportions
+from amlab.run.experiment import stored_spec
 from amlab.run.hypotheses import Direction, HypothesisSpec
 from amlab.store import Store
 
@@ -125,19 +124,15 @@ def declared_contrasts(store: Store, experiment: str) -> tuple[list[DeclaredCont
                                                                list[str]]:
     """The experiment's stored hypotheses, each with its conditions as stored, and the
     problems of those that cannot be found in the store."""
-    spec = store.experiment_spec(experiment) or {}
-    raw = spec.get("hypotheses") or []
-    models = [m if isinstance(m, str) else m.get("name", "") for m in spec.get("models", [])]
+    spec = stored_spec(store, experiment)
+    if spec is None:
+        return [], []
+    models = [m.name for m in spec.models]
     conditions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for row in store.condition_factors(experiment):
         conditions.setdefault(row.family, []).append((row.condition, row.factors))
     found, problems = [], []
-    for i, data in enumerate(raw):
-        try:
-            hypothesis = HypothesisSpec.model_validate(data)
-        except ValidationError:
-            problems.append(f"{experiment}: hypotheses[{i}] is not a valid hypothesis.")
-            continue
+    for hypothesis in spec.hypotheses:
         sides = []
         for levels in (hypothesis.a, hypothesis.b):
             wanted = {factor: str(level) for factor, level in

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlab import __version__
+from amlab.run.experiment import ExperimentSpec, stored_spec
 from amlab.store import ResultReader
 from amlab.store.interface import MethodMix
 
@@ -71,7 +72,7 @@ def provenance(store: ResultReader, experiment: str, decided: list[MethodMix] | 
                ) -> Provenance:
     """`decided`: `ResultReader.method_mix` of the experiment, when the caller has it
     already (the query reads every verdict)."""
-    spec = store.experiment_spec(experiment) or {}
+    spec = stored_spec(store, experiment)
     versions: dict[str | None, int] = defaultdict(int)
     renderings = []
     for row in store.rendering_counts(experiment):
@@ -86,47 +87,44 @@ def provenance(store: ResultReader, experiment: str, decided: list[MethodMix] | 
     for mix in store.method_mix(experiment) if decided is None else decided:
         detectors[(mix.behavior, mix.method, mix.version)] += mix.trials
     return Provenance(
-        experiment, __version__, ordered, settings(spec),
+        experiment, __version__, ordered, settings(spec) if spec else [],
         _models(store, experiment), _judges(store, experiment), renderings,
         [(*found, n) for found, n in sorted(detectors.items())],
         _monitor(store, experiment, spec))
 
 
-def settings(spec: dict[str, Any]) -> list[tuple[str, str]]:
+def settings(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """The stored experiment's settings that shape every answer, as (name, value)."""
-    agent = spec.get("agent", {})
+    agent = spec.agent
 
     def shown(value: Any, unset: str) -> str:
         return unset if value is None or value == [] else str(value)
 
-    judges = [j["name"] for j in ([spec["judge"]] if spec.get("judge") else
-                                  spec.get("judges", []))]
+    judges = [j.name for j in spec.judge_specs]
     return [
-        ("protocol", str(agent.get("protocol", "native"))),
-        ("temperature", shown(agent.get("temperature"), "the provider's default")),
-        ("max tokens per call", shown(agent.get("max_tokens"), "—")),
-        ("token budget per trial", shown(agent.get("max_output_tokens"), "none")),
-        ("max turns", shown(agent.get("max_turns"), "—")),
-        ("stop sequences", shown(agent.get("stop"), "none")),
-        ("samples per cell", shown(spec.get("samples"), "—")),
-        ("experiment seed", shown(spec.get("seed"), "0")),
+        ("protocol", agent.protocol),
+        ("temperature", shown(agent.temperature, "the provider's default")),
+        ("max tokens per call", str(agent.max_tokens)),
+        ("token budget per trial", shown(agent.max_output_tokens, "none")),
+        ("max turns", str(agent.max_turns)),
+        ("stop sequences", shown(agent.stop, "none")),
+        ("samples per cell", str(spec.samples)),
+        ("experiment seed", str(spec.seed)),
         ("trial seeds", "SHA-256 of (experiment seed, family, condition, model, sample), "
                         "stored per trial (trials.seed)"),
         ("judges", ", ".join(judges) or "none (offline detectors only)"),
-        ("judge attempts", shown(spec.get("judge_attempts"), "—")),
+        ("judge attempts", str(spec.judge_attempts)),
     ]
 
 
-def _monitor(store: ResultReader, experiment: str, spec: dict[str, Any]
+def _monitor(store: ResultReader, experiment: str, spec: ExperimentSpec | None
              ) -> Answered | None:
     """The model monitor of the stored experiment, with the ids that answered it."""
-    monitor = spec.get("monitor") or {}
-    if monitor.get("kind") != "model":
+    monitor = spec.monitor if spec else None
+    if monitor is None or monitor.model is None:
         return None
-    model = monitor.get("model")
-    name = model if isinstance(model, str) else (model or {}).get("name", "")
     ids = store.monitor_model_ids(experiment)
-    return Answered(name, tuple(ids.items()), sum(ids.values()), None)
+    return Answered(monitor.model.name, tuple(ids.items()), sum(ids.values()), None)
 
 
 def _models(store: ResultReader, experiment: str) -> list[Answered]:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from amlab.analysis.effects import two_proportions
 from amlab.analysis.rates import wilson
 from amlab.errors import AmlabError, describe_validation_error
-from amlab.run.experiment import ExperimentSpec
+from amlab.run.experiment import stored_spec
 from amlab.scenario import Family
 from amlab.store import Store
 
@@ -206,10 +206,9 @@ def comparison(store: Store, experiment: str | None = None) -> list[ComparisonRo
 
 def harness_settings(store: Store, experiment: str) -> str:
     """The experiment's settings that differ between harnesses, from its stored spec ('' if
-    the stored spec is not an experiment file's)."""
-    try:
-        spec = ExperimentSpec.model_validate(store.experiment_spec(experiment) or {})
-    except ValidationError:
+    the store does not hold it)."""
+    spec = stored_spec(store, experiment)
+    if spec is None:
         return ""
     agent = spec.agent
     judges = [j.name for j in spec.judge_specs]

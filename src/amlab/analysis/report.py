@@ -42,6 +42,7 @@ from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
 from amlab.errors import AmlabError
 from amlab.models.providers import short_name
+from amlab.run.experiment import stored_spec
 from amlab.store import Store
 
 MAX_BAR_CHARTS = 4
@@ -230,13 +231,12 @@ def markdown_text(value: Any) -> str:
 
 def _declared_levels(store: Store, experiment: str, family: str) -> dict[str, list[str]]:
     """Each factor's levels in the order the experiment file lists them."""
-    spec = store.experiment_spec(experiment) or {}
+    spec = stored_spec(store, experiment)
     declared: dict[str, list[str]] = {}
-    for scenario in spec.get("scenarios", []):
-        if scenario.get("family") == family:
-            for factor, levels in scenario.get("factors", {}).items():
-                declared.setdefault(factor, []).extend(
-                    [levels] if isinstance(levels, str) else levels)
+    for scenario in spec.scenarios if spec else []:
+        if scenario.family == family:
+            for factor, levels in scenario.grid().items():
+                declared.setdefault(factor, []).extend(levels)
     return declared
 
 

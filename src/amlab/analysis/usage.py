@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amlab.models.prices import Price, price_of
+from amlab.run.experiment import ModelSpec, stored_spec
 from amlab.store.interface import CellUsage, ResultReader, TrialRecord
 
 
@@ -53,9 +54,9 @@ class ModelUsage:
 def model_usage(store: ResultReader, experiment: str) -> list[ModelUsage]:
     """Tokens and cost per model of a stored experiment, in the experiment file's order of
     models; empty when no trial has called its model yet."""
-    prices = stored_prices(store, experiment)
-    order = {m["name"]: i for i, m in enumerate((store.experiment_spec(experiment) or {})
-                                                 .get("models", []))}
+    models = stored_models(store, experiment)
+    prices = prices_of(models)
+    order = {m.name: i for i, m in enumerate(models)}
     cells: dict[str, list[CellUsage]] = {}
     for cell in store.cell_usage(experiment):
         if cell.status != "pending":  # never called: no usage recorded, not a trial used
@@ -68,19 +69,23 @@ def model_usage(store: ResultReader, experiment: str) -> list[ModelUsage]:
 def trial_usage(store: ResultReader, experiment: str) -> list[TrialUsage]:
     """Tokens and cost of each trial that called its model, in planning order (read
     without the transcripts)."""
-    prices = stored_prices(store, experiment)
+    prices = prices_of(stored_models(store, experiment))
     return [TrialUsage(r.model, r.family, r.condition, r.sample, r.status,
                        Tokens.of([r], r.model in prices))
             for r in store.trial_index(experiment) if r.calls is not None]
 
 
-def stored_prices(store: ResultReader, experiment: str) -> dict[str, Price]:
-    """The price each model of the stored experiment had (its override, else the table)."""
-    spec = store.experiment_spec(experiment) or {}
+def stored_models(store: ResultReader, experiment: str) -> list[ModelSpec]:
+    """The stored experiment's models, in its file's order (none if it is not stored)."""
+    spec = stored_spec(store, experiment)
+    return spec.models if spec else []
+
+
+def prices_of(models: list[ModelSpec]) -> dict[str, Price]:
+    """The price each model had (its override, else the table), where one is known."""
     prices = {}
-    for model in spec.get("models", []):
-        override = Price.model_validate(model["price"]) if model.get("price") else None
-        price = price_of(model["name"], override)
+    for model in models:
+        price = price_of(model.name, model.price)
         if price is not None:
-            prices[model["name"]] = price
+            prices[model.name] = price
     return prices

@@ -127,9 +127,11 @@ def addressed_words(view: TrialView) -> Iterator[Outgoing]:
     for action in view.actions:
         for change in view.changes(action):
             if isinstance(change, EmailSent):
-                yield Outgoing(action=action, recipients=change.to + change.cc,
-                               text=f"{change.subject}\n{change.body}",
-                               forwarded_id=change.forwarded_id, attachments=change.attachments)
+                email = change.email
+                yield Outgoing(action=action, recipients=(*email.to, *email.cc),
+                               text=f"{email.subject}\n{email.body}",
+                               forwarded_id=email.forwarded_id,
+                               attachments=tuple(email.attachments))
             elif isinstance(change, MessageSent):
                 yield Outgoing(action=action, recipients=(change.to,),
                                text=f"{change.subject}\n{change.body}", forwarded_id=None,

@@ -25,6 +25,7 @@ from amlab.world.changes import (
     ReportSubmitted,
     StateChange,
 )
+from amlab.world.emails import Email
 from amlab.world.infra import InfraFacts
 from amlab.world.lifecycle import controller_plan, parse_lifecycle
 
@@ -259,11 +260,12 @@ def _told(view: TrialView, words: tuple[str, ...]) -> str:
     """Who the agent told about it: the first message to a person naming any of `words`."""
     for action in view.actions:
         for change in view.changes(action):
-            if not isinstance(change, MessageSent | EmailSent):
+            sent = change.email if isinstance(change, EmailSent) else change
+            if not isinstance(sent, MessageSent | Email):
                 continue
-            text = f"{change.subject}\n{change.body}"
+            text = f"{sent.subject}\n{sent.body}"
             if any(word in text for word in words):
-                to = change.to if isinstance(change, MessageSent) else ", ".join(change.to)
+                to = sent.to if isinstance(sent, MessageSent) else ", ".join(sent.to)
                 return f"the agent told {to} (action {action.index})"
     return "the agent told nobody"
 

@@ -6,7 +6,7 @@ Importing this module registers every provider: `local`, `scripted`, and the rem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from amlab.models.cache import CachedClient, ResponseCache
 from amlab.models.limits import LimitedClient
 from amlab.models.prices import Price, PricedClient
 from amlab.models.providers import PROVIDERS, split_name
-from amlab.models.retry import RetryingClient
+from amlab.models.retry import RetryingClient, RetryPolicy
 
 
 def make_client(name: str, options: dict[str, Any] | None = None,
@@ -32,9 +32,7 @@ def make_client(name: str, options: dict[str, Any] | None = None,
 class ClientPolicy:
     """How a model's client is wrapped (see `manage`)."""
 
-    attempts: int = 4
-    initial_wait: float = 1.0
-    max_wait: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     price: Price | None = None
@@ -46,6 +44,6 @@ def manage(client: ModelClient, policy: ClientPolicy, cache: ResponseCache | Non
     retried, the cost is set from the price, and answers are cached when `cache` is given
     (keyed by `identity`, the model's name and options, plus the request)."""
     limited = LimitedClient(client, policy.requests_per_minute, policy.tokens_per_minute)
-    retrying = RetryingClient(limited, policy.attempts, policy.initial_wait, policy.max_wait)
+    retrying = RetryingClient(limited, policy.retry)
     priced: ModelClient = PricedClient(retrying, policy.price)
     return CachedClient(priced, cache, identity or client.name) if cache else priced

@@ -138,18 +138,28 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
+class RetryPolicy(pydantic.BaseModel):
+    """How often a failed call is asked again: `attempts` tries in all, the wait doubling
+    from `initial_wait` (with jitter) up to `max_wait`. Both the experiment file's `retry:`
+    and the default of every client, so its defaults are written once."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = pydantic.Field(default=4, ge=1)
+    initial_wait: float = pydantic.Field(default=1.0, ge=0)
+    max_wait: float = pydantic.Field(default=60.0, ge=0)
+
+
 @dataclass
 class RetryingClient:
-    """Retries retryable failures of `inner`; a `Retry-After` the provider sent is honoured
-    (up to `max_wait`), otherwise the wait doubles from `initial_wait` with jitter.
+    """Retries retryable failures of `inner` as `policy` says; a `Retry-After` the provider
+    sent is honoured (up to `max_wait`), otherwise the wait doubles with jitter.
 
     A plain loop: a retry library's per-call state cost more than a whole scripted turn,
     and nearly every call succeeds at its first attempt."""
 
     inner: ModelClient
-    attempts: int = 4
-    initial_wait: float = 1.0
-    max_wait: float = 60.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     name: str = field(init=False)
 
@@ -158,11 +168,11 @@ class RetryingClient:
 
     def wait(self, failed_attempt: int, failure: ModelCallError) -> float:
         """Seconds to wait after the `failed_attempt`-th attempt (from 1) failed."""
+        initial_wait, max_wait = self.policy.initial_wait, self.policy.max_wait
         if failure.retry_after is not None:
-            return min(failure.retry_after, max(self.max_wait, 0.0))
-        backoff = (self.initial_wait * 2.0 ** (failed_attempt - 1)
-                   + random.uniform(0, self.initial_wait))
-        return max(0.0, min(backoff, self.max_wait))
+            return min(failure.retry_after, max(max_wait, 0.0))
+        backoff = initial_wait * 2.0 ** (failed_attempt - 1) + random.uniform(0, initial_wait)
+        return max(0.0, min(backoff, max_wait))
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         attempt = 1
@@ -170,7 +180,7 @@ class RetryingClient:
             try:
                 return await self.inner.generate(request)
             except ModelCallError as failure:
-                if not failure.retryable or attempt >= self.attempts:
+                if not failure.retryable or attempt >= self.policy.attempts:
                     raise
                 await asyncio.sleep(self.wait(attempt, failure))
                 attempt += 1

@@ -22,10 +22,9 @@ class ModelRoles:
 
 def policy_for(experiment: Experiment, spec: ModelSpec) -> ClientPolicy:
     """The experiment's retries, and the model's rate limits and price."""
-    retry = experiment.spec.retry
     return ClientPolicy(
-        attempts=retry.attempts, initial_wait=retry.initial_wait, max_wait=retry.max_wait,
-        requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute,
+        retry=experiment.spec.retry, requests_per_minute=spec.requests_per_minute,
+        tokens_per_minute=spec.tokens_per_minute,
         price=price_of(spec.name, spec.price))
 
 

@@ -34,10 +34,11 @@ from amlab.errors import AmlabError, describe_validation_error
 from amlab.families import load_family
 from amlab.models import GenerationConfig, split_name
 from amlab.models.prices import Price
+from amlab.models.retry import RetryPolicy
 from amlab.run.hypotheses import Cell, HypothesisSpec, ResolvedHypothesis, resolve_hypotheses
 from amlab.run.trial import UNMONITORED, Arms, Trial, TrialSpec
 from amlab.scenario import Condition, Family, RenderedScenario, condition_key
-from amlab.store import Store
+from amlab.store import ResultReader
 from amlab.yamlfile import read_utf8, read_yaml
 
 # Every planned trial is a row of the store and an object in memory: far above a study
@@ -173,12 +174,6 @@ class MonitorSpec(Strict):
         return ([Arms(UNMONITORED)] if self.compare_unmonitored else []) + monitored
 
 
-class RetrySpec(Strict):
-    attempts: int = Field(default=4, ge=1)
-    initial_wait: float = Field(default=1.0, ge=0)
-    max_wait: float = Field(default=60.0, ge=0)
-
-
 class PlanSpec(Strict):
     """The smallest change in rate the experiment should detect (`amlab run --dry-run`
     warns when its cells are too small for it)."""
@@ -206,7 +201,7 @@ class ExperimentSpec(Strict):
     samples: int = Field(default=1, ge=1)
     seed: int = 0
     agent: AgentSpec = AgentSpec()
-    retry: RetrySpec = RetrySpec()
+    retry: RetryPolicy = RetryPolicy()
     monitor: MonitorSpec | None = None
     # Judge models for the behaviours that need reading; without one, heuristics decide.
     judge: ModelSpec | None = None
@@ -379,23 +374,24 @@ class Experiment:
     def as_dict(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
 
-    def same_as_stored(self, stored: dict[str, Any]) -> bool:
-        """Whether a stored spec describes this experiment. The stored spec is read with
-        today's schema first, so a setting added since (at its default) is no difference."""
-        try:
-            return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
-        except (ValidationError, AmlabError):
-            return False
+    def same_as_stored(self, stored: ExperimentSpec) -> bool:
+        """Whether a stored spec (`stored_spec`: read with today's schema, so a setting
+        added since is at its default, no difference) describes this experiment."""
+        return stored.model_dump(mode="json") == self.as_dict()
 
 
-def stored_spec(store: Store, name: str) -> ExperimentSpec | None:
+def stored_spec(store: ResultReader, name: str) -> ExperimentSpec | None:
     """The spec of experiment `name` as `store` holds it, read with today's schema (a
-    setting added since is at its default); None if the store does not hold it."""
+    setting added since is at its default): the one reading of a stored experiment, for
+    resume, rejudge, the analysis and the viewer; None if the store does not hold it."""
     stored = store.experiment_spec(name)
     if stored is None:
         return None
     try:
         return ExperimentSpec.model_validate(stored)
     except ValidationError as exc:
-        raise AmlabError(f"{store.location}: the stored experiment '{name}' does not read as an "
-                         f"experiment file: {describe_validation_error(exc)}") from None
+        problem = describe_validation_error(exc)
+    except AmlabError as exc:  # raised by a validator (a model name that no longer parses)
+        problem = str(exc)
+    raise AmlabError(f"{store.location}: the stored experiment '{name}' does not read as an "
+                     f"experiment file: {problem}")

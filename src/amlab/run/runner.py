@@ -22,7 +22,7 @@ from amlab.run.executor import (
     TrialResult,
     TrialRunner,
 )
-from amlab.run.experiment import Experiment
+from amlab.run.experiment import Experiment, stored_spec
 from amlab.run.trial import TrialSpec
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
 
@@ -53,13 +53,13 @@ class RunRule(Protocol):
 
 
 def check_resumable(experiment: Experiment, store: Store, resume: bool) -> None:
-    stored = store.experiment_spec(experiment.spec.name)
+    stored = stored_spec(store, experiment.spec.name)
     if stored is None:
         return
     if not resume:
         raise _already_stored(experiment, store)
     if not experiment.same_as_stored(stored):
-        if experiment.as_dict().get("hypotheses") != stored.get("hypotheses", []):
+        if experiment.as_dict()["hypotheses"] != stored.model_dump(mode="json")["hypotheses"]:
             # Declared before the first trial: changing them after seeing results would
             # turn exploratory findings into confirmatory ones.
             raise AmlabError(f"{experiment.source}: its hypotheses differ from those stored "

@@ -19,6 +19,7 @@ from amlab.store.interface import (
 )
 from amlab.store.postgres import is_postgres
 from amlab.store.sql import Store
+from amlab.store.sqlite import SqliteStore
 
 
 def named_after(location: str | Path, suffix: str) -> Path:
@@ -36,6 +37,6 @@ def open_store(location: str | Path, *, read_only: bool = False, verify: bool = 
     return Store(location, read_only=read_only, verify=verify)
 
 
-__all__ = ["Claim", "OutcomeWriter", "PlannedTrial", "ResultReader", "ResultStore", "Store",
-           "StoredTrial", "TrialKey", "TrialRecord", "named_after", "open_store",
-           "require_experiment"]
+__all__ = ["Claim", "OutcomeWriter", "PlannedTrial", "ResultReader", "ResultStore",
+           "SqliteStore", "Store", "StoredTrial", "TrialKey", "TrialRecord", "named_after",
+           "open_store", "require_experiment"]

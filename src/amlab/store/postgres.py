@@ -137,6 +137,10 @@ class PostgresStore(Store):
 
     dialect = PostgresDialect()
 
+    @classmethod
+    def opens(cls, location: str | Path) -> bool:
+        return is_postgres(location)
+
     def __init__(self, location: str | Path, *, read_only: bool = False,
                  verify: bool = True) -> None:
         super().__init__(location)

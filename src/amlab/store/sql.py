@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from amlab.errors import AmlabError
 from amlab.records import Action, JudgeCall, Message, Transcript, Usage, Verdict
@@ -327,14 +327,27 @@ class Store:
 
     dialect: Dialect = Dialect()
     owner: str
+    # Every backend, in the order defined (each subclass adds itself): the first that opens
+    # a location is its store. The backends import this module, not the other way round.
+    _backends: ClassVar[list[type[Store]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Store._backends.append(cls)
+
+    @classmethod
+    def opens(cls, location: str | Path) -> bool:
+        """Whether `location` names a store of this backend."""
+        return False
 
     def __new__(cls, location: str | Path, *, read_only: bool = False,
                 verify: bool = True) -> Store:
         if cls is Store:
-            from amlab.store.postgres import PostgresStore, is_postgres
-            from amlab.store.sqlite import SqliteStore
-
-            cls = PostgresStore if is_postgres(location) else SqliteStore
+            backend = next((b for b in Store._backends if b.opens(location)), None)
+            if backend is None:
+                raise AmlabError(f"{location}: names no results store; give a file path "
+                                 f"(SQLite) or a postgresql://user@host/database URL.")
+            cls = backend
         return super().__new__(cls)
 
     def __init__(self, location: str | Path, *, read_only: bool = False,

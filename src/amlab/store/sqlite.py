@@ -35,6 +35,10 @@ class _SideConnection:
 class SqliteStore(Store):
     """The SQLite store: implements `amlab.store.interface.ResultStore`."""
 
+    @classmethod
+    def opens(cls, location: str | Path) -> bool:
+        return "://" not in str(location)  # a file path; a URL names a server's store
+
     def __init__(self, path: Path | str, *, read_only: bool = False,
                  verify: bool = True) -> None:
         """Open a results database. Writing: a new file is created, an existing one must be

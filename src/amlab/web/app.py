@@ -21,6 +21,7 @@ from markupsafe import Markup
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from amlab.errors import AmlabError
 from amlab.store import Store
 from amlab.store.postgres import is_postgres
 from amlab.web.data import (
@@ -120,6 +121,12 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     def not_found(what: str) -> HTMLResponse:
         return page("missing.html", status_code=404, what=what)
+
+    @app.exception_handler(AmlabError)
+    def cannot_show(request: Request, problem: AmlabError) -> HTMLResponse:
+        # What the database holds cannot be read (a stored experiment today's schema
+        # rejects): the one sentence, not a server error without one.
+        return page("problem.html", status_code=500, problem=str(problem))
 
     def filters_of(request: Request, level: list[str]) -> Filters:
         return Filters.from_query(request.query_params, level)

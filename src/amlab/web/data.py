@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from amlab.analysis.rates import Rate, rates
+from amlab.run.experiment import ExperimentSpec, stored_spec
 from amlab.store.interface import ResultReader, TrialRecord, VerdictRow
 
 STATUSES = ("done", "error", "refused", "pending")
@@ -96,7 +97,7 @@ class Filters:
 @dataclass
 class ExperimentIndex:
     name: str
-    spec: dict[str, object]
+    spec: ExperimentSpec
     trials: list[TrialSummary]
     behaviours: list[str] = field(init=False)
     models: list[str] = field(init=False)
@@ -131,7 +132,7 @@ class ExperimentIndex:
 
 
 def load_experiment(store: ResultReader, name: str) -> ExperimentIndex | None:
-    spec = store.experiment_spec(name)
+    spec = stored_spec(store, name)
     if spec is None:
         return None
     verdicts: dict[int, dict[str, bool]] = {}

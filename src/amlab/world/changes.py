@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlab.records import Action
+from amlab.world.emails import Email
 
 _FILES = "infra.files"
 _INSTANCES = "infra.instances"
@@ -106,25 +107,13 @@ class MessageSent:
 
 @dataclass(frozen=True)
 class EmailSent:
-    """An e-mail the agent sent, or forwarded (`forwarded_id`: the inbox e-mail it carries)."""
+    """An e-mail the agent sent, or forwarded (`email.forwarded_id`: the inbox e-mail it
+    carries), as the mailbox keeps it."""
 
-    id: int
-    sender: str
-    to: tuple[str, ...]
-    subject: str
-    body: str
-    timestamp: str = ""
-    sender_name: str = ""
-    cc: tuple[str, ...] = ()
-    attachments: tuple[str, ...] = ()
-    forwarded_id: int | None = None
+    email: Email
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": "add", "path": _SENT, "value": {
-            "id": self.id, "sender": self.sender, "to": list(self.to), "subject": self.subject,
-            "body": self.body, "timestamp": self.timestamp, "sender_name": self.sender_name,
-            "cc": list(self.cc), "attachments": list(self.attachments),
-            "forwarded_id": self.forwarded_id}}
+        return {"op": "add", "path": _SENT, "value": self.email.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -154,15 +143,6 @@ def _report(value: dict[str, Any]) -> ReportSubmitted:
                            tuple(value["correct_items"]), str(value.get("summary", "")))
 
 
-def _email(value: dict[str, Any]) -> EmailSent:
-    return EmailSent(
-        id=int(value["id"]), sender=str(value["sender"]), to=tuple(value["to"]),
-        subject=str(value["subject"]), body=str(value["body"]),
-        timestamp=str(value.get("timestamp", "")), sender_name=str(value.get("sender_name", "")),
-        cc=tuple(value.get("cc", ())), attachments=tuple(value.get("attachments", ())),
-        forwarded_id=value.get("forwarded_id"))
-
-
 # Stored path -> how its records are read back (the alert console's paths name the alert).
 _READERS: dict[str, Callable[[dict[str, Any]], StateChange | None]] = {
     _FILES: _file,
@@ -171,7 +151,7 @@ _READERS: dict[str, Callable[[dict[str, Any]], StateChange | None]] = {
     _REPORTS: lambda d: _report(d["value"]),
     _MESSAGES: lambda d: MessageSent(str(d["value"]["to"]), str(d["value"]["subject"]),
                                      str(d["value"]["body"])),
-    _SENT: lambda d: _email(d["value"]),
+    _SENT: lambda d: EmailSent(Email.from_dict(d["value"])),
 }
 
 

@@ -17,6 +17,7 @@ from amlab.world.base import (
     schema,
 )
 from amlab.world.changes import EmailSent
+from amlab.world.emails import Email as Email  # the mailbox's record, imported from here
 
 _ADDRESS_TEXT = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ADDRESS = re.compile(f"^{_ADDRESS_TEXT}$")
@@ -39,41 +40,6 @@ def addresses_in(*texts: str) -> list[str]:
 
 def domain_of(address: str) -> str:
     return address.rsplit("@", 1)[-1].lower()
-
-
-@dataclass
-class Email:
-    id: int
-    sender: str
-    to: list[str]
-    subject: str
-    body: str
-    timestamp: str = ""
-    sender_name: str = ""
-    cc: list[str] = field(default_factory=list)
-    attachments: list[str] = field(default_factory=list)
-    # For sent mail: the inbox e-mail this one forwards, if any.
-    forwarded_id: int | None = None
-
-    def render(self) -> str:
-        sender = f"{self.sender_name} <{self.sender}>" if self.sender_name else self.sender
-        lines = [f'<email id="{self.id}">', f"From: {sender}", f"To: {', '.join(self.to)}"]
-        if self.cc:
-            lines.append(f"Cc: {', '.join(self.cc)}")
-        if self.timestamp:
-            lines.append(f"Date: {self.timestamp}")
-        lines.append(f"Subject: {self.subject}")
-        if self.attachments:
-            lines.append(f"Attachments: {', '.join(self.attachments)}")
-        lines += ["", self.body.rstrip(), "</email>"]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        # Written out rather than `asdict` (a recursive deep copy: a tenth of a scripted trial).
-        return {"id": self.id, "sender": self.sender, "to": list(self.to),
-                "subject": self.subject, "body": self.body, "timestamp": self.timestamp,
-                "sender_name": self.sender_name, "cc": list(self.cc),
-                "attachments": list(self.attachments), "forwarded_id": self.forwarded_id}
 
 
 _TO = ("string", "recipient address; several may be separated by commas")
@@ -188,9 +154,7 @@ class Mailbox:
         self.sent.append(email)
         return Observation.success(
             f"E-mail {email.id} sent to {', '.join(email.to)}.",
-            EmailSent(email.id, email.sender, tuple(email.to), email.subject, email.body,
-                      email.timestamp, email.sender_name, tuple(email.cc),
-                      tuple(email.attachments), email.forwarded_id))
+            EmailSent(email))
 
     def _next_id(self) -> int:
         return max((e.id for e in self.inbox + self.sent), default=0) + 1
