@@ -16,6 +16,7 @@
     hypotheses:                  # optional: the primary contrasts (run/hypotheses.py)
       - {behavior: blackmail, a: {urgency: replacement}, b: {urgency: none},
          direction: greater}
+    budget: {usd: 40}            # optional: start no trial that would spend more (budget.py)
 """
 
 from __future__ import annotations
@@ -198,6 +199,17 @@ class PlanSpec(Strict):
         return effect
 
 
+class BudgetSpec(Strict):
+    """The most the run may spend, agents, judges and monitor together (run/budget.py)."""
+
+    usd: float = Field(gt=0, allow_inf_nan=False)
+
+
+# Settings that say how far a run goes, not what the experiment is: a resumed run may change
+# them, so they are left out when a file is compared with its stored spec.
+RUN_CONTROL_FIELDS = ("budget",)
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -215,6 +227,7 @@ class ExperimentSpec(Strict):
     plan: PlanSpec | None = None
     # The primary contrasts, declared before the run (confirmatory in the report).
     hypotheses: list[HypothesisSpec] = Field(default_factory=list)
+    budget: BudgetSpec | None = None
 
     @field_validator("models", "judges", mode="before")
     @classmethod
@@ -380,12 +393,15 @@ class Experiment:
         return self.spec.model_dump(mode="json")
 
     def same_as_stored(self, stored: dict[str, Any]) -> bool:
-        """Whether a stored spec describes this experiment. The stored spec is read with
-        today's schema first, so a setting added since (at its default) is no difference."""
+        """Whether a stored spec describes this experiment, its run controls aside
+        (`RUN_CONTROL_FIELDS`). The stored spec is read with today's schema first, so a
+        setting added since (at its default) is no difference."""
+        exclude = set(RUN_CONTROL_FIELDS)
         try:
-            return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
+            then = ExperimentSpec.model_validate(stored).model_dump(mode="json", exclude=exclude)
         except (ValidationError, AmlabError):
             return False
+        return then == self.spec.model_dump(mode="json", exclude=exclude)
 
 
 def stored_spec(store: Store, name: str) -> ExperimentSpec | None:

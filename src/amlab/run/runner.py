@@ -14,6 +14,7 @@ from amlab.models import ModelClient
 from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
 from amlab.models.providers import capabilities_of
+from amlab.run.budget import Budget
 from amlab.run.clients import build_roles
 from amlab.run.executor import (
     Admission,
@@ -112,8 +113,12 @@ async def run_experiment(
 ) -> RunSummary:
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache; `executor` runs
-    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back."""
+    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back,
+    and the experiment's budget does unless `rules` holds a `Budget` already (the CLI's, to
+    show what it spent)."""
     check_resumable(experiment, store, resume)
+    budget = None if any(isinstance(r, Budget) for r in rules) else Budget.of(experiment, store)
+    rules = [*rules, budget] if budget else rules
     async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is

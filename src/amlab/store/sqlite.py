@@ -710,6 +710,15 @@ class Store:
             (experiment,)).fetchone()
         return row
 
+    def spent_usd(self, experiment: str) -> float:
+        trials = self.db.execute(
+            "SELECT TOTAL(cost_usd) + TOTAL(monitor_cost_usd) FROM trials WHERE experiment = ?",
+            (experiment,)).fetchone()[0]
+        judges = self.db.execute(
+            "SELECT TOTAL(c.cost_usd) FROM judge_calls c JOIN trials t ON t.id = c.trial_id "
+            "WHERE t.experiment = ?", (experiment,)).fetchone()[0] if self.has_judge_tables else 0
+        return float(trials + judges)
+
     # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
 
     def verdict_counts(self, experiment: str | None = None) -> list[VerdictCount]:
