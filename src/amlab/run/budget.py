@@ -6,12 +6,13 @@ the expected cost of the trials in flight plus this trial's stays within the bud
 trial it holds back stays pending, so `--resume` with a higher budget runs it.
 
 A trial's expected cost starts as the dry-run estimate of its shape (run/estimate.py:
-every turn used, every answer at `max_tokens`: an upper bound) and becomes, once trials of
-its model and arm (watched by a model monitor or not) have finished in this run, their mean
-measured cost. Only finished trials (done or refused) count toward the mean: a trial that
-failed early costs less than one that runs to its end, and counting it would lower the
-reservation for the trials that do. The mean is not a bound: a trial in flight that costs
-more than its model's mean can take the run past the budget by that excess, never more.
+every turn used, every answer at `max_tokens`; tool results and re-asked replies are not in
+it) and becomes, once trials of its model and arm (watched by a model monitor or not) have
+finished in this run, their mean measured cost. Only finished trials (done or refused)
+count toward the mean: a trial that failed early costs less than one that runs to its end,
+and counting it would lower the reservation for the trials that do. Neither is a bound: a
+trial in flight that costs more than was reserved for it can take the run past the budget
+by that excess, never more.
 """
 
 from __future__ import annotations
