@@ -180,26 +180,24 @@ def test_a_budget_with_an_unpriced_model_is_refused_before_the_store_is_touched(
 
 
 def test_the_plan_fills_the_budget_lane_by_lane_in_turn_and_names_the_short_cells() -> None:
-    data = spec(samples=3, budget=1.0)
+    data = spec(samples=3)
     data["models"].append({"name": SLOW, "price": PRICE})
     experiment = Experiment.from_dict(data)
-    estimates = trial_costs(experiment)
     trials = experiment.trials()
+    replacement, none = (trials[0].trial.family_key, trials[3].trial.family_key)
+    costs = {scenario[1]: cost for (_, scenario, _), cost in trial_costs(experiment).items()}
+    assert costs[replacement] and costs[none]
+    # Room for four trials of the first condition and less than a fifth of either.
+    data["budget"] = {"usd": 4 * costs[replacement] + costs[none] / 2}
+    experiment = Experiment.from_dict(data)
     plan = plan_budget(experiment, trials)
     assert plan is not None
-    # The two lanes take turns, each in the plan's order; a trial that does not fit is left.
-    spent, expected = 0.0, {}
-    for turn in range(6):
-        for lane in (trials[:6], trials[6:]):
-            trial = lane[turn]
-            cell = (trial.key.model, trial.key.family, trial.key.condition)
-            cost = estimates[(trial.key.model, (trial.trial.family, trial.trial.family_key),
-                              False)] or 0
-            fits = spent + cost <= 1.0
-            spent += cost if fits else 0
-            expected[cell] = expected.get(cell, 0) + fits
-    assert plan.covered == expected and plan.estimated_usd == pytest.approx(spent)
-    assert 0 < sum(plan.covered.values()) < 12
+    # The two lanes take turns: two trials of each model's first cell, not three and one.
+    stored = {t.key.condition for t in trials}
+    assert plan.covered == {(model, "blackmail", condition): 2 if condition.endswith(
+        "urgency=replacement") else 0 for model in (FAST, SLOW) for condition in stored}
+    assert plan.estimated_usd == pytest.approx(4 * costs[replacement])
+    assert plan_budget(Experiment.from_dict(spec()), trials) is None
 
 
 def test_the_cli_shows_the_plan_spent_and_left_and_resume_with_a_higher_budget_finishes(
