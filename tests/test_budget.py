@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from amlab.errors import AmlabError
+from amlab.records import Transcript, Usage
 from amlab.run import Experiment, TrialResult, TrialSpec, run_experiment
 from amlab.run.budget import HELD_BACK, Budget, plan_budget, with_budget
 from amlab.run.estimate import estimate, trial_costs
@@ -137,6 +138,25 @@ def test_judges_and_the_monitor_count_against_the_budget(tmp_path: Path) -> None
     assert store.spent_usd("b") == pytest.approx(2 * per_trial)
 
 
+def test_a_failed_trial_adds_its_spending_but_not_to_the_mean_a_trial_is_reserved(
+        tmp_path: Path) -> None:
+    experiment = Experiment.from_dict(spec(budget=10.0))
+    first, second = experiment.trials()[:2]
+    budget = Budget.of(experiment, Store(tmp_path / "r.db"))
+    assert budget is not None
+    estimate_usd = budget.expected_usd(second)
+    budget.observe(TrialResult(first, 0.0, error="model call failed: timeout",
+                               usage=Usage(cost_usd=0.25)))
+    assert budget.spent_usd == 0.25 and budget.expected_usd(second) == estimate_usd
+    transcript = Transcript(messages=[], actions=[], stop_reason="end_turn", turns=1,
+                            usage=Usage(cost_usd=1.0), monitor_usage=Usage(cost_usd=0.5))
+    budget.observe(TrialResult(first, 0.0, transcript))
+    assert budget.spent_usd == 1.75 and budget.expected_usd(second) == 1.5
+    # 1.75 spent + 1.5 in flight + 1.5 for it: within 10; five in flight are not.
+    assert budget.admits(second, [first])
+    assert not budget.admits(second, [first] * 5)
+
+
 def test_a_changed_budget_is_no_difference_and_the_stored_spec_round_trips(
         tmp_path: Path) -> None:
     store, _ = run(spec(samples=1, budget=3.0), tmp_path / "r.db")
@@ -169,7 +189,9 @@ def test_a_budget_with_an_unpriced_model_is_refused_before_the_store_is_touched(
     data = spec(budget=5.0, judge="openai-compatible/mystery@http://127.0.0.1:9/v1")
     store = Store(tmp_path / "r.db")
     with pytest.raises(AmlabError, match=r"budget needs the price of judge 'openai-compatible/"
-                                         r"mystery@http://127\.0\.0\.1:9/v1'.*price: \{input"):
+                                         r"mystery@http://127\.0\.0\.1:9/v1'.*per million "
+                                         r"tokens, e\.g\. \{name: openai-compatible/mystery"
+                                         r".*, price: \{input"):
         asyncio.run(run_experiment(Experiment.from_dict(data), store))
     assert store.experiments() == []
     # A scripted model is free without a price: a budget runs it to the end.

@@ -58,8 +58,8 @@ def check_priced(experiment: Experiment) -> None:
         if price_of(model.name, model.price) is None:
             raise AmlabError(f"{experiment.source}: budget needs the price of {where} "
                              f"'{model.name}', which the price table does not list; give "
-                             f"it one in the file ({where}: {{name: {model.name}, price: "
-                             f"{{input: USD, output: USD}}}}, per million tokens).")
+                             f"its entry one in US dollars per million tokens, e.g. "
+                             f"{{name: {model.name}, price: {{input: 2.0, output: 8.0}}}}.")
 
 
 def trial_cost(result: TrialResult) -> float:
