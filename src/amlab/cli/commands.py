@@ -18,6 +18,7 @@ from amlab.cli.results import print_results
 from amlab.cli.usage import print_estimate
 from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
+from amlab.run.budget import Budget, plan_budget, with_budget
 from amlab.scenario import list_families
 from amlab.store import PlannedTrial, Store
 from amlab.store.postgres import PostgresStore
@@ -37,9 +38,14 @@ def run(
                                                 "model.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the providers again "
                                            "instead of the response cache.")] = False,
+    budget_usd: Annotated[float | None, typer.Option(
+        "--budget-usd", help="Start no trial that would take the experiment's spending past "
+                             "this many US dollars (overrides the file's budget).")] = None,
 ) -> None:
     """Run an experiment file and print the rates of each behaviour."""
     experiment = Experiment.load(experiment_file)
+    if budget_usd is not None:
+        with_budget(experiment, budget_usd)
     if dry_run:
         _print_plan(experiment)
         return
@@ -52,19 +58,25 @@ def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = Fal
     store = Store(db)
     trials = experiment.trials()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task(experiment.spec.name, total=len(trials), status="")
+                  TextColumn("{task.fields[status]}"), TextColumn("{task.fields[cost]}"),
+                  TimeRemainingColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(experiment.spec.name, total=len(trials), status="", cost="")
         seen: Counter[str] = Counter()
+        budget: Budget | None = None
 
         def advance(trial: PlannedTrial, status: str) -> None:
             seen[status] += 1
             progress.update(task, advance=1,
-                            status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
+                            status=" ".join(f"{k}={v}" for k, v in sorted(seen.items())),
+                            cost=_spending(budget) if budget else "")
 
         try:
+            budget = Budget.of(experiment, store)
+            if budget:
+                progress.update(task, cost=_spending(budget))
             summary = asyncio.run(run_experiment(experiment, store, resume=resume,
-                                                 on_trial_done=advance, cache=cache))
+                                                 on_trial_done=advance, cache=cache,
+                                                 rules=[budget] if budget else []))
         except BaseException:
             # A bad model option or a missing key stops the run before its first trial.
             store.discard_if_unused()
@@ -76,9 +88,29 @@ def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = Fal
         console.print(f"{summary.elsewhere} trials were run by another amlab run on the same "
                       f"database meanwhile.")
     print_results(store, experiment.spec.name)
+    if budget:
+        _print_budget(budget, summary.held_back.get(budget.reason, 0))
     where = store.location if isinstance(store, PostgresStore) else Path(db).resolve()
     console.print(f"Results database: [bold]{where}[/]")
     return store
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def _spending(budget: Budget) -> str:
+    return f"{_usd(budget.spent_usd)} of {_usd(budget.limit_usd)}"
+
+
+def _print_budget(budget: Budget, held_back: int) -> None:
+    console.print(f"Spent {_usd(budget.spent_usd)} of the {_usd(budget.limit_usd)} budget "
+                  f"(every run of this experiment together); {_usd(budget.left_usd)} left.",
+                  highlight=False)
+    if held_back:
+        console.print(f"{held_back} trials were held back by the budget and stay pending: "
+                      f"run again with --resume and a higher --budget-usd to continue them.",
+                      highlight=False)
 
 
 @app.command()
@@ -132,10 +164,21 @@ def _print_plan(experiment: Experiment) -> None:
     table.add_column("condition", overflow="fold")
     table.add_column("trials", justify="right")
     cells = Counter((t.key.model, t.key.family, t.key.condition) for t in trials)
+    budget = plan_budget(experiment, trials)
+    if budget:
+        table.add_column("within budget", justify="right")
     for (model, family, condition), count in cells.items():
-        table.add_row(model, family, condition, str(count))
+        covered = [str(budget.covered[(model, family, condition)])] if budget else []
+        table.add_row(model, family, condition, str(count), *covered)
     console.print(table)
     print_estimate(experiment)
+    if budget:
+        short = sum(1 for cell, count in cells.items() if budget.covered[cell] < count)
+        console.print(f"A budget of {_usd(budget.limit_usd)} starts "
+                      f"{sum(budget.covered.values())} of the {len(trials)} trials at the "
+                      f"estimate above ({_usd(budget.estimated_usd)}), leaving {short} of "
+                      f"{len(cells)} cells short; trials usually cost less than the estimate, "
+                      f"so the run usually gets further.", highlight=False)
     if experiment.spec.plan:
         from amlab.cli.report import warn_if_underpowered
 

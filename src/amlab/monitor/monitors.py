@@ -22,6 +22,8 @@ from amlab.records import Action, Answers, Message, Review, ToolCall, Usage
 from amlab.world.base import World
 
 RUBRIC_VERSION = "monitor/1"
+# The longest reply a model monitor may give (one decision and its reason).
+MONITOR_REPLY_TOKENS = 300
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ class ModelDecider:
         exchange = await ask_for_json(
             self.client, [Message("system", self.rubric),
                           Message("user", self.render(call, messages))],
-            reader, role="monitor", attempts=self.attempts, max_tokens=300)
+            reader, role="monitor", attempts=self.attempts,
+            max_tokens=MONITOR_REPLY_TOKENS)
         if reader.verdict is not None:
             return Decision(reader.verdict.decision == "allow", reader.verdict.reason,
                             exchange.usage, answers=exchange.answers)

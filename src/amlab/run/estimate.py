@@ -14,13 +14,17 @@ conversation so far:
 so the figures are an upper bound; a trial that stops after one turn costs `prompt`
 input tokens and its one answer. Each judge reads every trial once: its instructions and
 rubrics, the situation, the agent's prompts and every answer (input), and replies with at
-most `JUDGE_REPLY_TOKENS` (output); replies it must ask again for are not counted. Cost is
-the price table's (or the experiment's override).
+most `JUDGE_REPLY_TOKENS` (output); replies it must ask again for are not counted. A model
+monitor reviews one call a turn of each trial it watches, reading its rubric, the prompts and
+the answers so far, and replies with at most `MONITOR_REPLY_TOKENS`. Cost is the price
+table's (or the experiment's override). A budget (run/budget.py) reserves this estimate for
+a trial until trials of its model have finished.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 from amlab.agent import text_tags
@@ -29,6 +33,8 @@ from amlab.detect.judge import JUDGE_REPLY_TOKENS, build_messages, judge_rubrics
 from amlab.detect.reading import with_reading_behaviours
 from amlab.models.limits import CHARS_PER_TOKEN
 from amlab.models.prices import Price, price_of
+from amlab.monitor import default_rubric
+from amlab.monitor.monitors import MONITOR_REPLY_TOKENS
 from amlab.records import Message
 from amlab.run.experiment import Experiment
 from amlab.run.trial import TrialSpec
@@ -79,38 +85,106 @@ def scenario_of(trial: TrialSpec) -> tuple[str, str]:
     return trial.trial.family, trial.trial.family_key
 
 
-def estimate(experiment: Experiment) -> list[ModelEstimate]:
-    """A row per agent model, then a row per judge (named `NAME (judge)`)."""
+# What makes two trials' estimates the same: model, (family, condition key), watched by a
+# model monitor.
+TrialShape = tuple[str, tuple[str, str], bool]
+
+
+def shape_of(trial: TrialSpec) -> TrialShape:
+    return trial.key.model, scenario_of(trial), trial.trial.arms.watched
+
+
+@dataclass(frozen=True)
+class RoleTokens:
+    """What one role's calls in one trial send and receive, at most."""
+
+    # The estimate's row: the agent's model, `NAME (judge)` or `NAME (monitor)`.
+    role: str
+    price: Price | None
+    first_call: int
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.price is None:
+            return None
+        return (self.input_tokens * self.price.input
+                + self.output_tokens * self.price.output) / 1_000_000
+
+
+def trial_tokens(experiment: Experiment) -> dict[TrialShape, list[RoleTokens]]:
+    """Each planned shape of trial: its agent's calls, then each judge's, then a model
+    monitor's (one review a turn) when it watches the trial."""
     agent = experiment.spec.agent
     tokens = condition_tokens(experiment)
-    planned = experiment.trials()
-    estimates = []
-    # Upper bound of the agent's answers in a trial of each model, for the judges.
-    answers: dict[str, int] = {}
-    for spec in experiment.spec.models:
-        trials = [t for t in planned if t.key.model == spec.name]
-        first_calls = [tokens[scenario_of(t)].prompt for t in trials]
+    monitor = experiment.spec.monitor
+    monitor_model = monitor.model if monitor else None
+    rubric = 0
+    if monitor_model is not None:
+        rubric = len(experiment.monitor_rubric or default_rubric()) // CHARS_PER_TOKEN
+    shapes: dict[TrialShape, list[RoleTokens]] = {}
+    for trial in experiment.trials():
+        shape = shape_of(trial)
+        if shape in shapes:
+            continue
+        model, scenario, watched = shape
+        spec = experiment.model(model)
         answer = int(spec.options.get("max_tokens", agent.max_tokens))
         turns = agent.max_turns
         if agent.max_output_tokens is not None:
             # The loop stops after the turn that reaches the trial's output budget.
             turns = min(turns, -(-agent.max_output_tokens // answer))
-        answers[spec.name] = turns * answer
-        input_tokens = sum(turns * p + answer * turns * (turns - 1) // 2 for p in first_calls)
-        estimates.append(_priced(spec.name, price_of(spec.name, spec.price), len(trials),
-                                 sum(first_calls) // max(len(trials), 1), input_tokens,
-                                 len(trials) * turns * answer))
-    for judge in experiment.spec.judge_specs:
-        reads = [tokens[scenario_of(t)].judge + answers[t.key.model]
-                 for t in planned]
-        estimates.append(_priced(f"{judge.name} (judge)", price_of(judge.name, judge.price),
-                                 len(planned), sum(reads) // max(len(reads), 1), sum(reads),
-                                 len(planned) * JUDGE_REPLY_TOKENS))
+        prompt = tokens[scenario].prompt
+        roles = [RoleTokens(model, price_of(model, spec.price), prompt,
+                            turns * prompt + answer * turns * (turns - 1) // 2,
+                            turns * answer)]
+        read = tokens[scenario].judge + turns * answer
+        roles += [RoleTokens(f"{judge.name} (judge)", price_of(judge.name, judge.price), read,
+                             read, JUDGE_REPLY_TOKENS)
+                  for judge in experiment.spec.judge_specs]
+        if watched and monitor_model is not None:
+            # Each review reads the rubric, the prompts and the answers so far.
+            first = rubric + prompt + answer
+            roles.append(RoleTokens(f"{monitor_model.name} (monitor)",
+                                    price_of(monitor_model.name, monitor_model.price), first,
+                                    turns * (rubric + prompt) + answer * turns * (turns + 1) // 2,
+                                    turns * MONITOR_REPLY_TOKENS))
+        shapes[shape] = roles
+    return shapes
+
+
+def estimate(experiment: Experiment) -> list[ModelEstimate]:
+    """A row per agent model, then a row per judge (named `NAME (judge)`), then one for a
+    model monitor (`NAME (monitor)`)."""
+    shapes = trial_tokens(experiment)
+    counts = Counter(shape_of(t) for t in experiment.trials())
+    rows: dict[str, list[tuple[RoleTokens, int]]] = {}
+    # Each shape lists its agent, then its judges, then its monitor: by position, the rows
+    # come in that order, and agents in the file's order of models.
+    for position in range(max(len(roles) for roles in shapes.values())):
+        for shape, roles in shapes.items():
+            if position < len(roles):
+                rows.setdefault(roles[position].role, []).append((roles[position],
+                                                                  counts[shape]))
+    estimates = []
+    for name, uses in rows.items():
+        trials = sum(n for _, n in uses)
+        cost = sum((role.cost_usd or 0) * n for role, n in uses)
+        estimates.append(ModelEstimate(
+            name, trials, sum(role.first_call * n for role, n in uses) // max(trials, 1),
+            sum(role.input_tokens * n for role, n in uses),
+            sum(role.output_tokens * n for role, n in uses),
+            None if uses[0][0].price is None else cost))
     return estimates
 
 
-def _priced(model: str, price: Price | None, trials: int, prompt_tokens: int,
-            input_tokens: int, output_tokens: int) -> ModelEstimate:
-    cost = None if price is None else (input_tokens * price.input
-                                       + output_tokens * price.output) / 1_000_000
-    return ModelEstimate(model, trials, prompt_tokens, input_tokens, output_tokens, cost)
+def trial_costs(experiment: Experiment) -> dict[TrialShape, float | None]:
+    """The estimated cost of a trial of each shape in USD: its agent's, judges' and model
+    monitor's calls (None if any of them has no known price)."""
+    costs: dict[TrialShape, float | None] = {}
+    for shape, roles in trial_tokens(experiment).items():
+        parts = [role.cost_usd for role in roles]
+        costs[shape] = None if None in parts else sum(p or 0 for p in parts)
+    return costs
+

@@ -16,6 +16,7 @@
     hypotheses:                  # optional: the primary contrasts (run/hypotheses.py)
       - {behavior: blackmail, a: {urgency: replacement}, b: {urgency: none},
          direction: greater}
+    budget: {usd: 40}            # optional: start no trial that would spend more (budget.py)
 """
 
 from __future__ import annotations
@@ -193,6 +194,17 @@ class PlanSpec(Strict):
         return effect
 
 
+class BudgetSpec(Strict):
+    """The most the run may spend, agents, judges and monitor together (run/budget.py)."""
+
+    usd: float = Field(gt=0, allow_inf_nan=False)
+
+
+# Settings that say how far a run goes, not what the experiment is: a resumed run may change
+# them, so they are left out when a file is compared with its stored spec.
+RUN_CONTROL_FIELDS = ("budget",)
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -210,6 +222,7 @@ class ExperimentSpec(Strict):
     plan: PlanSpec | None = None
     # The primary contrasts, declared before the run (confirmatory in the report).
     hypotheses: list[HypothesisSpec] = Field(default_factory=list)
+    budget: BudgetSpec | None = None
 
     @field_validator("models", "judges", mode="before")
     @classmethod
@@ -376,8 +389,11 @@ class Experiment:
 
     def same_as_stored(self, stored: ExperimentSpec) -> bool:
         """Whether a stored spec (`stored_spec`: read with today's schema, so a setting
-        added since is at its default, no difference) describes this experiment."""
-        return stored.model_dump(mode="json") == self.as_dict()
+        added since is at its default, no difference) describes this experiment, its run
+        controls aside (`RUN_CONTROL_FIELDS`)."""
+        exclude = set(RUN_CONTROL_FIELDS)
+        return (stored.model_dump(mode="json", exclude=exclude)
+                == self.spec.model_dump(mode="json", exclude=exclude))
 
 
 def stored_spec(store: ResultReader, name: str) -> ExperimentSpec | None:

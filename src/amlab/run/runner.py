@@ -13,6 +13,7 @@ from amlab.errors import AmlabError
 from amlab.models import ModelClient
 from amlab.models.pool import ClientPool
 from amlab.models.providers import capabilities_of
+from amlab.run.budget import Budget
 from amlab.run.clients import build_roles
 from amlab.run.executor import (
     Admission,
@@ -111,8 +112,12 @@ async def run_experiment(
 ) -> RunSummary:
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache; `executor` runs
-    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back."""
+    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back,
+    and the experiment's budget does unless `rules` holds a `Budget` already (the CLI's, to
+    show what it spent)."""
     check_resumable(experiment, store, resume)
+    budget = None if any(isinstance(r, Budget) for r in rules) else Budget.of(experiment, store)
+    rules = [*rules, budget] if budget else rules
     async with ClientPool(store.response_cache() if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is

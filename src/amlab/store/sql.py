@@ -880,6 +880,18 @@ class Store:
             int(row["monitor_input_tokens"]), int(row["monitor_output_tokens"]),
             float(row["monitor_cost_usd"])) for row in rows]
 
+    def spent_usd(self, experiment: str) -> float:
+        """What the experiment's calls cost so far, agents, monitor and judges together
+        (calls of unknown price count 0)."""
+        trials = self._execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) + COALESCE(SUM(monitor_cost_usd), 0) "
+            "FROM trials WHERE experiment = ?", (experiment,)).fetchone()[0]
+        judges = self._execute(
+            "SELECT COALESCE(SUM(c.cost_usd), 0) FROM judge_calls c "
+            "JOIN trials t ON t.id = c.trial_id WHERE t.experiment = ?",
+            (experiment,)).fetchone()[0] if self._has_judge_tables else 0
+        return float(trials) + float(judges)
+
     def cell_usage(self, experiment: str | None = None) -> list[CellUsage]:
         """Per (experiment, family, condition, model, status): trials, tokens and cost."""
         where, args = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
