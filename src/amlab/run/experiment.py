@@ -16,6 +16,7 @@
     hypotheses:                  # optional: the primary contrasts (run/hypotheses.py)
       - {behavior: blackmail, a: {urgency: replacement}, b: {urgency: none},
          direction: greater}
+    stopping: {half_width: 0.05} # optional: stop a cell early once decided (run/stopping.py)
 """
 
 from __future__ import annotations
@@ -198,6 +199,30 @@ class PlanSpec(Strict):
         return effect
 
 
+class StoppingSpec(Strict):
+    """When a cell has enough samples (run/stopping.py): every watched behaviour's
+    anytime-valid interval at most ±`half_width`, or (`decide: hypotheses`) each declared
+    contrast of the cell decided; at most `samples` either way."""
+
+    half_width: float | None = Field(default=0.05, gt=0, lt=0.5)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    # Watched behaviours; none named: the family's harmful ones.
+    behaviors: list[str] = Field(default_factory=list)
+    decide: Literal["hypotheses"] | None = None
+
+    @model_validator(mode="after")
+    def _something_stops(self) -> StoppingSpec:
+        if self.half_width is None and self.decide is None:
+            raise ValueError("stopping needs half_width, decide: hypotheses, or both; with "
+                             "neither no cell would ever stop early.")
+        return self
+
+
+# Settings of how a run proceeds, not of what it measures: resuming with other values
+# continues the same experiment.
+RUN_CONTROL_FIELDS = ("stopping",)
+
+
 class ExperimentSpec(Strict):
     name: str
     description: str = ""
@@ -215,6 +240,7 @@ class ExperimentSpec(Strict):
     plan: PlanSpec | None = None
     # The primary contrasts, declared before the run (confirmatory in the report).
     hypotheses: list[HypothesisSpec] = Field(default_factory=list)
+    stopping: StoppingSpec | None = None
 
     @field_validator("models", "judges", mode="before")
     @classmethod
@@ -381,11 +407,14 @@ class Experiment:
 
     def same_as_stored(self, stored: dict[str, Any]) -> bool:
         """Whether a stored spec describes this experiment. The stored spec is read with
-        today's schema first, so a setting added since (at its default) is no difference."""
+        today's schema first, so a setting added since (at its default) is no difference;
+        the run-control fields may differ."""
         try:
-            return ExperimentSpec.model_validate(stored).model_dump(mode="json") == self.as_dict()
+            then = ExperimentSpec.model_validate(stored).model_dump(mode="json",
+                                                                    exclude=set(RUN_CONTROL_FIELDS))
         except (ValidationError, AmlabError):
             return False
+        return then == self.spec.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
 
 
 def stored_spec(store: Store, name: str) -> ExperimentSpec | None:

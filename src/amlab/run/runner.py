@@ -24,6 +24,7 @@ from amlab.run.executor import (
     TrialRunner,
 )
 from amlab.run.experiment import Experiment
+from amlab.run.stopping import stopping_rules
 from amlab.run.trial import TrialSpec
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
 
@@ -114,6 +115,7 @@ async def run_experiment(
     `cache=False` asks the providers again instead of the response cache; `executor` runs
     the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back."""
     check_resumable(experiment, store, resume)
+    rules = [*rules, *stopping_rules(experiment, store)]
     async with ClientPool(cache_path_for(store.path) if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is
