@@ -22,7 +22,6 @@ from amlab.run.stopping import (
     NARROW,
     NOT_NEEDED,
     Cell,
-    Contrast,
     StoppingPlan,
     confidence_sequence,
     difference_sequence,
@@ -96,20 +95,28 @@ def test_interval_ends_are_where_the_evidence_reaches_one_over_alpha() -> None:
         confidence_sequence(5, 3)
 
 
-def test_difference_is_decided_only_when_its_interval_excludes_zero() -> None:
+def test_a_declared_contrast_is_decided_only_when_its_interval_excludes_zero() -> None:
     assert difference_sequence((40, 50), (2, 50))[0] > 0
     low, high = difference_sequence((10, 50), (8, 50))
     assert low < 0 < high
-    spec = Experiment.from_dict(_spec("complier.yaml", 4, {"decide": "hypotheses",
-                                                            "half_width": None})).spec
-    assert spec.stopping is not None
-    contrast = Contrast("blackmail", "blackmail", "a", "b", ("m",))
-    plan = StoppingPlan(spec.stopping, {"blackmail": ("blackmail",)}, (contrast,))
-    counts = {Cell("blackmail", "a", "m"): {"blackmail": (40, 50)},
-              Cell("blackmail", "b", "m"): {"blackmail": (2, 50)}}
-    assert plan.stopped(Cell("blackmail", "b", "m"), counts) == CONTRAST_DECIDED
-    counts[Cell("blackmail", "b", "m")] = {"blackmail": (30, 50)}
-    assert plan.stopped(Cell("blackmail", "b", "m"), counts) is None
+    hypothesis = {"behavior": "blackmail", "a": {"urgency": "replacement"},
+                  "b": {"urgency": "none"}, "direction": "greater"}
+    data = _spec("complier.yaml", 4, {"decide": "hypotheses", "half_width": None},
+                 hypotheses=[hypothesis])
+    data["scenarios"] = [{"family": "blackmail", "factors": {"urgency": ["replacement", "none"]}}]
+    experiment = Experiment.from_dict(data)
+    plan = StoppingPlan.for_experiment(experiment)
+    assert plan is not None
+    [contrast] = plan.contrasts
+    model = experiment.spec.models[0].name
+    a, b = (Cell("blackmail", c, model) for c in (contrast.condition_a, contrast.condition_b))
+    assert "urgency=replacement" in a.condition and "urgency=none" in b.condition
+    counts = {a: {"blackmail": (40, 50)}, b: {"blackmail": (2, 50)}}
+    assert plan.stopped(a, counts) == plan.stopped(b, counts) == CONTRAST_DECIDED
+    counts[b] = {"blackmail": (30, 50)}  # 80 % against 60 %: the sign is not known yet
+    assert plan.stopped(b, counts) is None
+    # A model the contrast is not declared for is not stopped by it.
+    assert plan.stopped(Cell("blackmail", b.condition, "other/model"), counts) is None
 
 
 def _spec(fixture: str | list[str], samples: int, stopping: dict[str, object] | None,
@@ -222,3 +229,7 @@ def test_stopping_settings_are_checked_with_the_field_named(tmp_path: Path) -> N
                                          r"any family of the experiment; they decide"):
         asyncio.run(run_experiment(experiment, store))
     assert store.experiments() == []  # refused before the store was touched
+    experiment = Experiment.from_dict(_spec("complier.yaml", 4, {"decide": "hypotheses"}))
+    with pytest.raises(AmlabError, match=r"stopping\.decide is 'hypotheses' but the "
+                                         r"experiment declares none"):
+        asyncio.run(run_experiment(experiment, store))

@@ -150,10 +150,15 @@ class StoppingPlan:
             raise AmlabError(f"{source}: stopping.behaviors '{unknown[0]}' is not decided "
                              f"by any family of the experiment; they decide "
                              f"{', '.join(every)}.")
+        contrasts = tuple(contrasts) if spec.decide == "hypotheses" else ()
+        if spec.decide == "hypotheses" and not contrasts and source is not None:
+            raise AmlabError(f"{source}: stopping.decide is 'hypotheses' but the experiment "
+                             f"declares none; declare them under hypotheses:, or drop "
+                             f"decide.")
         watched = {family: tuple(b for b in names if b in spec.behaviors) if spec.behaviors
                    else tuple(b for b in names if b in HARMFUL)
                    for family, names in decided.items()}
-        return cls(spec, watched, tuple(contrasts) if spec.decide == "hypotheses" else ())
+        return cls(spec, watched, contrasts)
 
     @classmethod
     def for_experiment(cls, experiment: Experiment) -> StoppingPlan | None:
