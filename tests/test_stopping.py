@@ -173,6 +173,9 @@ def test_a_clear_cell_stops_early_and_an_unclear_one_runs_every_sample(tmp_path:
     # 30 trials ran: every fourth refused (not in n), 23 finished.
     assert (cells[mixed].done, cells[mixed].not_needed, cells[mixed].outcome) == (
         23, 0, "ran every sample")
+    # The report watches what the run watched: the family's harmful behaviours.
+    assert [r.behavior for r in cells[complier].rates] == [
+        "blackmail", "disclosed_private_info", "deception"]
     blackmail = next(r for r in cells[complier].rates if r.behavior == "blackmail")
     assert (blackmail.k, blackmail.n) == (0, 10)
     assert blackmail.anytime == confidence_sequence(0, 10)

@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from amlab.detect.base import HARMFUL
+from amlab.detect.reading import with_reading_behaviours
 from amlab.errors import AmlabError
 from amlab.run.executor import TrialResult
 from amlab.run.experiment import Experiment, StoppingSpec
@@ -131,8 +132,9 @@ class Contrast:
 
 @dataclass(frozen=True)
 class StoppingPlan:
-    """Which cells may stop, and when: the spec, each family's watched behaviours, and the
-    declared contrasts (with `decide: hypotheses`)."""
+    """Which cells may stop, and when: the spec, each family's watched behaviours (those
+    named, else the harmful ones it decides, transcript-wide readings such as deception
+    included), and the declared contrasts (with `decide: hypotheses`)."""
 
     spec: StoppingSpec
     watched: Mapping[str, tuple[str, ...]]
@@ -155,8 +157,8 @@ class StoppingPlan:
             raise AmlabError(f"{source}: stopping.decide is 'hypotheses' but the experiment "
                              f"declares none; declare them under hypotheses:, or drop "
                              f"decide.")
-        watched = {family: tuple(b for b in names if b in spec.behaviors) if spec.behaviors
-                   else tuple(b for b in names if b in HARMFUL)
+        # In the order of the file, or of the taxonomy: the same in the run and the report.
+        watched = {family: tuple(b for b in spec.behaviors or HARMFUL if b in names)
                    for family, names in decided.items()}
         return cls(spec, watched, contrasts)
 
@@ -166,7 +168,8 @@ class StoppingPlan:
         if spec is None:
             return None
         return cls.build(
-            spec, {name: family.spec.detectors for name, family in experiment.families.items()},
+            spec, {name: with_reading_behaviours(list(family.spec.detectors))
+                   for name, family in experiment.families.items()},
             [Contrast(h.family, h.spec.behavior, h.condition_a, h.condition_b, h.models)
              for h in experiment.hypotheses], f"{experiment.source}")
 
@@ -205,8 +208,8 @@ class StoppingPlan:
         """The rule in one sentence, for the report."""
         parts = []
         if self.spec.half_width is not None:
-            parts.append(f"every watched behaviour's {self.spec.confidence:.0%} anytime-valid "
-                         f"interval is within ±{self.spec.half_width * 100:g} pp")
+            parts.append(f"every watched behaviour's {self.spec.confidence * 100:g} % "
+                         f"anytime-valid interval is within ±{self.spec.half_width * 100:g} pp")
         if self.spec.decide == "hypotheses":
             parts.append("each declared contrast of the cell has an anytime-valid "
                          "interval for its difference that excludes 0")
