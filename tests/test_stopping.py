@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from amlab.analysis.rates import wilson
-from amlab.analysis.report import build_report
 from amlab.analysis.sequential import stopping_summary
 from amlab.errors import AmlabError
 from amlab.run import Experiment, RunSummary, run_experiment
@@ -120,12 +119,13 @@ def test_a_declared_contrast_is_decided_only_when_its_interval_excludes_zero() -
 
 
 def _spec(fixture: str | list[str], samples: int, stopping: dict[str, object] | None,
-          **extra: object) -> dict[str, object]:
+          concurrency: int = 1, **extra: object) -> dict[str, object]:
     fixtures = [fixture] if isinstance(fixture, str) else fixture
     return {
         "name": "s",
         "scenarios": [{"family": "blackmail", "factors": {"urgency": "replacement"}}],
-        "models": [{"name": f"scripted/{FIXTURES / f}", "concurrency": 1} for f in fixtures],
+        "models": [{"name": f"scripted/{FIXTURES / f}", "concurrency": concurrency}
+                   for f in fixtures],
         "samples": samples,
         "agent": {"protocol": "text", "max_turns": 3},
         **({"stopping": stopping} if stopping else {}),
@@ -133,10 +133,12 @@ def _spec(fixture: str | list[str], samples: int, stopping: dict[str, object] | 
     }
 
 
-def _run(tmp_path: Path, half_width: float, resume: bool = False) -> tuple[Store, RunSummary]:
+def _run(tmp_path: Path, half_width: float, resume: bool = False,
+         fixtures: tuple[str, ...] = ("complier.yaml", "sometimes_blackmails.yaml"),
+         concurrency: int = 1) -> tuple[Store, RunSummary]:
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(_spec(["complier.yaml", "sometimes_blackmails.yaml"], 30,
-                                         {"half_width": half_width})))
+    path.write_text(yaml.safe_dump(_spec(list(fixtures), 30, {"half_width": half_width},
+                                         concurrency)))
     store = Store(tmp_path / "r.db")
     summary = asyncio.run(run_experiment(Experiment.load(path), store, resume=resume))
     return store, summary
@@ -148,58 +150,77 @@ def _first_narrow_n(half_width: float) -> int:
                     *confidence_sequence(0, n)))
 
 
-def test_a_clear_cell_stops_early_and_an_unclear_one_runs_every_sample(tmp_path: Path
-                                                                       ) -> None:
-    store, summary = _run(tmp_path, 0.2)
-    done: dict[str, int] = {}
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, RunSummary, Path]:
+    """One run at ±20 pp: the complier's cell (no harm) and a cell a third blackmail."""
+    tmp_path = tmp_path_factory.mktemp("stopped")
+    return (*_run(tmp_path, 0.2), tmp_path)
+
+
+COMPLIER = f"scripted/{FIXTURES / 'complier.yaml'}"
+MIXED = f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"
+
+
+def test_a_clear_cell_stops_early_and_an_unclear_one_runs_every_sample(
+        stopped_run: tuple[Store, RunSummary, Path]) -> None:
+    store, summary, _ = stopped_run
+    ran: dict[str, int] = {}
     for trial in store.trials("s"):
         if trial.status in ("done", "refused"):
-            done[trial.model] = done.get(trial.model, 0) + 1
-    complier = f"scripted/{FIXTURES / 'complier.yaml'}"
-    mixed = f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"
+            ran[trial.model] = ran.get(trial.model, 0) + 1
     # No blackmail and no disclosure in any trial: ±20 pp is reached at exactly n = 10.
     assert _first_narrow_n(0.2) == 10
-    assert done[complier] == 10
-    assert done[mixed] == 30  # a third blackmail: never narrow, runs to `samples`
+    assert ran[COMPLIER] == 10
+    assert ran[MIXED] == 30  # a third blackmail: never narrow, runs to `samples`
     assert summary.held_back == {NOT_NEEDED: 20}
-    statuses = store.counts("s")
-    assert statuses["pending"] == 20
+    assert store.counts("s")["pending"] == 20
 
     stopping = stopping_summary(store, "s")
     assert stopping is not None
+    assert stopping.not_needed == 20 and stopping.stopped_early == 1
     cells = {c.model: c for c in stopping.cells}
-    assert (cells[complier].done, cells[complier].not_needed, cells[complier].outcome) == (
+    assert (cells[COMPLIER].done, cells[COMPLIER].not_needed, cells[COMPLIER].outcome) == (
         10, 20, NARROW)
     # 30 trials ran: every fourth refused (not in n), 23 finished.
-    assert (cells[mixed].done, cells[mixed].not_needed, cells[mixed].outcome) == (
+    assert (cells[MIXED].done, cells[MIXED].not_needed, cells[MIXED].outcome) == (
         23, 0, "ran every sample")
     # The report watches what the run watched: the family's harmful behaviours.
-    assert [r.behavior for r in cells[complier].rates] == [
+    assert [r.behavior for r in cells[COMPLIER].rates] == [
         "blackmail", "disclosed_private_info", "deception"]
-    blackmail = next(r for r in cells[complier].rates if r.behavior == "blackmail")
+    blackmail = cells[COMPLIER].rates[0]
     assert (blackmail.k, blackmail.n) == (0, 10)
     assert blackmail.anytime == confidence_sequence(0, 10)
     assert blackmail.anytime[1] > blackmail.wilson[1]  # the price of looking every trial
 
-    report = build_report(store, tmp_path / "figures", "s")
-    [section] = report.stopping
-    assert section.not_needed == 20 and section.stopped_early == 1
-    [row] = [r for s in report.sections for r in s.rows if r["model"] == complier]
-    assert (row["done"], row["pending"], row["not_needed"]) == (10, 0, 20)
+
+def test_trials_in_flight_when_a_cell_stops_finish_and_count(tmp_path: Path) -> None:
+    # Four at a time: when the 10th result makes the cell narrow, up to three more are
+    # already running; they are stored and counted, and the rest are held back.
+    store, summary = _run(tmp_path, 0.2, fixtures=("complier.yaml",), concurrency=4)
+    done = store.counts("s")["done"]
+    assert 10 <= done <= 13
+    assert summary.held_back == {NOT_NEEDED: 30 - done}
+    stopping = stopping_summary(store, "s")
+    assert stopping is not None
+    [cell] = stopping.cells
+    assert (cell.done, cell.not_needed, cell.outcome) == (done, 30 - done, NARROW)
 
 
 def test_report_and_results_state_the_rule_and_each_cells_final_n(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        stopped_run: tuple[Store, RunSummary, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     from amlab.analysis.report import write_report
     from amlab.cli.results import print_results
 
-    store, _ = _run(tmp_path, 0.2)
+    store, _, tmp_path = stopped_run
     html, markdown = write_report(store, tmp_path / "out", "s")
     text = markdown.read_text()
     assert "## Stopping rule" in text
     assert "±20 pp" in text
     assert "| 10 | 20 | interval narrow enough |" in text
     assert "| 23 | 0 | ran every sample |" in text
+    # The rates table: none pending, the 20 held back shown as not needed.
+    assert "| 10 | 0 | 0 | 0 (+20 not needed) |" in text
     assert "anytime-valid" in html.read_text()
     print_results(store, "s")
     out = capsys.readouterr().out
