@@ -409,12 +409,12 @@ class Experiment:
         """Whether a stored spec describes this experiment. The stored spec is read with
         today's schema first, so a setting added since (at its default) is no difference;
         the run-control fields may differ."""
+        exclude = set(RUN_CONTROL_FIELDS)
         try:
-            then = ExperimentSpec.model_validate(stored).model_dump(mode="json",
-                                                                    exclude=set(RUN_CONTROL_FIELDS))
+            then = ExperimentSpec.model_validate(stored).model_dump(mode="json", exclude=exclude)
         except (ValidationError, AmlabError):
             return False
-        return then == self.spec.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
+        return then == self.spec.model_dump(mode="json", exclude=exclude)
 
 
 def stored_spec(store: Store, name: str) -> ExperimentSpec | None:

@@ -73,10 +73,9 @@ def log_mixture(k: int, n: int) -> float:
 
 def log_evidence(k: int, n: int, p: float) -> float:
     """log M_n(p): the evidence against rate p after k of n."""
-    def xlog(x: int, y: float) -> float:  # x log y, with 0 log 0 = 0
-        return x * math.log(y) if x else 0.0
-
-    return log_mixture(k, n) - xlog(k, p) - xlog(n - k, 1 - p)
+    hits = k * math.log(p) if k else 0.0  # 0 log 0 = 0
+    misses = (n - k) * math.log1p(-p) if n - k else 0.0
+    return log_mixture(k, n) - hits - misses
 
 
 @lru_cache(maxsize=65536)
@@ -88,24 +87,23 @@ def confidence_sequence(k: int, n: int, confidence: float = 0.95) -> tuple[float
         raise ValueError(f"k = {k} must be between 0 and n = {n}")
     if n == 0:
         return 0.0, 1.0
-    # M_n(p) < 1/α  <=>  k log p + (n - k) log(1 - p) > log mixture - log(1/α)
-    floor = log_mixture(k, n) - math.log(1 / (1 - confidence))
-
-    def inside(p: float) -> bool:
-        return (k * math.log(p) if k else 0.0) + ((n - k) * math.log1p(-p) if n - k else
-                                                   0.0) > floor
+    threshold = -math.log(1 - confidence)  # log 1/α
 
     def edge(inner: float, outer: float) -> float:
-        if inside(outer):
+        """The interval's end between `inner` (inside) and `outer`."""
+        if log_evidence(k, n, outer) < threshold:
             return outer
         while abs(outer - inner) > 1e-9:
             middle = (inner + outer) / 2
-            inner, outer = (middle, outer) if inside(middle) else (inner, middle)
+            if log_evidence(k, n, middle) < threshold:
+                inner = middle
+            else:
+                outer = middle
         return inner
 
     estimate = k / n
-    low = 0.0 if k == 0 else edge(estimate, 0.0 + 1e-300)
-    high = 1.0 if k == n else edge(estimate, 1.0 - 1e-16)
+    low = 0.0 if k == 0 else edge(estimate, 1e-300)
+    high = 1.0 if k == n else edge(estimate, 1 - 1e-16)
     return low, high
 
 
