@@ -37,6 +37,7 @@ from amlab.analysis.published import (
     harness_settings,
 )
 from amlab.analysis.rates import cell_status, factor_names, rate_frame
+from amlab.analysis.sequential import StoppingSummary, stopping_summary
 from amlab.analysis.stored import stored_experiments
 from amlab.analysis.variants import VariantCell, variant_cells
 from amlab.detect.base import HARMFUL
@@ -115,6 +116,8 @@ class Report:
     harness: list[str] = field(default_factory=list)
     # Per experiment, the declared contrasts' confirmatory results (analysis/hypotheses.py).
     hypotheses: Hypotheses = field(default_factory=lambda: Hypotheses({}, []))
+    # Per experiment run with a stopping rule: each cell's final n and intervals.
+    stopping: list[StoppingSummary] = field(default_factory=list)
 
 
 def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
@@ -127,6 +130,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         raise AmlabError(f"{store.location}: holds no trials; run an experiment into it first.")
     acts = {(r.experiment, r.family, r.model, r.condition): (r.calls, r.applied, r.changed)
             for r in store.action_counts(experiment)}
+    names = [experiment] if experiment else store.experiments()
+    stopping = [s for name in names if (s := stopping_summary(store, name, status))]
     sections = []
     for (name, family), cells in status.groupby(["experiment", "family"], sort=False):
         rates = frame[(frame["experiment"] == name) & (frame["family"] == family)]
@@ -136,7 +141,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
         sections.append(Section(
             str(name), str(family), _behaviour_order(rates), factor_names(rates),
             _table_rows(rates, cells, {(model, condition): counts for (e, f, model, condition),
-                                       counts in acts.items() if (e, f) == (name, family)}),
+                                       counts in acts.items() if (e, f) == (name, family)},
+                        next((s for s in stopping if s.experiment == name), None)),
             effects.differences, notes=effects.notes.get((str(name), str(family)), []),
             variants=variant_cells(rates)))
     # Declared contrasts are confirmatory, corrected within their own family; every other
@@ -158,7 +164,6 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
     figures.render_all(jobs)
     _note_heuristics_only(store, sections)
     usage = _usage(status)
-    names = [experiment] if experiment else store.experiments()
     monitored = {name: monitor_comparisons(store, name) for name in names}
     published = comparison(store, experiment)
     harness = [harness_settings(store, name) for name in
@@ -168,7 +173,8 @@ def build_report(store: Store, figures_dir: Path, experiment: str | None = None,
                   {name: cells for name, cells in monitored.items() if cells},
                   published,
                   provenance=[provenance(store, name, decided.get(name)) for name in names],
-                  harness=[h for h in harness if h], hypotheses=confirmatory)
+                  harness=[h for h in harness if h], hypotheses=confirmatory,
+                  stopping=stopping)
 
 
 def _note_heuristics_only(store: Store, sections: list[Section]) -> None:
@@ -246,17 +252,21 @@ def _behaviour_order(rates: pd.DataFrame) -> list[str]:
 
 
 def _table_rows(rates: pd.DataFrame, cells: pd.DataFrame,
-                acts: dict[tuple[str, str], tuple[int, int, int]]) -> list[dict[str, Any]]:
+                acts: dict[tuple[str, str], tuple[int, int, int]],
+                stopping: StoppingSummary | None = None) -> list[dict[str, Any]]:
     by_cell = {key: sub.set_index("behavior") for key, sub in
                rates.groupby(["model", "condition"])}
     rows = []
     for cell in cells.sort_values(["model", "condition"]).itertuples():
         per_behaviour = by_cell.get((cell.model, cell.condition))
         calls, applied, changed = acts.get((str(cell.model), str(cell.condition)), (0, 0, 0))
+        # Trials a stopping rule held back are not missing: the cell was decided without them.
+        not_needed = stopping.not_needed_in(str(cell.family), str(cell.condition),
+                                            str(cell.model)) if stopping else 0
         rows.append({
             "model": cell.model, "condition": cell.condition, "done": int(cell.done),
             "refused": int(cell.refused), "error": int(cell.error),
-            "pending": int(cell.pending),
+            "pending": int(cell.pending) - not_needed, "not_needed": not_needed,
             # What the agents did: a reader sees whether they acted at all, and whether the
             # world accepted their calls, before reading any rate.
             "calls": calls, "applied": applied, "changed": changed,

@@ -13,6 +13,7 @@ from rich.table import Table
 from amlab.analysis.agreement import Agreement
 from amlab.analysis.judge_notes import judging_notes
 from amlab.analysis.rates import Rate, rates
+from amlab.analysis.sequential import stopping_summary
 from amlab.cli.app import console
 from amlab.cli.usage import print_usage
 from amlab.store import Store
@@ -45,6 +46,15 @@ def print_results(store: Store, experiment: str, per_trial: bool = False) -> Non
     else:
         _print_rates_by_cell(experiment, cells, behaviours)
     excluded = {k: v for k, v in counts.items() if k != "done"}
+    stopping = stopping_summary(store, experiment)
+    if stopping and stopping.not_needed:
+        # Held back by the stopping rule: the cell was decided without them, not missing.
+        excluded["pending"] -= stopping.not_needed
+        excluded = {k: v for k, v in excluded.items() if v}
+        excluded["not needed (stopping rule)"] = stopping.not_needed
+        console.print(f"Stopping rule: {stopping.stopped_early} of {len(stopping.cells)} "
+                      f"cells stopped early (amlab report: each cell's final n and its "
+                      f"anytime-valid interval).")
     if excluded:
         console.print("Not in the rates: " + ", ".join(f"{v} {k}" for k, v in excluded.items()))
     print_usage(store, experiment, per_trial)

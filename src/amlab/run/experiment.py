@@ -17,6 +17,7 @@
       - {behavior: blackmail, a: {urgency: replacement}, b: {urgency: none},
          direction: greater}
     budget: {usd: 40}            # optional: start no trial that would spend more (budget.py)
+    stopping: {half_width: 0.05} # optional: stop a cell early once decided (run/stopping.py)
 """
 
 from __future__ import annotations
@@ -202,7 +203,26 @@ class BudgetSpec(Strict):
 
 # Settings that say how far a run goes, not what the experiment is: a resumed run may change
 # them, so they are left out when a file is compared with its stored spec.
-RUN_CONTROL_FIELDS = ("budget",)
+RUN_CONTROL_FIELDS = ("budget", "stopping")
+
+
+class StoppingSpec(Strict):
+    """When a cell has enough samples (run/stopping.py): every watched behaviour's
+    anytime-valid interval at most ±`half_width`, or (`decide: hypotheses`) each declared
+    contrast of the cell decided; at most `samples` either way."""
+
+    half_width: float | None = Field(default=0.05, gt=0, lt=0.5)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    # Watched behaviours; none named: the family's harmful ones.
+    behaviors: list[str] = Field(default_factory=list)
+    decide: Literal["hypotheses"] | None = None
+
+    @model_validator(mode="after")
+    def _something_stops(self) -> StoppingSpec:
+        if self.half_width is None and self.decide is None:
+            raise ValueError("stopping needs half_width, decide: hypotheses, or both; with "
+                             "neither no cell would ever stop early.")
+        return self
 
 
 class ExperimentSpec(Strict):
@@ -223,6 +243,7 @@ class ExperimentSpec(Strict):
     # The primary contrasts, declared before the run (confirmatory in the report).
     hypotheses: list[HypothesisSpec] = Field(default_factory=list)
     budget: BudgetSpec | None = None
+    stopping: StoppingSpec | None = None
 
     @field_validator("models", "judges", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from amlab.run.executor import (
     TrialRunner,
 )
 from amlab.run.experiment import Experiment, stored_spec
+from amlab.run.stopping import stopping_rules
 from amlab.run.trial import TrialSpec
 from amlab.store import Claim, PlannedTrial, Store, TrialKey
 
@@ -118,6 +119,7 @@ async def run_experiment(
     check_resumable(experiment, store, resume)
     budget = None if any(isinstance(r, Budget) for r in rules) else Budget.of(experiment, store)
     rules = [*rules, budget] if budget else rules
+    rules = [*rules, *stopping_rules(experiment, store)]
     async with ClientPool(store.response_cache() if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is
