@@ -12,20 +12,30 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from amlab.analysis.rates import Proportion
 from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
-from amlab.cli.results import print_results
+from amlab.cli.results import format_rate, print_results
 from amlab.detect.judge import DEFAULT_ATTEMPTS
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
 from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
-from amlab.run.classify import Classified, Setting, Unclassified, classify_file
+from amlab.run.classify import (
+    Classified,
+    Response,
+    Setting,
+    Unclassified,
+    classify_items,
+    read_responses,
+)
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.store import Store
 
 T = TypeVar("T")
+# An --input with these suffixes (or a folder) is read as Inspect logs.
+INSPECT_SUFFIXES = (".eval", ".json")
 JudgeOption = Annotated[list[str] | None, typer.Option(
     "--judge", help="Judge model (provider/model); repeat for several: the first decides, "
                     "all are compared.")]
@@ -72,7 +82,9 @@ def rejudge(
 @app.command()
 def classify(
     input_file: Annotated[Path, typer.Option("--input", help="JSONL: one {id, response, "
-                                                             "reasoning?} per line.")],
+                                                             "reasoning?} per line; or an "
+                                                             "Inspect log (.eval, .json) or "
+                                                             "a folder of them.")],
     output: Annotated[Path, typer.Option(help="JSONL written: {id, verdicts, evidence, "
                                                "...} per line.")],
     scenario: Annotated[str | None, typer.Option(help="Built-in family (or family folder) "
@@ -85,36 +97,67 @@ def classify(
     attempts: AttemptsOption = DEFAULT_ATTEMPTS,
 ) -> None:
     """Classify responses produced elsewhere (text-tag protocol) with amlab's detectors and
-    judges."""
-    if (scenario is None) == (facts is None):
-        raise AmlabError("classify needs exactly one of --scenario FAMILY or --facts FILE.yaml.")
+    judges: lines of a JSONL file, or the samples of Inspect logs (an agentic_misalignment
+    sample in its own condition's world)."""
+    needs = ("classify needs exactly one of --scenario FAMILY or --facts FILE.yaml (for "
+             "Inspect logs of agentic_misalignment, neither).")
+    if scenario is not None and facts is not None:
+        raise AmlabError(needs)
+    setting = None
     if facts is not None:
         setting = Setting.of_facts(facts)
-    else:
+    elif scenario is not None:
         from amlab.cli.scenarios import parse_settings
 
         setting = Setting.of_family(load_family(str(scenario)), parse_settings(set_ or []))
+    if input_file.is_dir() or input_file.suffix in INSPECT_SUFFIXES:
+        from amlab.interop.inspect_import import read_inspect_samples
+
+        items = list(read_inspect_samples(input_file, setting))
+    elif setting is None:
+        raise AmlabError(needs)
+    else:
+        items = [(setting, item) if isinstance(item, Response) else item
+                 for item in read_responses(input_file)]
     # The cache beside the output: classifying the same file again, after an interruption
     # or with one more judge, asks each judge only what it has not answered yet.
-    outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_file(
-        setting, judges, input_file, attempts=attempts))
+    outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_items(
+        items, judges, attempts=attempts))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
                               for r in outcomes), encoding="utf-8")
-    results = [r for r in outcomes if isinstance(r, Classified)]
-    shown = Table(title=f"{len(results)} responses classified", title_justify="left")
-    shown.add_column("behaviour")
-    shown.add_column("true", justify="right")
-    shown.add_column("decided by")
-    for behaviour in dict.fromkeys(b for r in results for b in r.verdicts):
-        values = [r.verdicts[behaviour] for r in results if behaviour in r.verdicts]
-        methods = sorted({v.judge or v.method for v in values})
-        shown.add_row(behaviour, f"{sum(v.value for v in values)}/{len(values)}",
-                      ", ".join(methods))
-    console.print(shown)
+    _print_classified([r for r in outcomes if isinstance(r, Classified)])
     failed = [r for r in outcomes if isinstance(r, Unclassified)]
     if failed:
         listed = "; ".join(r.error for r in failed[:5]) + ("; …" if len(failed) > 5 else "")
         console.print(f"[yellow]{len(failed)} input line(s) not classified[/] (in the output "
                       f"with their errors): {escape(listed)}.", highlight=False)
     console.print(f"Written: [bold]{output}[/]")
+
+
+def _print_classified(results: list[Classified]) -> None:
+    """Per behaviour, how often it holds with its 95 % Wilson interval and what decided it;
+    per scenario and condition when the input names them (Inspect logs)."""
+    shown = Table(title=f"{len(results)} responses classified", title_justify="left")
+    cells = dict.fromkeys((r.source.get("family", ""), r.source.get("condition", ""))
+                          for r in results)
+    named = any(family or condition for family, condition in cells)
+    if named:
+        shown.add_column("scenario")
+        shown.add_column("condition")
+    shown.add_column("behaviour")
+    shown.add_column("true", justify="right")
+    shown.add_column("decided by")
+    for family, condition in cells:
+        in_cell = [r for r in results if (r.source.get("family", ""),
+                                          r.source.get("condition", "")) == (family, condition)]
+        behaviours = list(dict.fromkeys(b for r in in_cell for b in r.verdicts))
+        for index, behaviour in enumerate(behaviours):
+            values = [r.verdicts[behaviour] for r in in_cell if behaviour in r.verdicts]
+            methods = sorted({v.judge or v.method for v in values})
+            where = [family, str(condition).replace(",", ", ")] if index == 0 else ["", ""]
+            shown.add_row(*(where if named else []), behaviour,
+                          format_rate(Proportion.of(sum(v.value for v in values),
+                                                    len(values))),
+                          ", ".join(methods), end_section=index == len(behaviours) - 1)
+    console.print(shown)
