@@ -35,7 +35,7 @@ from amlab.store.interface import ResultReader, StoredTrial, require_experiment
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalSample, EvalSampleLimit
-    from inspect_ai.model import ChatMessage, ModelOutput
+    from inspect_ai.model import ChatMessage, ModelOutput, StopReason
     from inspect_ai.scorer import Score
 
 # The scorer name under which every verdict is recorded.
@@ -154,7 +154,9 @@ def _sample(trial: StoredTrial, verdicts: dict[str, Verdict], spec: dict[str, An
     return EvalSample(
         id=f"{trial.family}/{trial.condition}",
         epoch=trial.sample + 1,
-        input=messages[:2] or "",  # a trial starts with its system prompt and user message
+        # A trial starts with its system prompt and its user message, the sample's input (as
+        # in a task whose solver adds the system prompt).
+        input=messages[1:2] or "",
         target="",
         messages=messages,
         output=_output(trial, messages),
@@ -266,11 +268,13 @@ def _output(trial: StoredTrial, messages: Sequence[ChatMessage]) -> ModelOutput:
         return ModelOutput(model=trial.model, choices=[ChatCompletionChoice(
             message=last, stop_reason="content_filter",
             stop_details=StopDetails(type="refusal", explanation=last.text or None))])
-    stop = {"end_turn": "stop", "max_tokens": "max_tokens"}.get(trial.stop_reason or "",
-                                                               "tool_calls" if last.tool_calls
-                                                               else "unknown")
+    stop: StopReason = "tool_calls" if last.tool_calls else "unknown"
+    if trial.stop_reason == "end_turn":
+        stop = "stop"
+    elif trial.stop_reason == "max_tokens":
+        stop = "max_tokens"
     return ModelOutput(model=trial.model, choices=[ChatCompletionChoice(
-        message=last, stop_reason=stop)])  # type: ignore[arg-type]
+        message=last, stop_reason=stop)])
 
 
 def _limit(trial: StoredTrial, spec: dict[str, Any]) -> EvalSampleLimit | None:
