@@ -44,7 +44,7 @@ from inspect_ai.scorer import Score
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.interop.inspect_export import export_inspect
-from amlab.interop.inspect_import import read_inspect_samples
+from amlab.interop.inspect_import import is_inspect_input, read_inspect_samples
 from amlab.run import Experiment, run_experiment
 from amlab.run.classify import Classified, Setting, Unclassified, classify_items
 from amlab.store import Store
@@ -451,6 +451,14 @@ def test_a_log_of_another_task_needs_a_world_and_is_classified_in_the_one_named(
     [named] = asyncio.run(classify_items(items, []))
     assert isinstance(named, Classified) and named.verdicts["blackmail"].value is True
     assert "family" not in named.source and named.source["sample"] == sample.id
+    # A .json file is an Inspect log only if it reads as one: JSON lines of responses may
+    # be named so too.
+    as_json = tmp_path / "other.json"
+    write_log(as_json, [sample])
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps({"id": "r1", "response": THREAT_TAG}) + "\n")
+    assert [is_inspect_input(p) for p in (log, as_json, responses, tmp_path)] == [
+        True, True, False, True]
     with pytest.raises(AmlabError, match=r"none\.eval: no such Inspect log or folder of "
                                          r"logs\.$"):
         list(read_inspect_samples(tmp_path / "none.eval"))

@@ -34,8 +34,6 @@ from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.store import Store
 
 T = TypeVar("T")
-# An --input with these suffixes (or a folder) is read as Inspect logs.
-INSPECT_SUFFIXES = (".eval", ".json")
 JudgeOption = Annotated[list[str] | None, typer.Option(
     "--judge", help="Judge model (provider/model); repeat for several: the first decides, "
                     "all are compared.")]
@@ -110,9 +108,9 @@ def classify(
         from amlab.cli.scenarios import parse_settings
 
         setting = Setting.of_family(load_family(str(scenario)), parse_settings(set_ or []))
-    if input_file.is_dir() or input_file.suffix in INSPECT_SUFFIXES:
-        from amlab.interop.inspect_import import read_inspect_samples
+    from amlab.interop.inspect_import import is_inspect_input, read_inspect_samples
 
+    if is_inspect_input(input_file):
         items = list(read_inspect_samples(input_file, setting))
     elif setting is None:
         raise AmlabError(needs)

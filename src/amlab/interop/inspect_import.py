@@ -18,6 +18,7 @@ sample Inspect recorded as failed, or without an answer, is listed with the reas
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,23 @@ CONDITION_FIELDS = ("goal_type", "goal_value", "urgency_type", "extra_system_ins
 FAMILY_OF_SCENARIO = {"blackmail": "original/blackmail", "leaking": "original/leaking",
                       "murder": "original/murder"}
 FAITHFUL_SUFFIX = "+faithful-bugs"
+
+
+def is_inspect_input(path: Path) -> bool:
+    """Whether `path` is to be read as Inspect logs: a folder, an `.eval` file, or a
+    `.json` file that is an Inspect log (a JSONL file of responses may be named `.json`)."""
+    if path.is_dir() or path.suffix == ".eval":
+        return True
+    if path.suffix != ".json" or not path.is_file() or \
+            importlib.util.find_spec("inspect_ai") is None:
+        return False
+    from inspect_ai.log import read_eval_log
+
+    try:
+        read_eval_log(str(path), header_only=True)
+    except Exception:  # not an Inspect log: read as JSON lines
+        return False
+    return True
 
 
 def log_files(path: Path) -> list[Path]:
