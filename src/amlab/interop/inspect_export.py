@@ -121,12 +121,14 @@ def _log(store: ResultReader, experiment: str, spec: dict[str, Any], model: str,
                                                     value=sum(values) / len(values))})
               for behaviour, values in held.items()]
     epochs = max((t.sample + 1 for t in trials), default=1)
+    # Inspect counts a dataset's samples without their epochs (it shows ids x epochs).
+    sample_ids = sorted({str(s.id) for s in samples})
     return EvalLog(
         status="success",
         eval=EvalSpec(
             created=now, task=experiment, task_version=0,
-            dataset=EvalDataset(name=experiment, samples=len(samples),
-                                sample_ids=sorted({str(s.id) for s in samples})),
+            dataset=EvalDataset(name=experiment, samples=len(sample_ids),
+                                sample_ids=sample_ids),
             model=model, config=EvalConfig(epochs=epochs),
             packages={"amlab": __version__},
             metadata={"amlab_experiment": spec, "source": "amlab export"}),
