@@ -311,6 +311,10 @@ def test_export_without_the_extra_or_of_an_unknown_experiment_is_one_sentence(
     with pytest.raises(AmlabError, match=r"r\.db: has no experiment 'nosuch'; it has native, "
                                          r"text\.$"):
         export_inspect(store, tmp_path / "logs", "nosuch")
+    wrong = amlab("export", str(db), "--format", "eval")
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        "error: --format 'eval' is not an export format; formats are csv, parquet, jsonl and "
+        "inspect (Inspect AI logs).")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AmlabError, match=r"^Inspect logs need the inspect_ai package, which "
                                          r"is not installed; install it with: pip install "

@@ -137,11 +137,14 @@ def export_command(
 ) -> None:
     """Export trials and verdicts, one row per trial and behaviour, factors as columns; or,
     with --format inspect, one Inspect AI log per experiment and model."""
-    from amlab.analysis.export import export
+    from amlab.analysis.export import FORMATS, export
 
     if file_format == "inspect":
         _export_inspect(db, out or db.with_name(f"{db.stem}-inspect"), experiment)
         return
+    if file_format not in FORMATS:
+        raise AmlabError(f"--format {file_format!r} is not an export format; formats are "
+                         f"{', '.join(FORMATS)} and inspect (Inspect AI logs).")
     path = out or db.with_suffix(f".{file_format}")
     check_writable(path, folder=False)
     store = Store(db, read_only=True)
