@@ -65,16 +65,20 @@ def export_inspect(store: ResultReader, out: Path, experiment: str | None = None
     taken: set[str] = set()
     for name in [experiment] if experiment else store.experiments():
         spec = store.experiment_spec(name) or {}
-        by_model: dict[str, list[StoredTrial]] = defaultdict(list)
+        # Each trial becomes its sample as it is read, so that its stored record is not
+        # held beside it.
+        by_model: dict[str, list[EvalSample]] = {}
+        pending: dict[str, int] = defaultdict(int)
         for trial in store.trials(name):
-            by_model[trial.model].append(trial)
-        for model, trials in by_model.items():
-            finished = [t for t in trials if t.status != "pending"]
-            log = _log(store, name, spec, model, finished)
+            samples = by_model.setdefault(trial.model, [])
+            if trial.status == "pending":
+                pending[trial.model] += 1
+            else:
+                samples.append(_sample(trial, store.verdicts_of(trial.id), spec))
+        for model, samples in by_model.items():
             path = out / _file_name(name, model, taken)
-            write_eval_log(log, str(path))
-            written.append(WrittenLog(name, model, path, len(finished),
-                                      len(trials) - len(finished)))
+            write_eval_log(_log(name, spec, model, samples), str(path))
+            written.append(WrittenLog(name, model, path, len(samples), pending[model]))
     return written
 
 
@@ -88,8 +92,8 @@ def _file_name(experiment: str, model: str, taken: set[str]) -> str:
     return name
 
 
-def _log(store: ResultReader, experiment: str, spec: dict[str, Any], model: str,
-         trials: Sequence[StoredTrial]) -> EvalLog:
+def _log(experiment: str, spec: dict[str, Any], model: str, samples: list[EvalSample]
+         ) -> EvalLog:
     from inspect_ai.log import (
         EvalConfig,
         EvalDataset,
@@ -102,7 +106,6 @@ def _log(store: ResultReader, experiment: str, spec: dict[str, Any], model: str,
     )
     from inspect_ai.model import ModelUsage
 
-    samples = [_sample(trial, store.verdicts_of(trial.id), spec) for trial in trials]
     now = datetime.now(UTC).isoformat()
     usage: ModelUsage = ModelUsage()
     for sample in samples:
@@ -120,7 +123,7 @@ def _log(store: ResultReader, experiment: str, spec: dict[str, Any], model: str,
                         metrics={"mean": EvalMetric(name="mean",
                                                     value=sum(values) / len(values))})
               for behaviour, values in held.items()]
-    epochs = max((t.sample + 1 for t in trials), default=1)
+    epochs = max((s.epoch for s in samples), default=1)
     # Inspect counts a dataset's samples without their epochs (it shows ids x epochs).
     sample_ids = sorted({str(s.id) for s in samples})
     return EvalLog(
