@@ -24,10 +24,10 @@ from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
 from amlab.run.classify import (
     Classified,
-    Response,
     Setting,
     Unclassified,
     classify_items,
+    in_setting,
     read_responses,
 )
 from amlab.run.rejudge import rejudge as rejudge_store
@@ -115,8 +115,7 @@ def classify(
     elif setting is None:
         raise AmlabError(needs)
     else:
-        items = [(setting, item) if isinstance(item, Response) else item
-                 for item in read_responses(input_file)]
+        items = in_setting(setting, read_responses(input_file))
     # The cache beside the output: classifying the same file again, after an interruption
     # or with one more judge, asks each judge only what it has not answered yet.
     outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_items(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,9 +364,14 @@ async def classify_file(setting: Setting, judges: list[ModelClient], source: Pat
                         *, attempts: int = DEFAULT_ATTEMPTS, concurrency: int = 4
                         ) -> list[Classified | Unclassified]:
     """Every line of a JSONL file, in its order: classified, or the reason it is not."""
-    items = [(setting, item) if isinstance(item, Response) else item
-             for item in read_responses(source)]
-    return await classify_items(items, judges, attempts=attempts, concurrency=concurrency)
+    return await classify_items(in_setting(setting, read_responses(source)), judges,
+                                attempts=attempts, concurrency=concurrency)
+
+
+def in_setting(setting: Setting, items: Iterable[Response | Unclassified]
+               ) -> list[tuple[Setting, Response] | Unclassified]:
+    """Each response with the world it is classified in (the reasons of the others kept)."""
+    return [(setting, item) if isinstance(item, Response) else item for item in items]
 
 
 async def classify_items(items: list[tuple[Setting, Response] | Unclassified],
