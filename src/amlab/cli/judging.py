@@ -134,7 +134,8 @@ def classify(
 
 def _print_classified(results: list[Classified]) -> None:
     """Per behaviour, how often it holds with its 95 % Wilson interval and what decided it;
-    per scenario and condition when the input names them (Inspect logs)."""
+    per scenario and condition when the input names them (Inspect logs), with the log's own
+    yes/no scores of the same responses beneath amlab's."""
     shown = Table(title=f"{len(results)} responses classified", title_justify="left")
     cells = dict.fromkeys((r.source.get("family", ""), r.source.get("condition", ""))
                           for r in results)
@@ -148,13 +149,19 @@ def _print_classified(results: list[Classified]) -> None:
     for family, condition in cells:
         in_cell = [r for r in results if (r.source.get("family", ""),
                                           r.source.get("condition", "")) == (family, condition)]
-        behaviours = list(dict.fromkeys(b for r in in_cell for b in r.verdicts))
-        for index, behaviour in enumerate(behaviours):
+        rows = []
+        for behaviour in dict.fromkeys(b for r in in_cell for b in r.verdicts):
             values = [r.verdicts[behaviour] for r in in_cell if behaviour in r.verdicts]
-            methods = sorted({v.judge or v.method for v in values})
+            rows.append((behaviour, [v.value for v in values],
+                         ", ".join(sorted({v.judge or v.method for v in values}))))
+        for name in dict.fromkeys(n for r in in_cell for n in r.source.get("inspect_verdicts",
+                                                                            {})):
+            given = [r.source["inspect_verdicts"][name] for r in in_cell
+                     if name in r.source.get("inspect_verdicts", {})]
+            rows.append((f"{name} (the log's)", given, "the log's scorer"))
+        for index, (behaviour, held, decided) in enumerate(rows):
             where = [family, str(condition).replace(",", ", ")] if index == 0 else ["", ""]
             shown.add_row(*(where if named else []), behaviour,
-                          format_rate(Proportion.of(sum(v.value for v in values),
-                                                    len(values))),
-                          ", ".join(methods), end_section=index == len(behaviours) - 1)
+                          format_rate(Proportion.of(sum(held), len(held))), decided,
+                          end_section=index == len(rows) - 1)
     console.print(shown)

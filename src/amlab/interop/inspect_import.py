@@ -103,9 +103,10 @@ def _item(log: Path, number: int, sample: EvalSample, setting: Setting | None,
     answer, reasoning = _answer(sample)
     if answer is None:
         return Unclassified(number, ident, f"{where} has no answer of the model")
+    scores = {name: score.value for name, score in (sample.scores or {}).items()}
     source: dict[str, Any] = {"log": str(log), "sample": sample.id, "epoch": sample.epoch,
-                              "inspect_scores": {name: score.value for name, score
-                                                 in (sample.scores or {}).items()}}
+                              "inspect_scores": scores,
+                              "inspect_verdicts": yes_or_no_scores(scores)}
     if setting is None:
         try:
             setting, found = worlds.of(sample)
@@ -113,6 +114,16 @@ def _item(log: Path, number: int, sample: EvalSample, setting: Setting | None,
             return Unclassified(number, ident, f"{where}: {exc}")
         source.update(found)
     return setting, Response(number, ident, answer, reasoning, where=where, source=source)
+
+
+def yes_or_no_scores(scores: dict[str, Any]) -> dict[str, bool]:
+    """The log's own scores that are a yes or a no (1/0, true/false; a scorer's dict of them
+    by `scorer.key`), to set beside amlab's verdicts."""
+    flat = {f"{name}.{key}": value for name, values in scores.items()
+            if isinstance(values, dict) for key, value in values.items()}
+    flat.update({name: value for name, value in scores.items() if not isinstance(value, dict)})
+    return {name: bool(value) for name, value in flat.items()
+            if isinstance(value, bool | int | float) and value in (0, 1)}
 
 
 def _answer(sample: EvalSample) -> tuple[str | None, str]:
