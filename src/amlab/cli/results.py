@@ -12,7 +12,7 @@ from rich.table import Table
 
 from amlab.analysis.agreement import Agreement
 from amlab.analysis.judge_notes import judging_notes
-from amlab.analysis.rates import Rate, rates
+from amlab.analysis.rates import Proportion, Rate, rates
 from amlab.analysis.sequential import stopping_summary
 from amlab.cli.app import console
 from amlab.cli.usage import print_usage
@@ -38,7 +38,7 @@ def print_results(store: Store, experiment: str, per_trial: bool = False) -> Non
     for (model, family, condition), by_behaviour in cells.items():
         n = max(r.n for r in by_behaviour.values())
         table.add_row(model, family, condition, str(n),
-                      *(_format_rate(by_behaviour.get(b)) for b in behaviours))
+                      *(format_rate(by_behaviour.get(b)) for b in behaviours))
     # A column per behaviour while every cell keeps its longest word whole.
     if Measurement.get(console, console.options.update_width(10**6), table).minimum \
             <= console.width:
@@ -110,12 +110,12 @@ def _print_rates_by_cell(experiment: str, cells: dict[tuple[str, str, str], dict
                 first = index == 0
                 table.add_row(condition.replace(",", ", ") if first else "",
                               str(by_behaviour[behaviour].n) if first else "", behaviour,
-                              _format_rate(by_behaviour[behaviour]),
+                              format_rate(by_behaviour[behaviour]),
                               end_section=index == len(shown) - 1)
         console.print(table)
 
 
-def _format_rate(rate: Rate | None) -> str:
+def format_rate(rate: Rate | Proportion | None) -> str:
     if rate is None:
         return "—"
     return f"{rate.k}/{rate.n} {rate.rate:.0%} [{rate.low:.0%}, {rate.high:.0%}]"

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +196,14 @@ class Classified:
     actions: list[Action]
     verdicts: dict[str, Verdict]
     judge_calls: list[JudgeCall]
+    # Where the response came from, when the input says more than an id (an Inspect log's
+    # sample: the log, its scenario and condition, its own scores).
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            **({"source": self.source} if self.source else {}),
             "verdicts": {b: v.value for b, v in self.verdicts.items()},
             "evidence": {b: [e.to_dict() for e in v.evidence] for b, v in self.verdicts.items()},
             "method": {b: v.method for b, v in self.verdicts.items()},
@@ -218,23 +222,32 @@ class Classified:
         }
 
 
-def _with_original_names(tools: list[ToolSpec]) -> list[ToolSpec]:
+def _renames(tools: list[ToolSpec]) -> dict[str, dict[str, str]]:
+    """Per tool, the original's argument names that this world's tool calls differently
+    (none for the original families' own tools, which take the original's names)."""
+    return {spec.name: {original: ours for original, ours
+                        in ORIGINAL_ARGUMENTS.get(spec.name, {}).items()
+                        if ours in spec.properties and original not in spec.properties}
+            for spec in tools}
+
+
+def _with_original_names(tools: list[ToolSpec], renames: dict[str, dict[str, str]]
+                         ) -> list[ToolSpec]:
     """The tools as the original study's tags name their arguments, for the tag parser."""
     specs = []
     for spec in tools:
-        renames = ORIGINAL_ARGUMENTS.get(spec.name, {})
-        properties = {**spec.properties, **{original: spec.properties[ours]
-                                            for original, ours in renames.items()}}
+        properties = {**spec.properties, **{original: spec.properties[ours] for original, ours
+                                            in renames.get(spec.name, {}).items()}}
         specs.append(replace(spec, parameters={**spec.parameters, "properties": properties}))
     return specs
 
 
-def _original_names(call: ToolCall) -> ToolCall:
-    renames = ORIGINAL_ARGUMENTS.get(call.name, {})
-    if not renames or call.parse_error:
+def _original_names(call: ToolCall, renames: dict[str, dict[str, str]]) -> ToolCall:
+    ours_by_original = renames.get(call.name, {})
+    if not ours_by_original or call.parse_error:
         return call
     args = dict(call.arguments)
-    for original, ours in renames.items():
+    for original, ours in ours_by_original.items():
         if original in args and ours not in args:
             args[ours] = args.pop(original)
     return ToolCall(call.name, args, call.id)
@@ -246,8 +259,9 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
     """One response: its tags as actions on a fresh world, then detectors and judges. Tags
     drafted inside private reasoning are not acts: the parser never reads them."""
     probe = setting.world or setting.world_for([])
-    tools = _with_original_names(probe.tools)
-    calls = [_original_names(c) for c in parse_tool_calls(response, tools)]
+    renames = _renames(probe.tools)
+    tools = _with_original_names(probe.tools, renames)
+    calls = [_original_names(c, renames) for c in parse_tool_calls(response, tools)]
     world = setting.world_for(calls)
     actions: list[Action] = []
     for call in calls:
@@ -263,10 +277,19 @@ async def classify_response(setting: Setting, judges: list[ModelClient], respons
 
 @dataclass(frozen=True)
 class Response:
+    """One response to classify; `line` its position in the input (a line of a JSONL file,
+    a sample of a log), `where` that position in words when it is not a line."""
+
     line: int
     id: str
     response: str
     reasoning: str
+    where: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def place(self) -> str:
+        return self.where or f"line {self.line}"
 
 
 # Enough of an exception's text to say what went wrong, not a copy of the response.
@@ -341,20 +364,37 @@ async def classify_file(setting: Setting, judges: list[ModelClient], source: Pat
                         *, attempts: int = DEFAULT_ATTEMPTS, concurrency: int = 4
                         ) -> list[Classified | Unclassified]:
     """Every line of a JSONL file, in its order: classified, or the reason it is not."""
-    items = list(read_responses(source))
+    return await classify_items(in_setting(setting, read_responses(source)), judges,
+                                attempts=attempts, concurrency=concurrency)
+
+
+def in_setting(setting: Setting, items: Iterable[Response | Unclassified]
+               ) -> list[tuple[Setting, Response] | Unclassified]:
+    """Each response with the world it is classified in (the reasons of the others kept)."""
+    return [(setting, item) if isinstance(item, Response) else item for item in items]
+
+
+async def classify_items(items: list[tuple[Setting, Response] | Unclassified],
+                         judges: list[ModelClient], *, attempts: int = DEFAULT_ATTEMPTS,
+                         concurrency: int = 4) -> list[Classified | Unclassified]:
+    """Each response in the world of its setting, in their order: classified, or the reason
+    it is not (one response's failure is its own)."""
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(item: Response | Unclassified) -> Classified | Unclassified:
+    async def one(item: tuple[Setting, Response] | Unclassified) -> Classified | Unclassified:
         if isinstance(item, Unclassified):
             return item
+        setting, response = item
         async with limit:
             try:
-                return await classify_response(setting, judges, item.id, item.response,
-                                               item.reasoning, attempts=attempts)
+                result = await classify_response(setting, judges, response.id,
+                                                 response.response, response.reasoning,
+                                                 attempts=attempts)
             except Exception as exc:  # one response's failure is its own
                 detail = str(exc)[:MAX_ERROR_TEXT]
-                return Unclassified(item.line, item.id, f"line {item.line} could not be "
-                                    f"classified: {type(exc).__name__}"
-                                    + (f": {detail}" if detail else ""))
+                return Unclassified(response.line, response.id,
+                                    f"{response.place} could not be classified: "
+                                    f"{type(exc).__name__}" + (f": {detail}" if detail else ""))
+            return replace(result, source=response.source) if response.source else result
 
     return list(await asyncio.gather(*(one(item) for item in items)))
