@@ -21,12 +21,13 @@ class ModelRoles:
 
 
 def policy_for(experiment: Experiment, spec: ModelSpec) -> ClientPolicy:
-    """The experiment's retries, and the model's rate limits and price."""
+    """The experiment's retries, and the model's rate limits, price and batching."""
     retry = experiment.spec.retry
     return ClientPolicy(
         attempts=retry.attempts, initial_wait=retry.initial_wait, max_wait=retry.max_wait,
         requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute,
-        price=price_of(spec.name, spec.price))
+        price=price_of(spec.name, spec.price, batch=spec.batch is not None),
+        batch=spec.batch)
 
 
 def build_roles(experiment: Experiment, pool: ClientPool) -> ModelRoles:

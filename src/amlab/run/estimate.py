@@ -97,13 +97,15 @@ def estimate(experiment: Experiment) -> list[ModelEstimate]:
             turns = min(turns, -(-agent.max_output_tokens // answer))
         answers[spec.name] = turns * answer
         input_tokens = sum(turns * p + answer * turns * (turns - 1) // 2 for p in first_calls)
-        estimates.append(_priced(spec.name, price_of(spec.name, spec.price), len(trials),
+        price = price_of(spec.name, spec.price, batch=spec.batch is not None)
+        estimates.append(_priced(spec.name, price, len(trials),
                                  sum(first_calls) // max(len(trials), 1), input_tokens,
                                  len(trials) * turns * answer))
     for judge in experiment.spec.judge_specs:
         reads = [tokens[scenario_of(t)].judge + answers[t.key.model]
                  for t in planned]
-        estimates.append(_priced(f"{judge.name} (judge)", price_of(judge.name, judge.price),
+        price = price_of(judge.name, judge.price, batch=judge.batch is not None)
+        estimates.append(_priced(f"{judge.name} (judge)", price,
                                  len(planned), sum(reads) // max(len(reads), 1), sum(reads),
                                  len(planned) * JUDGE_REPLY_TOKENS))
     return estimates
