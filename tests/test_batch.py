@@ -17,11 +17,13 @@ import openai
 import pytest
 
 from amlab.errors import AmlabError
-from amlab.models.api import TRANSPORT_ENV
+from amlab.models import ModelRequest, ModelResponse, make_client
+from amlab.models.api import TRANSPORT_ENV, TRANSPORTS
 from amlab.models.batch import BatchSettings
-from amlab.models.cache import CACHE_FILE
+from amlab.models.cache import CACHE_FILE, ResponseCache
 from amlab.models.prices import price_of
-from amlab.records import Usage
+from amlab.models.registry import ClientPolicy, manage
+from amlab.records import Message, Usage
 from amlab.run import Experiment, run_experiment
 from amlab.run.estimate import estimate
 from amlab.store import Store
@@ -79,9 +81,12 @@ def ledger_rows(db: Path) -> int:
         return int(cache.execute("SELECT COUNT(*) FROM batch_requests").fetchone()[0])
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_single_turn_experiment_runs_in_one_batch_billed_at_the_batch_price(
-        stub: tuple[BatchStubState, StubServer], provider: str, tmp_path: Path) -> None:
+        stub: tuple[BatchStubState, StubServer], provider: str, transport: str,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, transport)  # the upload and results on both transports
     state, server = stub
     state.looks_before_done = 2
     name = model_name(provider, server)
@@ -173,6 +178,47 @@ def test_an_interrupted_run_collects_its_pending_batch_on_resume_without_a_secon
     assert [t.cost_usd for t in store.trials("resumed")] == pytest.approx(
         [batch_cost(MODELS[provider])] * 4)
     assert ledger_rows(db) == 0
+
+
+def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_does(
+        stub: tuple[BatchStubState, StubServer], tmp_path: Path) -> None:
+    state, server = stub
+    state.hold = True
+    name = model_name("openai", server)
+    cache = ResponseCache(tmp_path / CACHE_FILE)
+    policy = ClientPolicy(attempts=1, price=price_of(name, batch=True),
+                          batch=BatchSettings.model_validate(FAST))
+
+    def request(text: str) -> ModelRequest:
+        return ModelRequest([Message("system", "s"), Message("user", text)])
+
+    async def ask(*texts: str, interrupt: bool = False) -> list[ModelResponse]:
+        client = manage(make_client(name), policy, cache)
+        try:
+            asked = asyncio.gather(*(client.generate(request(t)) for t in texts))
+            if not interrupt:
+                return list(await asked)
+            while not state.created:
+                await asyncio.sleep(0.01)
+            asked.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asked
+            return []
+        finally:
+            await client.aclose()
+
+    asyncio.run(ask("first", "second", interrupt=True))  # one batch of both, pending
+    state.hold = False
+    [first] = asyncio.run(ask("first"))  # collects the batch: the second's answer is kept
+    assert ledger_rows(tmp_path / "r.db") == 1
+    looks = state.batches[state.created[0]].looks
+    [second] = asyncio.run(ask("second"))  # from the ledger: no batch, no look, billed once
+    assert len(state.created) == 1 and state.batches[state.created[0]].looks == looks
+    for answer in (first, second):
+        assert not answer.cached and answer.usage.cost_usd == pytest.approx(
+            batch_cost(MODELS["openai"]))
+    assert ledger_rows(tmp_path / "r.db") == 0
+    cache.close()
 
 
 def test_batch_is_refused_for_multi_turn_agents_and_providers_without_a_batch_api() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
@@ -85,12 +86,15 @@ class BatchedClient:
     identity: str
     settings: BatchSettings
     name: str = field(init=False)
-    # Batches this client submitted (a resumed batch is collected, not counted).
-    submitted_batches: int = field(default=0, init=False)
+    # Requests not yet submitted, by key.
     _waiting: dict[str, ModelRequest] = field(default_factory=dict, init=False)
+    # The answer each request in flight awaits, and how many callers await it.
     _answers: dict[str, asyncio.Future[ModelResponse]] = field(default_factory=dict, init=False)
-    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _callers: Counter[str] = field(default_factory=Counter, init=False)
     _gathering: asyncio.Task[None] | None = field(default=None, init=False)
+    _submitting: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    # The batch each collecting task follows.
+    _collecting: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.name = self.api.name
@@ -105,25 +109,32 @@ class BatchedClient:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         key = request_key(self.identity, request)
-        if key in self._answers:  # the same request already waits: one answer for both
-            return await asyncio.shield(self._answers[key])
-        collected = self.ledger.collected(key)
-        if collected is not None:  # collected by an earlier run, never handed out
-            self.ledger.forget(key)
-            return collected
-        answer: asyncio.Future[ModelResponse] = asyncio.get_running_loop().create_future()
-        self._answers[key] = answer
-        batch_id = self.ledger.batch_of(key)
-        if batch_id is not None:  # submitted before an interruption: collect it
-            self._follow(batch_id)
-        else:
-            self._waiting[key] = request
-            self._gather()
+        answer = self._answers.get(key)
+        if answer is None:
+            collected = self.ledger.collected(key)
+            if collected is not None:  # collected by an earlier run, never handed out
+                self.ledger.forget(key)
+                return collected
+            answer = self._answers[key] = asyncio.get_running_loop().create_future()
+            batch_id = self.ledger.batch_of(key)
+            if batch_id is not None:  # submitted before an interruption: collect it
+                self._follow(batch_id)
+            else:
+                self._waiting[key] = request
+                self._gather()
+        # The same request asked twice at once (rare: the key holds the sample) is sent
+        # once; each caller's usage counts it, so the stored cost errs high, never low.
+        self._callers[key] += 1
         try:
+            # Shielded: a caller cancelled (an interrupted trial) leaves the batch alone.
             return await asyncio.shield(answer)
         finally:
-            if self._answers.get(key) is answer:
-                del self._answers[key]
+            self._callers[key] -= 1
+            if not self._callers[key]:
+                del self._callers[key]
+                # Nobody waits: an answer that comes later is kept in the ledger.
+                if self._answers.get(key) is answer:
+                    del self._answers[key]
 
     def _gather(self) -> None:
         if len(self._waiting) >= self.settings.size:
@@ -141,8 +152,8 @@ class BatchedClient:
             keys = list(self._waiting)[: self.settings.size]
             requests = {key: self._waiting.pop(key) for key in keys}
             task = asyncio.create_task(self._submit(requests))
-            self._tasks[f"submit:{id(task)}"] = task
-            task.add_done_callback(lambda done: self._tasks.pop(f"submit:{id(done)}", None))
+            self._submitting.add(task)
+            task.add_done_callback(self._submitting.discard)
         if self._gathering is not None:
             self._gathering.cancel()
             self._gathering = None
@@ -155,14 +166,13 @@ class BatchedClient:
             return
         # Written before anything waits on it: an interruption from here on collects it.
         self.ledger.record(batch_id, self.name, list(requests))
-        self.submitted_batches += 1
         self._follow(batch_id)
 
     def _follow(self, batch_id: str) -> None:
-        if batch_id not in self._tasks:
+        if batch_id not in self._collecting:
             task = asyncio.create_task(self._collect(batch_id))
-            self._tasks[batch_id] = task
-            task.add_done_callback(lambda _: self._tasks.pop(batch_id, None))
+            self._collecting[batch_id] = task
+            task.add_done_callback(lambda _: self._collecting.pop(batch_id, None))
 
     async def _collect(self, batch_id: str) -> None:
         """Wait for the batch to end, then hand out (or keep) each of its outcomes."""
@@ -213,7 +223,10 @@ class BatchedClient:
                 answer.set_exception(outcome)
 
     async def aclose(self) -> None:
-        tasks = [*self._tasks.values(), *([self._gathering] if self._gathering else [])]
+        # A batch being created when the run stops is paid for: let its creation finish
+        # (within the request timeout) so that its id is in the ledger for --resume.
+        await asyncio.gather(*self._submitting, return_exceptions=True)
+        tasks = [*self._collecting.values(), *([self._gathering] if self._gathering else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
