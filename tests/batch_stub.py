@@ -10,9 +10,10 @@ and a request that breaks it is answered 400 and listed in `violations`.
 
 A batch is in progress for the first `looks_before_done` retrieves (and as long as `hold`
 is set: an interrupted run), then ends. Its items are answered when it ends: an OpenAI
-item as `openai_stub.completion` answers it, an Anthropic item with the text-tag e-mail of
-`openai_stub.TEXT_CALL`; the next `fail_items` items fail with a retryable server error,
-and an item whose model contains `invalid` with a non-retryable one.
+item as `answer` answers its body (by default `openai_stub.completion`), an Anthropic item
+with the text-tag e-mail of `openai_stub.TEXT_CALL`; the next `fail_items` items fail with
+a retryable server error, and an item whose model contains `invalid` with a
+non-retryable one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import email.parser
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ class BatchStubState:
     looks_before_done: int = 1
     hold: bool = False
     fail_items: int = 0
+    answer: Callable[[dict[str, Any]], dict[str, Any]] = completion
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, StubBatch] = field(default_factory=dict)
     # Batch ids in the order they were created.
@@ -191,7 +194,7 @@ class BatchStubApp:
             fault = self.fault(body)
             if fault is None:
                 line = copy.deepcopy(OPENAI["output_line"])
-                line["response"]["body"] = completion(body)
+                line["response"]["body"] = self.state.answer(body)
                 batch.output_lines.append(json.dumps({**line, "custom_id": custom_id,
                                                       "id": f"batch_req_{number}"}))
             else:

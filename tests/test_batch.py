@@ -23,16 +23,18 @@ from amlab.models.batch import BatchSettings
 from amlab.models.cache import CACHE_FILE, ResponseCache
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, manage
+from amlab.models.scripted import load_fixture
 from amlab.records import Message, Usage
 from amlab.run import Experiment, run_experiment
 from amlab.run.estimate import estimate
 from amlab.store import Store
 from batch_stub import ANTHROPIC, OPENAI, BatchStubApp, BatchStubState
-from openai_stub import StubServer
+from conftest import FIXTURES
+from openai_stub import StubServer, completion
 
 KEY = "test-key-5b0e7c2d91f3aa"
 # Fast enough for a test; the defaults wait seconds to minutes.
-FAST = {"size": 100, "gather_seconds": 0.05, "poll_seconds": 0.02, "max_poll_seconds": 0.05}
+FAST = {"size": 100, "gather_seconds": 0.3, "poll_seconds": 0.02, "max_poll_seconds": 0.05}
 # What the stub bills each answer: openai_stub.completion and fixtures/batch/anthropic.json.
 ANSWER_USAGE = Usage(input_tokens=1200, output_tokens=40, calls=1)
 MODELS = {"openai": "openai/gpt-4.1", "anthropic": "anthropic/claude-sonnet-4-5"}
@@ -178,6 +180,37 @@ def test_an_interrupted_run_collects_its_pending_batch_on_resume_without_a_secon
     assert [t.cost_usd for t in store.trials("resumed")] == pytest.approx(
         [batch_cost(MODELS[provider])] * 4)
     assert ledger_rows(db) == 0
+
+
+def test_the_judges_of_a_multi_turn_experiment_read_its_trials_in_a_batch(
+        stub: tuple[BatchStubState, StubServer], tmp_path: Path) -> None:
+    state, server = stub
+    verdicts = load_fixture(FIXTURES / "judges" / "strict.yaml").scripts[0][0]["text"]
+
+    def judge_reply(body: dict[str, Any]) -> dict[str, Any]:
+        reply = completion(body)
+        reply["choices"][0]["message"] = {"role": "assistant", "content": verdicts}
+        return reply
+
+    state.answer = judge_reply
+    judge = model_name("openai", server, "openai/gpt-4.1-mini")
+    agent = f"scripted/{FIXTURES / 'blackmailer'}"
+    store = run(experiment("judged", agent, turns=3, judge={"name": judge, "batch": FAST}),
+                tmp_path / "r.db")
+
+    assert [t.status for t in store.trials("judged")] == ["done"] * 4
+    # The scripted agent writes the same transcript in both samples of a condition, so the
+    # judge is asked two distinct questions, each twice at once: one batch of two.
+    assert len(state.created) == 1 and len(state.batches[state.created[0]].items) == 2
+    rows = store.db.execute("SELECT judge, value FROM verdicts WHERE behavior = 'blackmail'"
+                            ).fetchall()
+    assert [(r["judge"], r["value"]) for r in rows] == [(judge, 1)] * 4
+    [usage] = store.judge_usage("judged")
+    price = price_of("openai/gpt-4.1-mini", batch=True)
+    assert price is not None
+    # Billed once per answer the provider gave, at the batch price.
+    assert usage["calls"] == 4 and usage["cost_usd"] == pytest.approx(
+        2 * price.cost(ANSWER_USAGE))
 
 
 def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_does(

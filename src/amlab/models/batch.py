@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,6 +111,7 @@ class BatchedClient:
     async def generate(self, request: ModelRequest) -> ModelResponse:
         key = request_key(self.identity, request)
         answer = self._answers.get(key)
+        first = answer is None
         if answer is None:
             collected = self.ledger.collected(key)
             if collected is not None:  # collected by an earlier run, never handed out
@@ -122,12 +124,17 @@ class BatchedClient:
             else:
                 self._waiting[key] = request
                 self._gather()
-        # The same request asked twice at once (rare: the key holds the sample) is sent
-        # once; each caller's usage counts it, so the stored cost errs high, never low.
         self._callers[key] += 1
         try:
             # Shielded: a caller cancelled (an interrupted trial) leaves the batch alone.
-            return await asyncio.shield(answer)
+            response = await asyncio.shield(answer)
+            if first:
+                return response
+            # The same request asked again while in flight (a judge reading two identical
+            # transcripts) went out once: the others share its answer, as from the cache,
+            # so that it is billed once.
+            shared = copy.deepcopy(response)
+            return replace(shared, cached=True, usage=replace(shared.usage, cost_usd=0.0))
         finally:
             self._callers[key] -= 1
             if not self._callers[key]:

@@ -80,7 +80,8 @@ def price_of(name: str, override: Price | None = None, batch: bool = False) -> P
 @dataclass
 class PricedClient:
     """Sets each response's cost from `price`; with no price known the cost stays 0 and the
-    results say the price is unknown."""
+    results say the price is unknown. An answer that was not paid for this call (`cached`)
+    costs 0."""
 
     inner: ModelClient
     price: Price | None
@@ -91,7 +92,7 @@ class PricedClient:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         response = await self.inner.generate(request)
-        if self.price is not None:
+        if self.price is not None and not response.cached:
             response.usage.cost_usd = self.price.cost(response.usage)
         return response
 
