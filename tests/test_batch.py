@@ -9,6 +9,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from amlab.errors import AmlabError
 from amlab.models import ModelRequest, ModelResponse, make_client
 from amlab.models.api import TRANSPORT_ENV, TRANSPORTS
 from amlab.models.batch import BatchSettings
-from amlab.models.cache import CACHE_FILE, ResponseCache
+from amlab.models.cache import CACHE_FILE, ResponseCache, request_key
 from amlab.models.prices import price_of
 from amlab.models.registry import ClientPolicy, manage
 from amlab.models.scripted import load_fixture
@@ -219,14 +220,15 @@ def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_doe
     state.hold = True
     name = model_name("openai", server)
     cache = ResponseCache(tmp_path / CACHE_FILE)
-    policy = ClientPolicy(attempts=1, price=price_of(name, batch=True),
+    policy = ClientPolicy(attempts=1, initial_wait=0, price=price_of(name, batch=True),
                           batch=BatchSettings.model_validate(FAST))
 
     def request(text: str) -> ModelRequest:
         return ModelRequest([Message("system", "s"), Message("user", text)])
 
-    async def ask(*texts: str, interrupt: bool = False) -> list[ModelResponse]:
-        client = manage(make_client(name), policy, cache)
+    async def ask(*texts: str, interrupt: bool = False, attempts: int = 1
+                  ) -> list[ModelResponse]:
+        client = manage(make_client(name), replace(policy, attempts=attempts), cache)
         try:
             asked = asyncio.gather(*(client.generate(request(t)) for t in texts))
             if not interrupt:
@@ -250,6 +252,12 @@ def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_doe
     for answer in (first, second):
         assert not answer.cached and answer.usage.cost_usd == pytest.approx(
             batch_cost(MODELS["openai"]))
+    assert ledger_rows(tmp_path / "r.db") == 0
+
+    # A stored batch the provider no longer knows (404): its request goes out again.
+    cache.record("batch_gone", name, [request_key(name, request("third"))])
+    [third] = asyncio.run(ask("third", attempts=2))
+    assert third.text and len(state.created) == 2
     assert ledger_rows(tmp_path / "r.db") == 0
     cache.close()
 

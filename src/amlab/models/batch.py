@@ -192,8 +192,11 @@ class BatchedClient:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.settings.max_poll_seconds)
             outcomes = await self._patiently(lambda: self.api.batch_results(batch_id))
-        except ModelCallError as failure:  # the batch itself cannot be read
-            missing = failure
+        except ModelCallError as failure:
+            # The batch itself failed or cannot be read (refused as a whole, or gone since
+            # an earlier run stored its id): its requests were not answered, so they are
+            # asked again in a new batch, up to the retries' attempts.
+            missing = ModelCallError(str(failure), retryable=True)
         except Exception as bug:  # its callers must not wait forever
             self._resolve({key: bug for key in self.ledger.keys_of(batch_id)})
             raise
