@@ -13,7 +13,7 @@ is set: an interrupted run), then ends. Its items are answered when it ends: an 
 item as `answer` answers its body (by default `openai_stub.completion`), an Anthropic item
 with the text-tag e-mail of `openai_stub.TEXT_CALL`; the next `fail_items` items fail with
 a retryable server error, and an item whose model contains `invalid` with a
-non-retryable one.
+non-retryable one. With `refuse_looks`, every retrieve is refused (401).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class BatchStubState:
     looks_before_done: int = 1
     hold: bool = False
     fail_items: int = 0
+    # Retrieving a batch is refused (401), as with a key that is not the batch's owner's.
+    refuse_looks: bool = False
     answer: Callable[[dict[str, Any]], dict[str, Any]] = completion
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, StubBatch] = field(default_factory=dict)
@@ -257,6 +259,8 @@ class BatchStubApp:
 
     def look(self, batch_id: str, kind: str, root: str) -> tuple[int, dict[str, Any]]:
         batch = self.state.batches.get(batch_id)
+        if self.state.refuse_looks:
+            return 401, {"error": {"type": "authentication_error", "message": "invalid key"}}
         if batch is None or batch.kind != kind:
             return 404, {"error": {"type": "not_found_error", "message": "no such batch"}}
         batch.looks += 1

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from amlab.errors import AmlabError
-from amlab.models import ModelRequest, ModelResponse, make_client
+from amlab.models import ModelCallError, ModelRequest, ModelResponse, make_client
 from amlab.models.api import TRANSPORT_ENV, TRANSPORTS
 from amlab.models.batch import BatchSettings
 from amlab.models.cache import CACHE_FILE, ResponseCache, request_key
@@ -229,11 +229,12 @@ def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_doe
     async def ask(*texts: str, interrupt: bool = False, attempts: int = 1
                   ) -> list[ModelResponse]:
         client = manage(make_client(name), replace(policy, attempts=attempts), cache)
+        created = len(state.created)
         try:
             asked = asyncio.gather(*(client.generate(request(t)) for t in texts))
             if not interrupt:
-                return list(await asked)
-            while not state.created:
+                return list(await asyncio.wait_for(asked, 20))
+            while len(state.created) == created:
                 await asyncio.sleep(0.01)
             asked.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,10 +255,21 @@ def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_doe
             batch_cost(MODELS["openai"]))
     assert ledger_rows(tmp_path / "r.db") == 0
 
+    # A pending batch that cannot be read now (a key refused) is kept for a later run.
+    state.hold = True
+    asyncio.run(ask("fourth", interrupt=True))
+    state.hold, state.refuse_looks = False, True
+    with pytest.raises(ModelCallError, match="HTTP 401"):
+        asyncio.run(ask("fourth", attempts=2))
+    assert ledger_rows(tmp_path / "r.db") == 1
+    state.refuse_looks = False
+    [fourth] = asyncio.run(ask("fourth"))
+    assert fourth.text and len(state.created) == 2
+
     # A stored batch the provider no longer knows (404): its request goes out again.
     cache.record("batch_gone", name, [request_key(name, request("third"))])
     [third] = asyncio.run(ask("third", attempts=2))
-    assert third.text and len(state.created) == 2
+    assert third.text and len(state.created) == 3
     assert ledger_rows(tmp_path / "r.db") == 0
     cache.close()
 

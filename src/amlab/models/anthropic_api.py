@@ -21,9 +21,11 @@ from typing import Any
 
 import anthropic
 import httpx2
+from anthropic.types.messages import MessageBatch
 
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
+from amlab.models.batch import BatchGone
 from amlab.models.quirks import sampling
 from amlab.models.retry import READ_ERRORS, call_and_read, call_classified, malformed, redact
 from amlab.records import Message, ToolCall, Usage
@@ -103,8 +105,14 @@ class AnthropicModel:
         return batch.id
 
     async def batch_ended(self, batch_id: str) -> bool:
-        batch = await call_classified(self.name, self.target.api_key,
-                                      self.client.messages.batches.retrieve(batch_id))
+        async def retrieve() -> MessageBatch:
+            try:
+                return await self.client.messages.batches.retrieve(batch_id)
+            except anthropic.NotFoundError:
+                raise BatchGone(f"{self.name}: batch {batch_id} is not known to the "
+                                f"provider") from None
+
+        batch = await call_classified(self.name, self.target.api_key, retrieve())
         return batch.processing_status == "ended"
 
     async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelCallError]:

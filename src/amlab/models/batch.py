@@ -41,6 +41,15 @@ T = TypeVar("T")
 Outcome = ModelResponse | ModelCallError
 
 
+class BatchGone(ModelCallError):
+    """The provider says a batch never ran (refused as a whole) or does not exist (gone
+    since an earlier run stored its id): nothing of it will be answered or billed, so its
+    requests may go out again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
 class BatchSettings(BaseModel):
     """`batch:` of a model entry (`batch: true` takes these defaults)."""
 
@@ -58,7 +67,8 @@ class BatchSettings(BaseModel):
 @runtime_checkable
 class BatchApi(Protocol):
     """A provider client's batch endpoints (models/openai_api.py, models/anthropic_api.py).
-    Each raises `ModelCallError` for a call that failed (`retry.call_classified`)."""
+    Each raises `ModelCallError` for a call that failed (`retry.call_classified`), and
+    `BatchGone` for a batch the provider refused as a whole or does not know."""
 
     name: str
 
@@ -192,14 +202,15 @@ class BatchedClient:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.settings.max_poll_seconds)
             outcomes = await self._patiently(lambda: self.api.batch_results(batch_id))
-        except ModelCallError as failure:
-            # The batch itself failed or cannot be read (refused as a whole, or gone since
-            # an earlier run stored its id): its requests were not answered, so they are
-            # asked again in a new batch, up to the retries' attempts.
-            missing = ModelCallError(str(failure), retryable=True)
-        except Exception as bug:  # its callers must not wait forever
-            self._resolve({key: bug for key in self.ledger.keys_of(batch_id)})
-            raise
+        except BatchGone as gone:  # asked again in a new batch, up to the retries' attempts
+            missing = gone
+        except Exception as failure:
+            # It cannot be read now (a key refused, a bug): its requests fail, and stay in
+            # the ledger, so that a later run collects the batch rather than pay again.
+            self._resolve({key: failure for key in self.ledger.keys_of(batch_id)})
+            if not isinstance(failure, ModelCallError):
+                raise
+            return
         keys = self.ledger.keys_of(batch_id)
         for key in keys:
             outcome = outcomes.get(key, missing)
@@ -217,7 +228,7 @@ class BatchedClient:
             try:
                 return await call()
             except ModelCallError as failure:
-                if not failure.retryable:
+                if isinstance(failure, BatchGone) or not failure.retryable:
                     raise
             await asyncio.sleep(wait)
             wait = min(wait * 2, self.settings.max_poll_seconds)

@@ -17,10 +17,12 @@ from typing import Any, Final
 
 import httpx2
 import openai
+from openai.types import Batch
 from openai.types.chat import ChatCompletion
 
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport, split_think
 from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
+from amlab.models.batch import BatchGone
 from amlab.models.quirks import sampling
 from amlab.models.retry import (
     READ_ERRORS,
@@ -106,22 +108,29 @@ class OpenAIModel:
             input_file_id=upload.id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW))
         return batch.id
 
+    async def _retrieve_batch(self, batch_id: str) -> Batch:
+        async def retrieve() -> Batch:
+            try:
+                return await self.client.batches.retrieve(batch_id)
+            except openai.NotFoundError:
+                raise BatchGone(f"{self.name}: batch {batch_id} is not known to the "
+                                f"provider") from None
+
+        return await call_classified(self.name, self.target.api_key, retrieve())
+
     async def batch_ended(self, batch_id: str) -> bool:
-        batch = await call_classified(self.name, self.target.api_key,
-                                      self.client.batches.retrieve(batch_id))
-        return batch.status in BATCH_ENDED
+        return (await self._retrieve_batch(batch_id)).status in BATCH_ENDED
 
     async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelCallError]:
         """Each request's line of the output file (answers) and the error file (failures,
         and requests a batch that expired or was cancelled never ran)."""
         secret = self.target.api_key
-        batch = await call_classified(self.name, secret, self.client.batches.retrieve(batch_id))
+        batch = await self._retrieve_batch(batch_id)
         if batch.status == "failed":  # the file was refused as a whole
             reasons = "; ".join(e.message or e.code or "" for e in
                                 (batch.errors.data or [] if batch.errors else []))
-            raise ModelCallError(redact(f"{self.name}: batch {batch_id} failed: "
-                                        f"{reasons[:300] or 'no reason given'}", secret),
-                                 retryable=False)
+            raise BatchGone(redact(f"{self.name}: batch {batch_id} failed: "
+                                   f"{reasons[:300] or 'no reason given'}", secret))
         outcomes: dict[str, ModelResponse | ModelCallError] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
