@@ -274,6 +274,17 @@ def test_an_answer_collected_for_a_request_nobody_asks_yet_is_kept_until_one_doe
     cache.close()
 
 
+def test_without_the_response_cache_batches_run_with_their_ledger_in_memory(
+        stub: tuple[BatchStubState, StubServer], tmp_path: Path) -> None:
+    state, server = stub
+    store = Store(tmp_path / "r.db")
+    exp = experiment("uncached", {"name": model_name("openai", server), "batch": FAST})
+    asyncio.run(run_experiment(exp, store, cache=False))
+    assert [t.status for t in store.trials("uncached")] == ["done"] * 4
+    assert len(state.created) == 1
+    assert not (tmp_path / CACHE_FILE).exists()
+
+
 def test_batch_is_refused_for_multi_turn_agents_and_providers_without_a_batch_api() -> None:
     with pytest.raises(AmlabError) as multi_turn:
         experiment("multi", {"name": "openai/gpt-4.1", "batch": True}, turns=4)
