@@ -295,6 +295,10 @@ def test_batch_is_refused_for_multi_turn_agents_and_providers_without_a_batch_ap
     with pytest.raises(AmlabError, match=r"model google/gemini-2.5-flash: batch needs a "
                                          r"provider with a batch API \(openai, anthropic\)"):
         experiment("google", {"name": "google/gemini-2.5-flash", "batch": True})
+    with pytest.raises(AmlabError, match=r"model openai/gpt-4\.1: requests_per_minute and "
+                                         r"tokens_per_minute pace calls made one by one"):
+        experiment("paced", {"name": "openai/gpt-4.1", "batch": True,
+                             "requests_per_minute": 50})
     with pytest.raises(AmlabError, match=r"monitor\.model openai/gpt-4\.1-mini: batch needs "
                                          r"single-turn"):
         experiment("monitored", "openai/gpt-4.1", turns=3, monitor={

@@ -132,6 +132,11 @@ class ModelSpec(Strict):
         if not capabilities_of(self.name).batch:
             raise ValueError(f"model {self.name}: batch needs a provider with a batch API "
                              f"({', '.join(batch_providers())}); remove batch from its entry.")
+        if self.requests_per_minute or self.tokens_per_minute:
+            # They pace calls made one by one; the provider queues a batch's calls itself.
+            raise ValueError(f"model {self.name}: requests_per_minute and tokens_per_minute "
+                             f"pace calls made one by one, not the calls of a batch; remove "
+                             f"them or batch.")
         if "concurrency" not in self.model_fields_set:
             # A batch holds only the calls of trials in flight: enough of them to fill it.
             self.concurrency = self.batch.size
