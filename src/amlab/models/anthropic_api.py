@@ -15,16 +15,19 @@ The HTTP transport is the SDK's aiohttp one when installed (`api.http_transport`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import httpx2
+from anthropic.types.messages import MessageBatch
 
 from amlab.models.api import CONNECTION_LIMITS, RemoteTarget, http_transport
-from amlab.models.base import FinishReason, ModelRequest, ModelResponse
+from amlab.models.base import FinishReason, ModelCallError, ModelRequest, ModelResponse
+from amlab.models.batch import BatchGone
 from amlab.models.quirks import sampling
-from amlab.models.retry import call_and_read
+from amlab.models.retry import READ_ERRORS, call_and_read, call_classified, malformed, redact
 from amlab.records import Message, ToolCall, Usage
 
 # A 5-minute entry, refreshed by every read: samples of a condition run close together.
@@ -33,6 +36,10 @@ CACHE_BREAKPOINT = {"type": "ephemeral"}
 _FINISH: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls",
                                     "refusal": "refusal",
                                     "model_context_window_exceeded": "length"}
+# Message Batches: the errors of a batch's request that asking again may cure; a request
+# the batch cancelled or let expire never ran, and is asked again too.
+BATCH_RETRYABLE = frozenset({"api_error", "overloaded_error", "rate_limit_error",
+                             "timeout_error"})
 
 
 @dataclass
@@ -83,6 +90,52 @@ class AnthropicModel:
         body = self.request_body(request)
         return await call_and_read(self.name, self.target.api_key,
                                    self.client.messages.create(**body), self.read)
+
+    async def submit_batch(self, requests: Mapping[str, ModelRequest]) -> str:
+        """A Message Batch of the requests, each under its key as custom id
+        (`models/batch.py`)."""
+        entries: list[Any] = []
+        for key, request in requests.items():
+            params = self.request_body(request)
+            # The SDK's `extra_body` argument is, in a batch, part of the params themselves.
+            params.update(params.pop("extra_body", {}))
+            entries.append({"custom_id": key, "params": params})
+        batch = await call_classified(self.name, self.target.api_key,
+                                      self.client.messages.batches.create(requests=entries))
+        return batch.id
+
+    async def batch_ended(self, batch_id: str) -> bool:
+        async def retrieve() -> MessageBatch:
+            try:
+                return await self.client.messages.batches.retrieve(batch_id)
+            except anthropic.NotFoundError:
+                raise BatchGone(f"{self.name}: batch {batch_id} is not known to the "
+                                f"provider") from None
+
+        batch = await call_classified(self.name, self.target.api_key, retrieve())
+        return batch.processing_status == "ended"
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelCallError]:
+        async def read_all() -> list[Any]:
+            results = await self.client.messages.batches.results(batch_id)
+            return [item async for item in results]
+
+        items = await call_classified(self.name, self.target.api_key, read_all())
+        return {item.custom_id: self._batch_outcome(item.result) for item in items}
+
+    def _batch_outcome(self, result: Any) -> ModelResponse | ModelCallError:
+        if result.type == "succeeded":
+            try:
+                return self.read(result.message)
+            except READ_ERRORS as exc:
+                return malformed(self.name, exc)
+        if result.type == "errored":
+            error = result.error.error
+            return ModelCallError(redact(f"{self.name}: batch item failed ({error.type}): "
+                                         f"{str(error.message)[:300]}", self.target.api_key),
+                                  retryable=error.type in BATCH_RETRYABLE)
+        return ModelCallError(f"{self.name}: the batch's request was {result.type} before it "
+                              f"ran", retryable=True)
 
     def read(self, message: Any) -> ModelResponse:
         texts, thoughts, calls = [], [], []

@@ -9,6 +9,11 @@ the provider again.
 
 A cached answer keeps its token counts but costs nothing: the cost of a trial is what this
 run paid.
+
+The same file keeps the ledger of batch APIs (`models/batch.py`): which provider batch holds
+which request (by its key), and the answers collected from a batch that no trial has taken
+yet, so that a resumed run collects a batch instead of paying for it again. An answer taken
+from the ledger is paid by the run that takes it, then cached like any other.
 """
 
 from __future__ import annotations
@@ -33,7 +38,17 @@ CREATE TABLE IF NOT EXISTS responses (
     response TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_requests (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    -- The answer once the batch was collected, until a run takes it.
+    response TEXT,
+    submitted REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
 """
+IN_MEMORY = Path(":memory:")
 
 
 def cache_path_for(results_db: Path) -> Path:
@@ -86,9 +101,16 @@ class ResponseCache:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @classmethod
+    def in_memory(cls) -> ResponseCache:
+        """A cache that lives as long as this process (the batch ledger of a run without a
+        cache file: a batch it submits is not collected by a later run)."""
+        return cls(IN_MEMORY)
+
     @cached_property
     def db(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path != IN_MEMORY:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -103,6 +125,40 @@ class ResponseCache:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
                             (key, model, response_to_json(response), time.time()))
+
+    def record(self, batch_id: str, model: str, keys: list[str]) -> None:
+        """The requests (by key) that batch `batch_id` of `model` holds."""
+        now = time.time()
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO batch_requests VALUES (?, ?, ?, NULL, ?)",
+                                [(key, model, batch_id, now) for key in keys])
+
+    def batch_of(self, key: str) -> str | None:
+        """The batch that holds request `key` and has not been collected, if any."""
+        row = self.db.execute("SELECT batch_id FROM batch_requests WHERE key = ? AND "
+                              "response IS NULL", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def keys_of(self, batch_id: str) -> list[str]:
+        return [str(row[0]) for row in self.db.execute(
+            "SELECT key FROM batch_requests WHERE batch_id = ? AND response IS NULL "
+            "ORDER BY rowid", (batch_id,))]
+
+    def collect(self, key: str, response: ModelResponse) -> None:
+        """Keep a batch's answer to `key` until a request for it takes it."""
+        with self.db:
+            self.db.execute("UPDATE batch_requests SET response = ? WHERE key = ?",
+                            (response_to_json(response), key))
+
+    def collected(self, key: str) -> ModelResponse | None:
+        """The kept answer to `key`, as fresh: the run that takes it pays for it."""
+        row = self.db.execute("SELECT response FROM batch_requests WHERE key = ? AND "
+                              "response IS NOT NULL", (key,)).fetchone()
+        return replace(response_from_json(row[0]), cached=False) if row else None
+
+    def forget(self, key: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM batch_requests WHERE key = ?", (key,))
 
     def close(self) -> None:
         if "db" in self.__dict__:  # opened

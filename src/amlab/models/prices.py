@@ -30,6 +30,22 @@ class Price(BaseModel):
     # Input tokens the provider wrote to its prompt cache (Anthropic: 1.25 x input for a
     # 5-minute entry); `input` when not given, as for providers that cache for free.
     cache_write_input: float | None = Field(default=None, ge=0)
+    # The fraction off every rate above when the calls go through the provider's batch API
+    # (OpenAI and Anthropic: 0.5); none given, a batched call costs the same.
+    batch_discount: float | None = Field(default=None, ge=0, lt=1)
+
+    def batched(self) -> Price:
+        """This price for calls sent through the batch API."""
+        if not self.batch_discount:
+            return self
+        keep = 1 - self.batch_discount
+
+        def scaled(rate: float | None) -> float | None:
+            return None if rate is None else rate * keep
+
+        return Price(input=self.input * keep, output=self.output * keep,
+                     cached_input=scaled(self.cached_input),
+                     cache_write_input=scaled(self.cache_write_input))
 
     def cost(self, usage: Usage) -> float:
         """Input tokens are read from the cache, written to it, or neither, each at its own
@@ -49,20 +65,23 @@ def price_table() -> dict[str, Price]:
             for pattern, entry in yaml.safe_load(text).items()}
 
 
-def price_of(name: str, override: Price | None = None) -> Price | None:
+def price_of(name: str, override: Price | None = None, batch: bool = False) -> Price | None:
     """The price of a model name (its `@base-url` ignored): the override if given, else the
-    longest matching pattern of the table, else None (unknown)."""
-    if override is not None:
-        return override
-    model, _ = split_base_url(name)
-    matches = [pattern for pattern in price_table() if fnmatch(model, pattern)]
-    return price_table()[max(matches, key=len)] if matches else None
+    longest matching pattern of the table, else None (unknown); with `batch`, its price
+    through the provider's batch API."""
+    price = override
+    if price is None:
+        model, _ = split_base_url(name)
+        matches = [pattern for pattern in price_table() if fnmatch(model, pattern)]
+        price = price_table()[max(matches, key=len)] if matches else None
+    return price.batched() if batch and price is not None else price
 
 
 @dataclass
 class PricedClient:
     """Sets each response's cost from `price`; with no price known the cost stays 0 and the
-    results say the price is unknown."""
+    results say the price is unknown. An answer that was not paid for this call (`cached`)
+    costs 0."""
 
     inner: ModelClient
     price: Price | None
@@ -73,7 +92,7 @@ class PricedClient:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         response = await self.inner.generate(request)
-        if self.price is not None:
+        if self.price is not None and not response.cached:
             response.usage.cost_usd = self.price.cost(response.usage)
         return response
 

@@ -33,6 +33,9 @@ class Capabilities:
     grammar: bool
     # The part after `provider/` is a file (a fixture, a weights file), named by its path.
     file_target: bool
+    # Offers a batch API its client implements (`models/batch.py`: `BatchApi`), so a model
+    # entry may set `batch:`.
+    batch: bool = False
 
     @property
     def offline(self) -> bool:
@@ -73,6 +76,11 @@ def split_name(name: str) -> tuple[str, str]:
         raise AmlabError(f"model '{name}': '{provider}' is not a known provider; providers are "
                          f"{', '.join(PROVIDERS)}.")
     return provider, target
+
+
+def batch_providers() -> list[str]:
+    """The providers that declare a batch API."""
+    return [name for name, provider in PROVIDERS.items() if provider.capabilities.batch]
 
 
 def capabilities_of(model: str) -> Capabilities:

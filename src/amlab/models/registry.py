@@ -13,6 +13,7 @@ from typing import Any
 # Imported for their registrations (models/providers.py).
 from amlab.models import local, remote, scripted  # noqa: F401
 from amlab.models.base import ModelClient
+from amlab.models.batch import BatchedClient, BatchSettings
 from amlab.models.cache import CachedClient, ResponseCache
 from amlab.models.limits import LimitedClient
 from amlab.models.prices import Price, PricedClient
@@ -36,14 +37,22 @@ class ClientPolicy:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     price: Price | None = None
+    # Send the calls in provider batches (models/batch.py); `price` is then the batch price.
+    batch: BatchSettings | None = None
 
 
 def manage(client: ModelClient, policy: ClientPolicy, cache: ResponseCache | None = None,
            identity: str = "") -> ModelClient:
     """`client` as a run uses it: each attempt waits for the rate limits, failures are
     retried, the cost is set from the price, and answers are cached when `cache` is given
-    (keyed by `identity`, the model's name and options, plus the request)."""
+    (keyed by `identity`, the model's name and options, plus the request). With
+    `policy.batch`, calls go out in batches, the cache's file keeping which batch holds
+    which request (a cache in memory when there is none)."""
+    identity = identity or client.name
+    if policy.batch is not None:
+        client = BatchedClient.around(client, cache or ResponseCache.in_memory(), identity,
+                                      policy.batch)
     limited = LimitedClient(client, policy.requests_per_minute, policy.tokens_per_minute)
     retrying = RetryingClient(limited, policy.retry)
     priced: ModelClient = PricedClient(retrying, policy.price)
-    return CachedClient(priced, cache, identity or client.name) if cache else priced
+    return CachedClient(priced, cache, identity) if cache else priced

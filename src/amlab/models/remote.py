@@ -4,6 +4,7 @@ model of that SDK is used). Apart from `api`, which the adapters build on."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from amlab.models.providers import Capabilities, register_provider
 
 REMOTE = Capabilities(remote=True, cacheable=True, serial=False, native_tools=True,
                       grammar=False, file_target=False)
+# The providers whose clients implement the batch API (OpenAI Batch, Anthropic Message
+# Batches).
+BATCHED = {"openai", "anthropic"}
 
 
 def make_remote_client(name: str, target: str, options: dict[str, Any],
@@ -32,4 +36,5 @@ def make_remote_client(name: str, target: str, options: dict[str, Any],
 
 
 for _provider in ENDPOINTS:
-    register_provider(_provider, REMOTE)(make_remote_client)
+    register_provider(_provider, replace(REMOTE, batch=_provider in BATCHED)
+                      )(make_remote_client)

@@ -120,17 +120,22 @@ async def call_and_read(name: str, secret: str | None, call: Awaitable[T],
     """An SDK call and the reading of its answer, as every remote adapter makes them: the
     call's failures classified (unknown ones raised as they are), a response of the wrong
     shape a retryable malformed-response error."""
+    raw = await call_classified(name, secret, call)
     try:
-        raw = await call
+        return read(raw)
+    except READ_ERRORS as exc:
+        raise malformed(name, exc) from None
+
+
+async def call_classified(name: str, secret: str | None, call: Awaitable[T]) -> T:
+    """An SDK call whose failures are raised as `ModelCallError` (unknown ones as they are)."""
+    try:
+        return await call
     except Exception as exc:
         failure = classify_failure(name, exc, secret)
         if failure is None:
             raise
         raise failure from None
-    try:
-        return read(raw)
-    except READ_ERRORS as exc:
-        raise malformed(name, exc) from None
 
 
 def _shorten(text: str) -> str:

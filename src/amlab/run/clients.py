@@ -21,11 +21,12 @@ class ModelRoles:
 
 
 def policy_for(experiment: Experiment, spec: ModelSpec) -> ClientPolicy:
-    """The experiment's retries, and the model's rate limits and price."""
+    """The experiment's retries, and the model's rate limits, price and batching."""
     return ClientPolicy(
         retry=experiment.spec.retry, requests_per_minute=spec.requests_per_minute,
         tokens_per_minute=spec.tokens_per_minute,
-        price=price_of(spec.name, spec.price))
+        price=price_of(spec.name, spec.price, batch=spec.batch is not None),
+        batch=spec.batch)
 
 
 def build_roles(experiment: Experiment, pool: ClientPool) -> ModelRoles:

@@ -136,18 +136,21 @@ def trial_tokens(experiment: Experiment) -> dict[TrialShape, list[RoleTokens]]:
             # The loop stops after the turn that reaches the trial's output budget.
             turns = min(turns, -(-agent.max_output_tokens // answer))
         prompt = tokens[scenario].prompt
-        roles = [RoleTokens(model, price_of(model, spec.price), prompt,
+        price = price_of(model, spec.price, batch=spec.batch is not None)
+        roles = [RoleTokens(model, price, prompt,
                             turns * prompt + answer * turns * (turns - 1) // 2,
                             turns * answer)]
         read = tokens[scenario].judge + turns * answer
-        roles += [RoleTokens(f"{judge.name} (judge)", price_of(judge.name, judge.price), read,
-                             read, JUDGE_REPLY_TOKENS)
+        roles += [RoleTokens(f"{judge.name} (judge)",
+                             price_of(judge.name, judge.price, batch=judge.batch is not None),
+                             read, read, JUDGE_REPLY_TOKENS)
                   for judge in experiment.spec.judge_specs]
         if watched and monitor_model is not None:
             # Each review reads the rubric, the prompts and the answers so far.
             first = rubric + prompt + answer
             roles.append(RoleTokens(f"{monitor_model.name} (monitor)",
-                                    price_of(monitor_model.name, monitor_model.price), first,
+                                    price_of(monitor_model.name, monitor_model.price,
+                                             batch=monitor_model.batch is not None), first,
                                     turns * (rubric + prompt) + answer * turns * (turns + 1) // 2,
                                     turns * MONITOR_REPLY_TOKENS))
         shapes[shape] = roles

@@ -34,8 +34,10 @@ from amlab.detect import check_detector_names
 from amlab.detect.reading import with_reading_behaviours
 from amlab.errors import AmlabError, describe_validation_error
 from amlab.families import load_family
-from amlab.models import GenerationConfig, split_name
+from amlab.models import GenerationConfig, capabilities_of, split_name
+from amlab.models.batch import BatchSettings
 from amlab.models.prices import Price
+from amlab.models.providers import batch_providers
 from amlab.models.retry import RetryPolicy
 from amlab.run.hypotheses import Cell, HypothesisSpec, ResolvedHypothesis, resolve_hypotheses
 from amlab.run.trial import UNMONITORED, Arms, Trial, TrialSpec
@@ -111,12 +113,37 @@ class ModelSpec(Strict):
     tokens_per_minute: int | None = Field(default=None, ge=1)
     # Overrides the model's entry in the shipped price table (models/prices.yaml).
     price: Price | None = None
+    # Send its calls through the provider's batch API at the batch price (models/batch.py):
+    # `true`, or the batch settings. Its concurrency then defaults to the batch size.
+    batch: BatchSettings | None = None
 
     @field_validator("name")
     @classmethod
     def _parses(cls, name: str) -> str:
         split_name(name)
         return name
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _true_is_the_defaults(cls, batch: Any) -> Any:
+        return {} if batch is True else None if batch is False else batch
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> ModelSpec:
+        if self.batch is None:
+            return self
+        if not capabilities_of(self.name).batch:
+            raise ValueError(f"model {self.name}: batch needs a provider with a batch API "
+                             f"({', '.join(batch_providers())}); remove batch from its entry.")
+        if self.requests_per_minute or self.tokens_per_minute:
+            # They pace calls made one by one; the provider queues a batch's calls itself.
+            raise ValueError(f"model {self.name}: requests_per_minute and tokens_per_minute "
+                             f"pace calls made one by one, not the calls of a batch; remove "
+                             f"them or batch.")
+        if "concurrency" not in self.model_fields_set:
+            # A batch holds only the calls of trials in flight: enough of them to fill it.
+            self.concurrency = self.batch.size
+        return self
 
 
 class AgentSpec(Strict):
@@ -261,6 +288,22 @@ class ExperimentSpec(Strict):
     def _one_way_to_name_judges(self) -> ExperimentSpec:
         if self.judge and self.judges:
             raise ValueError("give either judge: MODEL or judges: [MODEL, ...], not both.")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_only_single_turns(self) -> ExperimentSpec:
+        """Judges read finished trials, so any may batch; an agent (or its monitor) only
+        when a trial is one reply: a batch can take up to a day, which a multi-turn trial
+        would wait at every turn."""
+        monitor = self.monitor.model if self.monitor else None
+        turns = self.agent.max_turns
+        roles = [("model", spec) for spec in self.models]
+        for role, spec in [*roles, *([("monitor.model", monitor)] if monitor else [])]:
+            if spec.batch is not None and turns > 1:
+                raise ValueError(f"{role} {spec.name}: batch needs single-turn trials "
+                                 f"(agent.max_turns: 1), as a trial of {turns} turns would "
+                                 f"wait for a batch at every turn; set agent.max_turns: 1, or "
+                                 f"batch only the judges.")
         return self
 
     @property
