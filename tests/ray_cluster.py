@@ -1,10 +1,11 @@
 """A Ray cluster on 127.0.0.1 for the tests: a head with no CPU (it schedules and runs no
 trial) and worker nodes, each a separate `ray start --block` process in its own process
-group, so that a test can kill one the way a machine dies (every process of the node at
-once, with no goodbye)."""
+group, so that a test can kill one the way a machine dies (every process of the node,
+workers included, at once, with no goodbye)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -53,10 +54,41 @@ class RayNode:
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 env=subprocess_env(**FAST_FAILURE_DETECTION))
 
+    def processes(self) -> dict[int, str]:
+        """The node's processes (its group, and the workers its raylet started, which Ray
+        puts in sessions of their own), pid to command line."""
+        parents: dict[int, int] = {}
+        commands: dict[int, str] = {}
+        group: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                # The fields after the command name (which may hold spaces and parentheses).
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                commands[int(entry.name)] = (entry / "cmdline").read_text().replace("\0", " ")
+            except (OSError, IndexError):
+                continue  # ended meanwhile
+            parents[int(entry.name)] = int(fields[1])
+            if int(fields[2]) == self.process.pid:
+                group.add(int(entry.name))
+        mine = set(group)
+        while True:
+            children = {pid for pid, parent in parents.items() if parent in mine} - mine
+            if not children:
+                return {pid: commands.get(pid, "") for pid in mine}
+            mine |= children
+
+    def runs(self, actor: str) -> bool:
+        """Whether an actor of that class lives on this node."""
+        return any(command.startswith(f"ray::{actor}")
+                   for command in self.processes().values())
+
     def kill(self) -> None:
-        """Every process of the node at once (SIGKILL to its process group)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """Every process of the node at once, SIGKILL, as when its machine dies."""
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()
 
 

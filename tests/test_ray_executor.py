@@ -39,7 +39,7 @@ def cluster() -> Iterator[RayCluster]:
     """A head with no CPU and two worker nodes of one CPU each: one actor per node."""
     cluster = RayCluster()
     try:
-        ray.init(address=cluster.address, logging_level="WARNING")
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
         cluster.add_worker()
         cluster.add_worker()
         yield cluster
@@ -187,7 +187,8 @@ def test_a_worker_node_killed_mid_run_loses_no_trial_and_stores_each_once(
 
     def progress(_: object, status: str) -> None:
         done.append(status)
-        if len(done) == 2:
+        # Once its actor has joined (it gets trials at once: it is the least busy).
+        if len(done) >= 2 and doomed.process.returncode is None and doomed.runs("TrialWorker"):
             doomed.kill()  # every process of the node at once, its trials in flight
 
     summary = asyncio.run(run_experiment(experiment, store, executor=executor,
@@ -253,3 +254,27 @@ def test_the_run_command_refuses_ray_options_without_the_ray_executor(tmp_path: 
         assert message in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_worker_that_cannot_build_the_models_stops_the_run_with_its_reason(
+        cluster: RayCluster, tmp_path: Path) -> None:
+    fixture = tmp_path / "agent.yaml"
+    fixture.write_text((FIXTURES / "blackmailer.yaml").read_text())
+    experiment = Experiment.from_dict(spec(f"scripted/{fixture}", 1), "spread.yaml", tmp_path)
+    planned = experiment.trials()
+    fixture.unlink()  # present when the driver built its models, gone for the workers
+    watcher = Watcher()
+    with pytest.raises(AmlabError, match=r"^a Ray worker could not build the experiment's "
+                                         r"models: .*agent"):
+        asyncio.run(RayExecutor(experiment).execute(
+            [Lane(planned[0].key.model, planned, 1)], never_here, watcher))
+    assert watcher.recorded == [] and watcher.most_in_flight == 0
+
+
+def test_without_ray_installed_the_executor_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    experiment = Experiment.from_dict(spec(f"scripted/{FIXTURES / 'blackmailer'}", 1))
+    with pytest.raises(AmlabError, match=r"^--executor ray needs Ray, which is not installed; "
+                                         r"install it with: pip install 'amlab\[ray\]'\.$"):
+        RayExecutor(experiment)

@@ -27,7 +27,7 @@ import contextlib
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ class TrialWorker:
 class RayExecutor:
     """Runs the trials on Ray worker actors; the driver claims and records them.
 
-    `experiment`: what the actors build their runners from (the run's own experiment).
+    `experiment`: what the actors build their runners from (the run's own experiment; the
+    `clients` a test hands `run_experiment` stay on the driver, unused).
     `address`: the cluster's (`host:port` of its head, or "auto"); None: `RAY_ADDRESS`, else
     a Ray instance started in this process. `actors`: how many worker actors; None: as many
     as the cluster's CPUs (or GPUs, with `gpus_per_actor`) hold. `cpus_per_actor`,
@@ -167,8 +168,7 @@ class RayExecutor:
                                                 for lane in lanes))
             try:
                 await workers.start()
-                await asyncio.gather(*(self._lane(lane, workers, coordinator)
-                                       for lane in lanes))
+                await _all_or_none(self._lane(lane, workers, coordinator) for lane in lanes)
             finally:
                 await workers.close()
         finally:
@@ -177,7 +177,10 @@ class RayExecutor:
 
     def _connect(self) -> None:
         try:
-            self.ray.init(address=self.address, logging_level=logging.WARNING)
+            # Workers' own output stays in each node's Ray logs: forwarded here, it would
+            # write over the progress bar (a trial's failure comes back as its result).
+            self.ray.init(address=self.address, logging_level=logging.WARNING,
+                          log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "(RAY_ADDRESS or a new local instance)"
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -228,7 +231,19 @@ class RayExecutor:
                 elif admission is Admission.WAIT:
                     held.append(spec)
 
-        await asyncio.gather(*(slot() for _ in range(self._concurrency(lane, workers.count))))
+        await _all_or_none(slot() for _ in range(self._concurrency(lane, workers.count)))
+
+
+async def _all_or_none(coroutines: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run them together; when one fails, stop the others before the failure goes up (they
+    would go on claiming trials while the run closes)."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 @dataclass(eq=False)
