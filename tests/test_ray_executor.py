@@ -28,7 +28,7 @@ from conftest import FIXTURES, subprocess_env
 
 ray = pytest.importorskip("ray", reason="the Ray executor's tests need pip install 'amlab[ray]'")
 
-from ray_cluster import RayCluster  # noqa: E402  (needs ray)
+from ray_cluster import RayCluster, free_port  # noqa: E402  (needs ray)
 
 MONITOR = f"scripted/{FIXTURES / 'monitor_blocks_all'}"
 JUDGE = f"scripted/{FIXTURES / 'judges' / 'strict'}"
@@ -278,3 +278,17 @@ def test_without_ray_installed_the_executor_names_the_extra(
     with pytest.raises(AmlabError, match=r"^--executor ray needs Ray, which is not installed; "
                                          r"install it with: pip install 'amlab\[ray\]'\.$"):
         RayExecutor(experiment)
+
+
+def test_a_head_address_where_nothing_listens_is_refused_at_once(tmp_path: Path) -> None:
+    experiment = Experiment.from_dict(spec(f"scripted/{FIXTURES / 'blackmailer'}", 1))
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(AmlabError, match=rf"^--ray-address 127.0.0.1:{port}: no Ray head "
+                                         rf"answers there \(Connection refused\); start one "
+                                         rf"with `ray start --head --port {port}`"):
+        RayExecutor(experiment, f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 5
+    with pytest.raises(AmlabError, match=r"^--ray-address head6379: give the Ray head's "
+                                         r"host:port \(e.g. 10.0.0.5:6379\), or auto\.$"):
+        RayExecutor(experiment, "head6379")

@@ -41,8 +41,8 @@ def run(
                                           "ray (a Ray cluster; pip install 'amlab[ray]')."
                                           )] = "asyncio",
     ray_address: Annotated[str | None, typer.Option(
-        help="The Ray cluster's head (host:port); default: RAY_ADDRESS, else a Ray instance "
-             "started here.")] = None,
+        help="The Ray cluster's head (host:port); default: RAY_ADDRESS, else the cluster "
+             "last started on this machine, else a Ray instance started here.")] = None,
     ray_actors: Annotated[int | None, typer.Option(
         help="Ray worker actors; default: one per CPU (or per --ray-gpus) of the "
              "cluster.")] = None,

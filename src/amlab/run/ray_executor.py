@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import socket
 import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ MAX_DISPATCHES = 3
 # How long the driver waits for a replacement actor when every actor has died.
 REPLACEMENT_WAIT_SECONDS = 60.0
 
+# How long the head's port may take to accept a connection.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 _LIMITS = ("requests_per_minute", "tokens_per_minute")
 
 
@@ -64,6 +68,23 @@ def import_ray() -> Any:
     except ImportError:
         raise AmlabError("--executor ray needs Ray, which is not installed; install it "
                          "with: pip install 'amlab[ray]'.") from None
+
+
+def check_reachable(address: str) -> None:
+    """Refuse at once a head address where nothing listens (Ray itself would retry for
+    minutes); `auto`, `local` and `ray://` addresses are left to Ray."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise AmlabError(f"--ray-address {address}: give the Ray head's host:port (e.g. "
+                         f"10.0.0.5:6379), or auto.")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        raise AmlabError(f"--ray-address {address}: no Ray head answers there "
+                         f"({exc.strerror or type(exc).__name__}); start one with `ray start "
+                         f"--head --port {port}`, or give the address it printed.") from None
 
 
 def share_limits(spec: dict[str, Any], actors: int, source: str) -> dict[str, Any]:
@@ -134,7 +155,8 @@ class RayExecutor:
     `experiment`: what the actors build their runners from (the run's own experiment; the
     `clients` a test hands `run_experiment` stay on the driver, unused).
     `address`: the cluster's (`host:port` of its head, or "auto"); None: `RAY_ADDRESS`, else
-    a Ray instance started in this process. `actors`: how many worker actors; None: as many
+    the cluster last started on this machine (`ray start`), else a Ray instance started in
+    this process. `actors`: how many worker actors; None: as many
     as the cluster's CPUs (or GPUs, with `gpus_per_actor`) hold. `cpus_per_actor`,
     `gpus_per_actor`: what each actor reserves (a GPU for a local model)."""
 
@@ -146,6 +168,8 @@ class RayExecutor:
         if cpus_per_actor < 0 or gpus_per_actor < 0 or not cpus_per_actor + gpus_per_actor:
             raise AmlabError(f"a Ray worker actor must reserve some CPU or GPU (got "
                              f"{cpus_per_actor:g} CPUs and {gpus_per_actor:g} GPUs).")
+        if address is not None:
+            check_reachable(address)
         self.ray = import_ray()
         self.experiment = experiment
         self.address = address
@@ -182,7 +206,7 @@ class RayExecutor:
             self.ray.init(address=self.address, logging_level=logging.WARNING,
                           log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            where = self.address or "(RAY_ADDRESS or a new local instance)"
+            where = self.address or "(none given)"
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise AmlabError(f"--ray-address {where}: no Ray cluster could be joined "
                              f"({first}); start one with `ray start --head` and give its "
