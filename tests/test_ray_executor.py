@@ -292,3 +292,15 @@ def test_a_head_address_where_nothing_listens_is_refused_at_once(tmp_path: Path)
     with pytest.raises(AmlabError, match=r"^--ray-address head6379: give the Ray head's "
                                          r"host:port \(e.g. 10.0.0.5:6379\), or auto\.$"):
         RayExecutor(experiment, "head6379")
+
+
+def test_an_actor_asking_for_gpus_the_cluster_lacks_is_refused_with_the_counts(
+        cluster: RayCluster) -> None:
+    experiment = Experiment.from_dict(spec(f"scripted/{FIXTURES / 'blackmailer'}", 1))
+    planned = experiment.trials()
+    executor = RayExecutor(experiment, cpus_per_actor=0, gpus_per_actor=1)
+    with pytest.raises(AmlabError, match=r"^the Ray cluster has \d+ CPUs and 0 GPUs, too few for "
+                                         r"one worker actor \(0 CPUs, 1 GPUs\); add a worker "
+                                         r"node"):
+        asyncio.run(executor.execute([Lane(planned[0].key.model, planned, 1)], never_here,
+                                     Watcher()))
