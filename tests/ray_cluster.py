@@ -20,6 +20,9 @@ from conftest import subprocess_env
 
 # The `ray` command of the Python running the tests.
 RAY = str(Path(sys.executable).parent / "ray")
+# No token authentication on this machine-local cluster, as for its drivers (this process,
+# `amlab run` subprocesses), even where a local Ray instance left a token in ~/.ray.
+AUTHENTICATION = {"RAY_AUTH_MODE": "disabled"}
 # The head notices a dead node after about a second instead of the default half minute.
 FAST_FAILURE_DETECTION = {"RAY_health_check_initial_delay_ms": "0",
                           "RAY_health_check_period_ms": "300",
@@ -33,6 +36,14 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def alive(pid: int) -> bool:
+    """Running, not ended (a zombie waiting for its parent to read its end has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class RayNode:
@@ -52,7 +63,7 @@ class RayNode:
                  "--metrics-export-port", str(free_port()),
                  "--runtime-env-agent-port", str(free_port()), *arguments],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env=subprocess_env(**FAST_FAILURE_DETECTION))
+                env=subprocess_env(**AUTHENTICATION, **FAST_FAILURE_DETECTION))
 
     def processes(self) -> dict[int, str]:
         """The node's processes (its group, and the workers its raylet started, which Ray
@@ -86,10 +97,16 @@ class RayNode:
 
     def kill(self) -> None:
         """Every process of the node at once, SIGKILL, as when its machine dies."""
-        for pid in self.processes():
+        pids = self.processes()
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):  # ended meanwhile
                 os.kill(pid, signal.SIGKILL)
         self.process.wait()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while any(alive(pid) for pid in pids):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"processes of a Ray node outlived SIGKILL: {pids}")
+            time.sleep(0.05)
 
 
 class RayCluster:
@@ -148,4 +165,5 @@ class RayCluster:
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.kill()
+
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -38,8 +38,7 @@ from amlab.models import capabilities_of
 from amlab.models.pool import ClientPool
 from amlab.run.clients import build_roles
 from amlab.run.executor import (
-    HELD_TRIAL_POLL_SECONDS,
-    Admission,
+    AsyncioExecutor,
     Coordinator,
     Lane,
     TrialFunction,
@@ -237,25 +236,14 @@ class RayExecutor:
         return min(limit, len(lane.trials))
 
     async def _lane(self, lane: Lane, workers: _Workers, coordinator: Coordinator) -> None:
-        queue = list(reversed(lane.trials))
-        held: list[TrialSpec] = []  # another live run holds their lease
         serial = capabilities_of(lane.model).serial
 
-        async def slot() -> None:
-            while queue or held:
-                if not queue:
-                    await asyncio.sleep(HELD_TRIAL_POLL_SECONDS)
-                    queue.extend(reversed(held))
-                    held.clear()
-                    continue
-                spec = queue.pop()
-                admission = coordinator.claim(spec)
-                if admission is Admission.RUN:
-                    coordinator.record(await workers.run(spec, serial))
-                elif admission is Admission.WAIT:
-                    held.append(spec)
+        async def on_a_worker(spec: TrialSpec) -> TrialResult:
+            return await workers.run(spec, serial)
 
-        await _all_or_none(slot() for _ in range(self._concurrency(lane, workers.count)))
+        slots = self._concurrency(lane, workers.count)
+        await AsyncioExecutor.run_lane(Lane(lane.model, lane.trials, slots), on_a_worker,
+                                       coordinator)
 
 
 async def _all_or_none(coroutines: Iterable[Coroutine[Any, Any, None]]) -> None:
