@@ -5,6 +5,7 @@ Trials run on worker actors; the driver alone claims them and writes the store."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -18,10 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+import amlab
 from amlab.errors import AmlabError
 from amlab.run import Experiment, run_experiment
 from amlab.run.executor import Admission, Lane, TrialResult
-from amlab.run.ray_executor import RayExecutor, share_limits
+from amlab.run.ray_executor import RayExecutor, TrialWorker, WorkerSetup, share_limits
 from amlab.run.trial import TrialSpec
 from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
@@ -304,3 +306,25 @@ def test_an_actor_asking_for_gpus_the_cluster_lacks_is_refused_with_the_counts(
                                          r"node"):
         asyncio.run(executor.execute([Lane(planned[0].key.model, planned, 1)], never_here,
                                      Watcher()))
+
+
+def test_a_worker_refuses_to_run_other_texts_or_another_amlab_than_the_coordinators() -> None:
+    experiment = Experiment.from_dict(spec(f"scripted/{FIXTURES / 'blackmailer'}", 1))
+    planned = experiment.trials()
+    setup = WorkerSetup.of(experiment, [Lane(planned[0].key.model, planned, 1)], 1)
+    assert len(setup.samples) == len(setup.renderings) == 4  # one trial per condition
+    same = TrialWorker(setup)
+    assert asyncio.run(same.start()) is None and same.runner is not None
+    asyncio.run(same.close())
+    (family, condition), parts = next(iter(setup.renderings.items()))
+    edited = {**setup.renderings, (family, condition): {**parts, next(iter(parts)): "0" * 64}}
+    other_texts = TrialWorker(dataclasses.replace(setup, renderings=edited))
+    assert asyncio.run(other_texts.start()) == (
+        f"condition {condition} of family 'blackmail' renders differently on this worker than "
+        f"on the coordinator (1 of 4 conditions differ); every node needs the same amlab, "
+        f"family and experiment files.")
+    assert other_texts.runner is None
+    older = TrialWorker(dataclasses.replace(setup, version="0.0.1"))
+    assert asyncio.run(older.start()) == (
+        f"this worker runs amlab {amlab.__version__} and the coordinator 0.0.1; install the "
+        f"same amlab on every node.")

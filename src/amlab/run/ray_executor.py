@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlab import __version__
 from amlab.errors import AmlabError
 from amlab.models import capabilities_of
 from amlab.models.pool import ClientPool
@@ -114,24 +115,58 @@ def _share(model: dict[str, Any], actors: int, source: str) -> dict[str, Any]:
     return shared
 
 
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What an actor builds its runner from, and what it checks first: the coordinator's
+    amlab version, and how it renders one trial of each condition (a node with other
+    templates or family files would run other trials under the same keys)."""
+
+    spec: dict[str, Any]  # the experiment's, with this actor's share of the rate limits
+    source: str
+    base_dir: str  # absolute: an actor's working directory is not the driver's
+    version: str
+    samples: list[TrialSpec]  # one trial of each condition
+    renderings: dict[tuple[str, str], dict[str, str]]  # their fingerprints on the driver
+
+    @classmethod
+    def of(cls, experiment: Experiment, lanes: Sequence[Lane], actors: int) -> WorkerSetup:
+        first = {(t.key.family, t.key.condition): t for lane in lanes for t in lane.trials}
+        samples = list(first.values())
+        return cls(share_limits(experiment.as_dict(), actors, experiment.source),
+                   experiment.source, str(experiment.base_dir.resolve()), __version__,
+                   samples, experiment.renderings(samples))
+
+
 class TrialWorker:
     """A Ray actor's side: the experiment's clients and `TrialRunner`, built once by
     `start`, then any number of trials, several at once (an async actor)."""
 
-    def __init__(self, spec: dict[str, Any], source: str, base_dir: str) -> None:
-        self.spec = spec
-        self.source = source
-        self.base_dir = Path(base_dir)
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.setup = setup
         self.pool: ClientPool | None = None
         self.runner: TrialRunner | None = None
 
     async def start(self) -> str | None:
         """Build the clients (a local model is loaded here); the sentence saying why this
-        worker cannot run the experiment (a missing key, a fixture not found), or None."""
+        worker cannot run the experiment (another amlab, other texts, a missing key, a
+        fixture not found), or None."""
+        setup = self.setup
+        if setup.version != __version__:
+            return (f"this worker runs amlab {__version__} and the coordinator "
+                    f"{setup.version}; install the same amlab on every node.")
+        base_dir = Path(setup.base_dir)
         try:
-            experiment = Experiment.from_dict(self.spec, self.source, self.base_dir)
+            experiment = Experiment.from_dict(setup.spec, setup.source, base_dir)
+            here = experiment.renderings(setup.samples)
+            changed = [key for key, parts in setup.renderings.items() if here.get(key) != parts]
+            if changed:
+                family, condition = changed[0]
+                return (f"condition {condition} of family '{family}' renders differently on "
+                        f"this worker than on the coordinator ({len(changed)} of "
+                        f"{len(setup.renderings)} conditions differ); every node needs the same "
+                        f"amlab, family and experiment files.")
             # No response cache: it is a file on the driver's machine.
-            self.pool = ClientPool(None, self.base_dir)
+            self.pool = ClientPool(None, base_dir)
             roles = build_roles(experiment, self.pool)
         except AmlabError as exc:
             return str(exc)
@@ -187,8 +222,8 @@ class RayExecutor:
             self._connect()
         try:
             count = self._count(lanes)
-            workers = _Workers(self, count, sum(self._concurrency(lane, count)
-                                                for lane in lanes))
+            workers = _Workers(self, lanes, count, sum(self._concurrency(lane, count)
+                                                       for lane in lanes))
             try:
                 await workers.start()
                 await _all_or_none(self._lane(lane, workers, coordinator) for lane in lanes)
@@ -272,14 +307,13 @@ class _Actor:
 class _Workers:
     """The run's worker actors: a trial goes to the least busy; a dead one is replaced."""
 
-    def __init__(self, executor: RayExecutor, count: int, in_flight: int) -> None:
+    def __init__(self, executor: RayExecutor, lanes: Sequence[Lane], count: int,
+                 in_flight: int) -> None:
         self.executor = executor
         self.ray = executor.ray
         self.count = count
         self.in_flight = in_flight
-        experiment = executor.experiment
-        self.arguments = (share_limits(experiment.as_dict(), count, experiment.source),
-                          experiment.source, str(experiment.base_dir.resolve()))
+        self.setup = WorkerSetup.of(executor.experiment, lanes, count)
         self.live: list[_Actor] = []
         # Actors created but not started yet (the cluster may have no room for them yet).
         self.pending: dict[int, tuple[Any, asyncio.Task[None]]] = {}
@@ -295,7 +329,7 @@ class _Workers:
             max_restarts=0, max_task_retries=0,
             # Every trial that may be in flight, and `start` and `close`.
             max_concurrency=self.in_flight + 2)
-        return remote.remote(*self.arguments)
+        return remote.remote(self.setup)
 
     async def start(self) -> None:
         """Create every actor; return once one has started (the others join as the cluster
