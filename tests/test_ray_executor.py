@@ -328,3 +328,29 @@ def test_a_worker_refuses_to_run_other_texts_or_another_amlab_than_the_coordinat
     assert asyncio.run(older.start()) == (
         f"this worker runs amlab {amlab.__version__} and the coordinator 0.0.1; install the "
         f"same amlab on every node.")
+
+
+@pytest.mark.local_model
+def test_a_local_model_runs_one_trial_per_actor_with_the_same_replies_as_in_process(
+        cluster: RayCluster, tmp_path: Path) -> None:
+    experiment = Experiment.from_dict({
+        "name": "local",
+        "scenarios": [{"family": "blackmail", "factors": {"urgency": "replacement"}}],
+        "models": [{"name": "local/smollm2", "concurrency": 1,
+                    "options": {"n_ctx": 8192, "max_tokens": 32}}],
+        "samples": 2, "agent": {"protocol": "text", "max_turns": 1}})
+    planned = experiment.trials()
+    watcher = Watcher()
+    executor = RayExecutor(experiment)
+    asyncio.run(executor.execute([Lane("local/smollm2", planned, 1)], never_here, watcher))
+    # In process a local model runs one trial at a time; each of the two actors holds its
+    # own copy, so the cluster runs two.
+    assert watcher.most_in_flight == 2
+    assert [r.status for r in watcher.recorded] == ["done"] * 2
+    # The same replies as one process running them one after another (the second reusing
+    # the first's evaluated prompt).
+    store = Store(tmp_path / "local.db")
+    asyncio.run(run_experiment(experiment, store))
+    in_process = {t.sample: [m.content for m in t.messages] for t in store.trials("local")}
+    assert {r.spec.key.sample: [m.content for m in r.transcript.messages]
+            for r in watcher.recorded if r.transcript} == in_process
