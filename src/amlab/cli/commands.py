@@ -54,11 +54,11 @@ def run(
     if dry_run:
         _print_plan(experiment)
         return
-    ray = _ray_executor(experiment, executor, ray_address, ray_actors, ray_gpus)
-    run_with_progress(experiment, db, resume=resume, cache=not no_cache, executor=ray)
-    if ray is not None and ray.lost_actors:
-        console.print(f"{ray.lost_actors} Ray worker actors were lost during the run; their "
-                      f"{ray.redispatched} trials in flight ran again on others.")
+    on_ray = _ray_executor(experiment, executor, ray_address, ray_actors, ray_gpus)
+    run_with_progress(experiment, db, resume=resume, cache=not no_cache, executor=on_ray)
+    if on_ray is not None and on_ray.lost_actors:
+        console.print(f"{on_ray.lost_actors} Ray worker actors were lost during the run; "
+                      f"their {on_ray.redispatched} trials in flight ran again on others.")
 
 
 def _ray_executor(experiment: Experiment, executor: str, address: str | None,
