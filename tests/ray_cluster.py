@@ -90,9 +90,10 @@ class RayNode:
                 return {pid: commands.get(pid, "") for pid in mine}
             mine |= children
 
-    def runs(self, actor: str) -> bool:
-        """Whether an actor of that class lives on this node."""
-        return any(command.startswith(f"ray::{actor}")
+    def runs(self, task: str) -> bool:
+        """Whether a Ray worker of this node runs `task` (an actor class, or its method
+        while it runs: `Class.method`)."""
+        return any(command.startswith(f"ray::{task}")
                    for command in self.processes().values())
 
     def kill(self) -> None:

@@ -181,7 +181,8 @@ def test_rate_limits_are_shared_among_the_actors_within_the_total() -> None:
 def test_a_worker_node_killed_mid_run_loses_no_trial_and_stores_each_once(
         cluster: RayCluster, tmp_path: Path) -> None:
     doomed = cluster.add_worker()  # a third node, one actor on each
-    experiment = Experiment.from_dict(spec(blackmailer(tmp_path, 0.3), 6, samples=4),
+    # Long enough (24 trials of about a second, 6 at a time) for the third actor to join.
+    experiment = Experiment.from_dict(spec(blackmailer(tmp_path, 0.4), 6, samples=6),
                                       "spread.yaml", tmp_path)
     executor = RayExecutor(experiment)
     store = Store(tmp_path / "killed.db")
@@ -189,17 +190,18 @@ def test_a_worker_node_killed_mid_run_loses_no_trial_and_stores_each_once(
 
     def progress(_: object, status: str) -> None:
         done.append(status)
-        # Once its actor has joined (it gets trials at once: it is the least busy).
-        if len(done) >= 2 and doomed.process.returncode is None and doomed.runs("TrialWorker"):
+        # Once its actor runs trials (Ray titles its process with the method running).
+        if (len(done) >= 2 and doomed.process.returncode is None
+                and doomed.runs("TrialWorker.run_trial")):
             doomed.kill()  # every process of the node at once, its trials in flight
 
     summary = asyncio.run(run_experiment(experiment, store, executor=executor,
                                          on_trial_done=progress))
     assert doomed.process.returncode is not None
     assert executor.lost_actors == 1 and executor.redispatched >= 1
-    assert summary.statuses == {"done": 16}
+    assert summary.statuses == {"done": 24}
     # Each trial claimed once, its outcome and its judge call stored once.
-    assert outcomes_per_trial(tmp_path / "killed.db") == [(1, 1, "done")] * 16
+    assert outcomes_per_trial(tmp_path / "killed.db") == [(1, 1, "done")] * 24
 
 
 def test_a_killed_coordinator_is_resumed_and_each_outcome_is_stored_once(
