@@ -35,6 +35,9 @@ python -m pip install --quiet -e ".[local,dev]"
 # Inspect AI's log library (the extra amlab[inspect], about 15 s): the tests export runs as
 # .eval logs and classify logs in inspect_evals' agentic_misalignment shape.
 python -c "import importlib.util as u, sys; sys.exit(u.find_spec('inspect_ai') is None)" || python -m pip install --quiet -e ".[inspect]"
+# The Ray executor's extra, for its tests (a local cluster): about 240 MB, seconds from a
+# cached wheel.
+python -c "import ray" 2>/dev/null || python -m pip install --quiet -e ".[ray]"
 
 # The original study's templates, for replication (amlab.original) and its byte-equality
 # test: read at run time from this package, never copied into amlab. Its dependencies

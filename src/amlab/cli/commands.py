@@ -16,9 +16,12 @@ from amlab.analysis.stored import stored_experiments
 from amlab.cli.app import app, console
 from amlab.cli.results import print_results
 from amlab.cli.usage import print_estimate
+from amlab.errors import AmlabError
 from amlab.families import load_family
 from amlab.run import Experiment, run_experiment
 from amlab.run.budget import Budget, plan_budget, with_budget
+from amlab.run.executor import Executor
+from amlab.run.ray_executor import RayExecutor
 from amlab.scenario import list_families
 from amlab.store import PlannedTrial, Store
 from amlab.store.postgres import PostgresStore
@@ -41,6 +44,17 @@ def run(
     budget_usd: Annotated[float | None, typer.Option(
         "--budget-usd", help="Start no trial that would take the experiment's spending past "
                              "this many US dollars (overrides the file's budget).")] = None,
+    executor: Annotated[str, typer.Option(help="Where trials run: asyncio (this process) or "
+                                          "ray (a Ray cluster; pip install 'amlab[ray]')."
+                                          )] = "asyncio",
+    ray_address: Annotated[str | None, typer.Option(
+        help="The Ray cluster's head (host:port); default: RAY_ADDRESS, else the cluster "
+             "last started on this machine, else a Ray instance started here.")] = None,
+    ray_actors: Annotated[int | None, typer.Option(
+        help="Ray worker actors; default: one per CPU (or per --ray-gpus) of the "
+             "cluster.")] = None,
+    ray_gpus: Annotated[float, typer.Option(
+        help="GPUs each Ray worker actor reserves (for a local model).")] = 0.0,
 ) -> None:
     """Run an experiment file and print the rates of each behaviour."""
     experiment = Experiment.load(experiment_file)
@@ -49,11 +63,29 @@ def run(
     if dry_run:
         _print_plan(experiment)
         return
-    run_with_progress(experiment, db, resume=resume, cache=not no_cache)
+    on_ray = _ray_executor(experiment, executor, ray_address, ray_actors, ray_gpus)
+    run_with_progress(experiment, db, resume=resume, cache=not no_cache, executor=on_ray)
+    if on_ray is not None and on_ray.lost_actors:
+        console.print(f"{on_ray.lost_actors} Ray worker actors were lost during the run; "
+                      f"their {on_ray.redispatched} trials in flight ran again on others.")
+
+
+def _ray_executor(experiment: Experiment, executor: str, address: str | None,
+                  actors: int | None, gpus: float) -> RayExecutor | None:
+    """The Ray executor `--executor ray` asks for; None for the default, in this process."""
+    if executor not in ("asyncio", "ray"):
+        raise AmlabError(f"--executor {executor}: choose asyncio or ray.")
+    if executor == "asyncio":
+        if address is not None or actors is not None or gpus:
+            raise AmlabError("--ray-address, --ray-actors and --ray-gpus need --executor ray.")
+        return None
+    # With GPUs, an actor needs no CPU of its own (it waits on the GPU).
+    return RayExecutor(experiment, address, actors, cpus_per_actor=0.0 if gpus else 1.0,
+                       gpus_per_actor=gpus)
 
 
 def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = False,
-                      cache: bool = True) -> Store:
+                      cache: bool = True, executor: Executor | None = None) -> Store:
     """Run the experiment into `db` with a progress bar; print its rates, tokens and cost."""
     store = Store(db)
     trials = experiment.trials()
@@ -76,7 +108,8 @@ def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = Fal
                 progress.update(task, cost=_spending(budget))
             summary = asyncio.run(run_experiment(experiment, store, resume=resume,
                                                  on_trial_done=advance, cache=cache,
-                                                 rules=[budget] if budget else []))
+                                                 rules=[budget] if budget else [],
+                                                 executor=executor))
         except BaseException:
             # A bad model option or a missing key stops the run before its first trial.
             store.discard_if_unused()

@@ -174,10 +174,12 @@ class AsyncioExecutor:
 
     async def execute(self, lanes: Sequence[Lane], run_trial: TrialFunction,
                       coordinator: Coordinator) -> None:
-        await asyncio.gather(*(self._lane(lane, run_trial, coordinator) for lane in lanes))
+        await asyncio.gather(*(self.run_lane(lane, run_trial, coordinator) for lane in lanes))
 
     @staticmethod
-    async def _lane(lane: Lane, run_trial: TrialFunction, coordinator: Coordinator) -> None:
+    async def run_lane(lane: Lane, run_trial: TrialFunction, coordinator: Coordinator) -> None:
+        """One lane's trials, `concurrency` at a time (the Ray executor's too, with its own
+        `run_trial`: a round trip to a worker actor)."""
         queue = list(reversed(lane.trials))
         held: list[TrialSpec] = []  # another live run holds their lease
 
