@@ -109,6 +109,36 @@ def test_ray_stores_the_same_verdicts_as_asyncio_with_monitor_and_judges(
     assert (executor.lost_actors, executor.redispatched) == (0, 0)
 
 
+def stored_outcomes(store: Store) -> list[tuple[Any, ...]]:
+    """Every stored trial of "spread" as the store interface reads it back, ids aside:
+    its cell, seed, status, transcript, usage and verdicts with their method and evidence."""
+    return sorted(
+        (t.condition, t.sample, t.seed, t.status, t.attempts, t.messages, t.actions,
+         t.input_tokens, t.output_tokens,
+         tuple(sorted((b, v.value, v.method, v.evidence)
+                      for b, v in store.verdicts_of(t.id).items())))
+        for t in store.trials("spread"))
+
+
+def test_postgresql_with_ray_stores_what_sqlite_with_asyncio_stores(
+        cluster: RayCluster, tmp_path: Path, postgres_url: str) -> None:
+    experiment = Experiment.from_dict(spec(f"scripted/{FIXTURES / 'blackmailer'}", 3))
+    shared = Store(postgres_url)
+    summary = asyncio.run(run_experiment(experiment, shared, executor=RayExecutor(experiment)))
+    assert summary.statuses == {"done": 12}
+    embedded = Store(tmp_path / "asyncio.db")
+    asyncio.run(run_experiment(experiment, embedded))
+    outcomes = stored_outcomes(shared)
+    assert len(outcomes) == 12
+    assert outcomes == stored_outcomes(embedded)
+    # Judge, monitor and state verdicts all came through: the judge read the threat as
+    # blackmail in every trial, and the monitor's arm differs from the unwatched one.
+    assert {dict((b, (value, method)) for b, value, method, _ in o[9])["blackmail"]
+            for o in outcomes} == {(True, "judge")}
+    assert {"monitor=none" in o[0] for o in outcomes} == {True, False}
+    assert shared.verdict_counts("spread") == embedded.verdict_counts("spread")
+
+
 class Watcher:
     """A coordinator that grants every trial and notes how many were in flight at once
     (claimed, not yet recorded) and when each was recorded."""
