@@ -191,3 +191,23 @@ def test_a_killed_run_on_postgresql_resumes_with_every_trial_exactly_once(
     trials = list(Store(postgres_url, read_only=True).trials("t"))
     assert len(trials) == TRIALS
     assert {(t.status, t.attempts) for t in trials} == {("done", 1)}
+
+
+def test_reproduce_runs_into_postgresql_within_a_budget_and_reports_beside_it(
+        tmp_path: Path, postgres_url: str) -> None:
+    model = f"scripted/{FIXTURES / 'sometimes_blackmails.yaml'}"
+    result = amlab("reproduce", "agentic-misalignment", "--model", model, "--samples", "2",
+                   "--family", "blackmail", "--db", postgres_url, "--budget-usd", "5",
+                   "--yes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Spent $0.00 of the $5.00 budget" in result.stdout
+    assert "Beside the published figures" in result.stdout
+    stored = Store(postgres_url, read_only=True)
+    [name] = stored.experiments()
+    assert stored.counts(name) == {"done": 10}
+    database = postgres_url.rsplit("/", 1)[1]
+    assert (tmp_path / f"{database}-report" / "report.html").is_file()
+    # The run is stored: a second one is refused before any question, as on SQLite.
+    again = amlab("reproduce", "agentic-misalignment", "--model", model, "--samples", "2",
+                  "--family", "blackmail", "--db", postgres_url, "--yes", cwd=tmp_path)
+    assert again.returncode == 2 and "add --resume to continue it" in again.stderr

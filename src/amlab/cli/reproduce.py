@@ -27,8 +27,10 @@ from amlab.presets import (
     preset_spec,
 )
 from amlab.run import Experiment
+from amlab.run.budget import with_budget
 from amlab.run.runner import check_resumable
-from amlab.store import Store
+from amlab.store import Store, named_after
+from amlab.store.postgres import is_postgres
 
 if TYPE_CHECKING:
     from amlab.analysis.published import ComparisonRow
@@ -52,8 +54,12 @@ def reproduce(
                                            "would read.")] = False,
     family: Annotated[list[str] | None, typer.Option(
         "--family", help="Run only this family of the preset; repeatable.")] = None,
-    db: Annotated[Path | None, typer.Option(help="Results database (default: runs/"
-                                                 "reproduce-PRESET-MODEL.db).")] = None,
+    db: Annotated[str | None, typer.Option(help="Results database, a file or a postgresql:// "
+                                                "URL (default: runs/"
+                                                "reproduce-PRESET-MODEL.db).")] = None,
+    budget_usd: Annotated[float | None, typer.Option(
+        "--budget-usd", help="Start no trial that would take the run's spending past this "
+                             "many US dollars.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: the database's "
                                                   "name with '-report').")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Run without asking for "
@@ -80,11 +86,18 @@ def reproduce(
         raise AmlabError(f"--model is required to run preset '{preset}', e.g. --model "
                          f"openai/gpt-4.1 or --model local/smollm2 (offline).")
     experiment = preset_experiment(preset, overrides)
-    db = db or Path("runs") / f"reproduce-{preset}-{_slug(model)}.db"
-    out_dir = out or db.with_name(f"{db.stem}-report")
-    check_writable(db, folder=False)
+    if budget_usd is not None:
+        with_budget(experiment, budget_usd)
+    db = db or str(Path("runs") / f"reproduce-{preset}-{_slug(model)}.db")
+    out_dir = out or named_after(db, "-report")
+    if not is_postgres(db):
+        check_writable(Path(db), folder=False)
     check_writable(out_dir, folder=True)
-    if db.exists():  # a stored run that cannot be continued is refused before the question
+    # A stored run that cannot be continued is refused before the question (a server's
+    # database is opened for writing: its tables are made if it has none yet).
+    if is_postgres(db):
+        check_resumable(experiment, Store(db), resume)
+    elif Path(db).exists():
         check_resumable(experiment, Store(db, read_only=True), resume)
     _print_plan(experiment, offline=capabilities_of(model).offline)
     if not yes:
