@@ -35,6 +35,7 @@ from amlab.store.interface import (
     CallUsage,
     JudgeErrorCount,
     JudgementRecord,
+    JudgeMonitorUsage,
     MethodCount,
     MethodDecision,
     MethodMix,
@@ -466,6 +467,33 @@ def test_judge_and_agent_usage_are_kept_apart(open_store: Opener) -> None:
     assert usage.usage == CallUsage(2, 100, 10, pytest.approx(0.004))
     assert store.agent_usage("e") == CallUsage(6, 3000, 300, pytest.approx(1.5))
     assert store.agent_usage("missing") == CallUsage(0, 0, 0, 0.0)
+
+
+def test_judge_and_monitor_usage_per_trial_sums_each_judges_calls(open_store: Opener) -> None:
+    store = open_store()
+    ids = judged_experiment(store)
+    first, second = ids["first"], ids["second"]
+    cut = stored(store, key(BASE, 0, model="m2")).id
+    # The first trial re-judged by its judge and by a second one: summed per judge.
+    store.replace_verdicts(first, store.verdicts_of(first), [
+        JudgeCall(JUDGE, "p2", [Judgement(JUDGE, "blackmail", "blackmail/j2", True)],
+                  Usage(input_tokens=70, cached_input_tokens=40, output_tokens=7,
+                        cost_usd=0.003, calls=2), 1),
+        JudgeCall("second-judge", "p2", [Judgement("second-judge", "blackmail",
+                                                   "blackmail/j2", False)],
+                  Usage(input_tokens=20, output_tokens=2, cost_usd=0.0005, calls=1), 1)])
+    # A failed trial whose monitor used nothing has no monitor record.
+    failed = key(BASE, 1, model="m2")
+    assert store.claim(failed, attempts=0) is Claim.CLAIMED
+    store.save_error(failed, "timeout", started=1.0, usage=Usage(input_tokens=10, calls=1))
+    assert store.judge_monitor_usage("e") == [
+        JudgeMonitorUsage(first, JUDGE, 120, 40, 12, pytest.approx(0.005)),
+        JudgeMonitorUsage(first, "second-judge", 20, 0, 2, pytest.approx(0.0005)),
+        JudgeMonitorUsage(first, None, 30, 0, 3, pytest.approx(0.01)),
+        JudgeMonitorUsage(second, JUDGE, 50, 0, 5, pytest.approx(0.002)),
+        JudgeMonitorUsage(second, None, 30, 0, 3, pytest.approx(0.01)),
+        JudgeMonitorUsage(cut, None, 30, 0, 3, pytest.approx(0.01))]
+    assert store.judge_monitor_usage("missing") == []
 
 
 def test_the_model_ids_that_answered_the_monitor_are_stored(open_store: Opener) -> None:

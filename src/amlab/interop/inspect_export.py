@@ -11,8 +11,9 @@ Each sample holds the conversation (reasoning as `ContentReasoning`; a native ca
 result as a tool message, with a monitor's block as an `approval` tool error and a world's
 refusal as an error), the condition's factors and the trial's key as metadata, every
 verdict as a score (1.0 / 0.0, the evidence as its explanation, method, version, judge and
-reasoning in its metadata), the agent model's token usage, a failed trial's reason as the
-sample's error and a refusal as Inspect marks one (`content_filter`, a refusal text).
+reasoning in its metadata), the token usage of each model that worked on the trial (the
+agent, each judge and a model monitor), a failed trial's reason as the sample's error
+and a refusal as Inspect marks one (`content_filter`, a refusal text).
 Pending trials have no transcript and are left out. Written only through inspect_ai's
 public log API; the store is read only through `ResultReader`.
 """
@@ -32,11 +33,16 @@ from amlab.interop import require_inspect
 from amlab.records import Action, Evidence, Verdict
 from amlab.run.experiment import ExperimentSpec, stored_spec
 from amlab.run.trial import Arms
-from amlab.store.interface import ResultReader, StoredTrial, require_experiment
+from amlab.store.interface import (
+    JudgeMonitorUsage,
+    ResultReader,
+    StoredTrial,
+    require_experiment,
+)
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalSample, EvalSampleLimit
-    from inspect_ai.model import ChatMessage, ModelOutput, StopReason
+    from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, StopReason
     from inspect_ai.scorer import Score
 
 # The scorer name under which every verdict is recorded.
@@ -66,6 +72,11 @@ def export_inspect(store: ResultReader, out: Path, experiment: str | None = None
     taken: set[str] = set()
     for name in [experiment] if experiment else store.experiments():
         spec = stored_spec(store, name)
+        monitor = spec.monitor.model.name if spec and spec.monitor and spec.monitor.model \
+            else None
+        others: dict[int, list[JudgeMonitorUsage]] = defaultdict(list)
+        for usage in store.judge_monitor_usage(name):
+            others[usage.trial_id].append(usage)
         # Each trial becomes its sample as it is read, so that its stored record is not
         # held beside it.
         by_model: dict[str, list[EvalSample]] = {}
@@ -75,7 +86,8 @@ def export_inspect(store: ResultReader, out: Path, experiment: str | None = None
             if trial.status == "pending":
                 pending[trial.model] += 1
             else:
-                samples.append(_sample(trial, store.verdicts_of(trial.id), spec))
+                samples.append(_sample(trial, store.verdicts_of(trial.id), spec,
+                                       _model_usage(trial, others[trial.id], monitor)))
         for model, samples in by_model.items():
             path = out / _file_name(name, model, taken)
             write_eval_log(_log(name, spec, model, samples), str(path))
@@ -105,13 +117,12 @@ def _log(experiment: str, spec: ExperimentSpec | None, model: str, samples: list
         EvalSpec,
         EvalStats,
     )
-    from inspect_ai.model import ModelUsage
 
     now = datetime.now(UTC).isoformat()
-    usage: ModelUsage = ModelUsage()
+    usage: dict[str, ModelUsage] = {}
     for sample in samples:
-        for one in sample.model_usage.values():
-            usage = usage + one
+        for used_by, one in sample.model_usage.items():
+            usage[used_by] = usage[used_by] + one if used_by in usage else one
     # Per behaviour over the log's finished trials: the share where it holds (the
     # conditions pooled, as Inspect shows one figure per score; amlab's report has them
     # per cell, with intervals).
@@ -141,23 +152,16 @@ def _log(experiment: str, spec: ExperimentSpec | None, model: str, samples: list
                             completed_samples=sum(s.error is None for s in samples),
                             scores=scores),
         stats=EvalStats(started_at=now, completed_at=now,
-                        model_usage={model: usage} if samples else {}),
+                        model_usage=usage),
         samples=samples,
     )
 
 
-def _sample(trial: StoredTrial, verdicts: dict[str, Verdict], spec: ExperimentSpec | None
-            ) -> EvalSample:
+def _sample(trial: StoredTrial, verdicts: dict[str, Verdict], spec: ExperimentSpec | None,
+            model_usage: dict[str, ModelUsage]) -> EvalSample:
     from inspect_ai.log import EvalError, EvalSample
-    from inspect_ai.model import ModelUsage
 
     messages = _messages(trial)
-    usage = ModelUsage(
-        input_tokens=(trial.input_tokens or 0) - (trial.cached_input_tokens or 0),
-        input_tokens_cache_read=trial.cached_input_tokens or None,
-        output_tokens=trial.output_tokens or 0,
-        total_tokens=(trial.input_tokens or 0) + (trial.output_tokens or 0),
-        total_cost=trial.cost_usd)
     return EvalSample(
         id=f"{trial.family}/{trial.condition}",
         epoch=trial.sample + 1,
@@ -169,13 +173,42 @@ def _sample(trial: StoredTrial, verdicts: dict[str, Verdict], spec: ExperimentSp
         output=_output(trial, messages),
         scores={behaviour: _score(verdict) for behaviour, verdict in verdicts.items()},
         metadata=_metadata(trial),
-        model_usage={trial.model: usage} if trial.calls else {},
+        model_usage=model_usage,
         error=EvalError(message=trial.error, traceback="", traceback_ansi="")
         if trial.status == "error" and trial.error else None,
         limit=_limit(trial, spec),
         turn_count=trial.turns,
         uuid=f"amlab-{trial.experiment}-{trial.id}",
     )
+
+
+def _model_usage(trial: StoredTrial, others: Iterable[JudgeMonitorUsage],
+                 monitor: str | None) -> dict[str, ModelUsage]:
+    """Each model's tokens and cost on the trial: the agent's, each judge's and the model
+    monitor's (`monitor`: its model in the experiment's spec); a model in two roles is
+    summed, as Inspect keeps one usage per model."""
+    used = {trial.model: _inspect_usage(trial.input_tokens or 0, trial.cached_input_tokens or 0,
+                                        trial.output_tokens or 0, trial.cost_usd)
+            } if trial.calls else {}
+    for other in others:
+        # Only a model monitor uses tokens, so the spec names it ('monitor' if it did not).
+        name = other.judge or monitor or "monitor"
+        one = _inspect_usage(other.input_tokens, other.cached_input_tokens,
+                             other.output_tokens, other.cost_usd)
+        used[name] = used[name] + one if name in used else one
+    return used
+
+
+def _inspect_usage(input_tokens: int, cached_input_tokens: int, output_tokens: int,
+                   cost_usd: float | None) -> ModelUsage:
+    """Usage as Inspect counts it: input tokens at full rate apart from those read from
+    the cache (amlab's input tokens include them)."""
+    from inspect_ai.model import ModelUsage
+
+    return ModelUsage(input_tokens=input_tokens - cached_input_tokens,
+                      input_tokens_cache_read=cached_input_tokens or None,
+                      output_tokens=output_tokens,
+                      total_tokens=input_tokens + output_tokens, total_cost=cost_usd)
 
 
 def _metadata(trial: StoredTrial) -> dict[str, Any]:

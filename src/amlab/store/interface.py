@@ -389,6 +389,20 @@ class JudgeUsage:
     usage: CallUsage
 
 
+@dataclass(frozen=True)
+class JudgeMonitorUsage:
+    """What one judge (its calls on the trial summed, re-judgings included) or the model
+    monitor (`judge` None) used on one trial. Input tokens count the cached ones too; the
+    monitor's cached tokens are not stored (0)."""
+
+    trial_id: int
+    judge: str | None
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 # -- the protocols -------------------------------------------------------------------
 
 
@@ -523,6 +537,11 @@ class ResultReader(Protocol):
     def judge_usage(self, experiment: str) -> list[JudgeUsage]: ...
 
     def agent_usage(self, experiment: str) -> CallUsage: ...
+
+    def judge_monitor_usage(self, experiment: str) -> list[JudgeMonitorUsage]:
+        """Per trial of the experiment, each judge's usage and the monitor's (a trial whose
+        monitor used nothing has no monitor record), ordered by trial, the judges first."""
+        ...
 
     def close(self) -> None: ...
 

@@ -41,6 +41,7 @@ from amlab.store.interface import (
     ConditionFactors,
     JudgeErrorCount,
     JudgementRecord,
+    JudgeMonitorUsage,
     JudgeUsage,
     MethodCount,
     MethodDecision,
@@ -805,6 +806,27 @@ class Store:
             "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM trials WHERE experiment = ?",
             (experiment,)).fetchone()
         return CallUsage(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+    def judge_monitor_usage(self, experiment: str) -> list[JudgeMonitorUsage]:
+        """Per trial: each judge's calls on it summed, and the monitor's usage where it
+        used any (a rule monitor, or none, uses nothing)."""
+        judges = self._execute(
+            "SELECT c.trial_id, c.judge, COALESCE(SUM(c.input_tokens), 0), "
+            "COALESCE(SUM(c.cached_input_tokens), 0), COALESCE(SUM(c.output_tokens), 0), "
+            "COALESCE(SUM(c.cost_usd), 0) FROM judge_calls c "
+            "JOIN trials t ON t.id = c.trial_id WHERE t.experiment = ? "
+            "GROUP BY c.trial_id, c.judge", (experiment,)).fetchall() \
+            if self._has_judge_tables else []
+        monitor = self._execute(
+            "SELECT id, NULL, COALESCE(monitor_input_tokens, 0), 0, "
+            "COALESCE(monitor_output_tokens, 0), COALESCE(monitor_cost_usd, 0) FROM trials "
+            "WHERE experiment = ? AND (monitor_input_tokens > 0 OR monitor_output_tokens > 0 "
+            "OR monitor_cost_usd > 0)", (experiment,)).fetchall() \
+            if "monitor_input_tokens" in self._columns("trials") else []
+        return sorted((JudgeMonitorUsage(int(row[0]), row[1], int(row[2]), int(row[3]),
+                                         int(row[4]), float(row[5]))
+                       for row in [*judges, *monitor]),
+                      key=lambda usage: (usage.trial_id, usage.judge is None, usage.judge or ""))
 
     # -- aggregates for analysis (counts only; the statistics live in amlab.analysis) ---
 
