@@ -70,10 +70,14 @@ def import_ray() -> Any:
                          "with: pip install 'amlab[ray]'.") from None
 
 
+# Ray's own address words (find the running cluster; start one here): Ray resolves them.
+RAY_ADDRESS_WORDS = frozenset({"auto", "local"})
+
+
 def check_reachable(address: str) -> None:
     """Refuse at once a head address where nothing listens (Ray itself would retry for
     minutes); `auto`, `local` and `ray://` addresses are left to Ray."""
-    if address in ("auto", "local") or "://" in address:
+    if address in RAY_ADDRESS_WORDS or "://" in address:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
