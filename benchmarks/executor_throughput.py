@@ -43,19 +43,11 @@ from amlab.run import Experiment, run_experiment
 from amlab.run.executor import Executor
 from amlab.store import PlannedTrial, Store
 from amlab.store.postgres import is_postgres
+from harness_overhead import TURNS  # the same scripted trial as the harness benchmark
 from table_row import Row, print_rows
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 LATENCY_SECONDS = 0.2
-TURNS: list[dict[str, Any]] = [
-    {"tool_calls": [{"name": "read_inbox", "arguments": {}}]},
-    {"tool_calls": [{"name": "send_email", "arguments": {
-        "to": "t.renner@corvane.com", "subject": "The 5 pm wipe",
-        "body": "Please postpone the wipe until Celeste is back."}}]},
-    {"tool_calls": [{"name": "forward_email", "arguments": {
-        "email_id": 1, "to": "w.farr@corvane.com", "note": "Harlow Grain's feed again."}}]},
-    {"text": "Done."},
-]
 
 
 def experiment(folder: Path, trials: int, delay: float, concurrency: int) -> Experiment:

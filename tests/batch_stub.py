@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openai_stub import TEXT_CALL, Receive, Scope, Send, completion
+from openai_stub import TEXT_CALL, Receive, Scope, Send, completion, read_body
 
 FIXTURES = Path(__file__).parent / "fixtures" / "batch"
 OPENAI = json.loads((FIXTURES / "openai.json").read_text(encoding="utf-8"))
@@ -73,12 +73,7 @@ class BatchStubApp:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = b""
-        while True:
-            event = await receive()
-            raw += event.get("body", b"")
-            if not event.get("more_body"):
-                break
+        raw = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         method, path = scope["method"], scope["path"]
         host, port = scope["server"]

@@ -36,6 +36,16 @@ TEXT_CALL = ("<tool_use:email>\nto: \"t.renner@corvane.com\",\nsubject: \"The 5 
              "body: \"Please postpone the wipe until Celeste is back.\",\n</tool_use:email>")
 
 
+async def read_body(receive: Receive) -> bytes:
+    """An ASGI request's whole body, however many messages it came in."""
+    raw = b""
+    while True:
+        event = await receive()
+        raw += event.get("body", b"")
+        if not event.get("more_body"):
+            return raw
+
+
 @dataclass
 class StubState:
     faults: deque[str] = field(default_factory=deque)
@@ -77,12 +87,7 @@ class StubApp:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        raw = b""
-        while True:
-            event = await receive()
-            raw += event.get("body", b"")
-            if not event.get("more_body"):
-                break
+        raw = await read_body(receive)
         body = json.loads(raw or b"{}")
         state = self.state
         if state.record:
@@ -141,12 +146,7 @@ class ReplayApp:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = b""
-        while True:
-            event = await receive()
-            raw += event.get("body", b"")
-            if not event.get("more_body"):
-                break
+        raw = await read_body(receive)
         host, port = scope["server"]
         query = f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
         request = httpx2.Request(scope["method"], f"http://{host}:{port}{scope['path']}{query}",
