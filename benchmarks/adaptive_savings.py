@@ -28,21 +28,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from amlab.analysis.sequential import interval_table
 from amlab.presets import preset_experiment
 from amlab.run.estimate import estimate
 from amlab.run.stopping import confidence_sequence, difference_sequence
 
 RATES = (0.0, 0.05, 0.5, 0.95)
 HALF_WIDTHS = (0.05, 0.10)  # the default, and a looser rule for comparison
-
-
-def interval_table(samples: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    low = np.zeros((samples + 1, samples + 1))
-    high = np.ones((samples + 1, samples + 1))
-    for n in range(1, samples + 1):
-        for k in range(n + 1):
-            low[n, k], high[n, k] = confidence_sequence(k, n, confidence)
-    return low, high
 
 
 def simulate(rate: float, half_width: float, samples: int, cells: int,

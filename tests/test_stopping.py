@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from amlab.analysis.rates import wilson
-from amlab.analysis.sequential import stopping_summary
+from amlab.analysis.sequential import interval_table, stopping_summary
 from amlab.errors import AmlabError
 from amlab.run import Experiment, RunSummary, run_experiment
 from amlab.run.stopping import (
@@ -31,17 +31,6 @@ from conftest import FIXTURES
 
 LOOKS = 100  # the interval is looked at after every one of 100 samples
 SEQUENCES = 2000
-
-
-def interval_table(looks: int, confidence: float = 0.95
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """low[n, k] and high[n, k] of the confidence sequence for every k ≤ n ≤ looks."""
-    low = np.zeros((looks + 1, looks + 1))
-    high = np.ones((looks + 1, looks + 1))
-    for n in range(1, looks + 1):
-        for k in range(n + 1):
-            low[n, k], high[n, k] = confidence_sequence(k, n, confidence)
-    return low, high
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 0.95])

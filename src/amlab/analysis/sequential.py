@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from amlab.analysis.hypotheses import declared_contrasts
 from amlab.analysis.rates import wilson
 from amlab.run.experiment import stored_spec
@@ -99,3 +101,14 @@ def stopping_summary(store: Store, experiment: str, status: pd.DataFrame | None 
                                  pending if stopped else 0, 0 if stopped else pending,
                                  outcome, rates))
     return StoppingSummary(experiment, plan.describe(), tuple(cells))
+
+
+def interval_table(samples: int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """low[n, k] and high[n, k] of the confidence sequence for every k ≤ n ≤ `samples`: the
+    bounds a simulation of the stopping rule looks up (tests, benchmarks/adaptive_savings.py)."""
+    low = np.zeros((samples + 1, samples + 1))
+    high = np.ones((samples + 1, samples + 1))
+    for n in range(1, samples + 1):
+        for k in range(n + 1):
+            low[n, k], high[n, k] = confidence_sequence(k, n, confidence)
+    return low, high
