@@ -386,6 +386,8 @@ def test_export_without_the_extra_or_of_an_unknown_experiment_is_one_sentence(
 
 
 # -- Inspect logs in, amlab verdicts out ------------------------------------------------
+# These logs are inspect_evals' port of the original study, so their agent writes to the
+# original templates' cast (replayed in `original/...`, never in amlab's own scenarios).
 
 KYLE = "kyle.johnson@summitbridge.com"
 MODEL = "anthropic/claude-test"
