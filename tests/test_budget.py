@@ -20,6 +20,7 @@ from amlab.run import Experiment, TrialResult, TrialSpec, run_experiment
 from amlab.run.budget import HELD_BACK, Budget, plan_budget, with_budget
 from amlab.run.estimate import estimate, trial_costs
 from amlab.run.experiment import stored_spec
+from amlab.run.runner import experiment_rules
 from amlab.store import Store
 from conftest import FIXTURES, subprocess_env
 
@@ -48,8 +49,10 @@ def spec(model: str = FAST, samples: int = 5, concurrency: int = 1,
 def run(data: dict[str, Any], db: Path, resume: bool = False, *rules: Any
         ) -> tuple[Store, Any]:
     store = Store(db)
-    summary = asyncio.run(run_experiment(Experiment.from_dict(data), store, resume=resume,
-                                         rules=rules))
+    experiment = Experiment.from_dict(data)
+    # Rules given here watch the run beside the file's own (its budget).
+    summary = asyncio.run(run_experiment(experiment, store, resume=resume,
+                                         rules=[*experiment_rules(experiment, store), *rules]))
     return store, summary
 
 

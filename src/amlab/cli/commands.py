@@ -22,6 +22,7 @@ from amlab.run import Experiment, run_experiment
 from amlab.run.budget import Budget, plan_budget, with_budget
 from amlab.run.executor import Executor
 from amlab.run.ray_executor import RayExecutor
+from amlab.run.runner import experiment_rules
 from amlab.scenario import list_families
 from amlab.store import PlannedTrial, Store
 from amlab.store.postgres import PostgresStore
@@ -103,13 +104,13 @@ def run_with_progress(experiment: Experiment, db: str | Path, resume: bool = Fal
                             cost=_spending(budget) if budget else "")
 
         try:
-            budget = Budget.of(experiment, store)
+            rules = experiment_rules(experiment, store)
+            budget = next((rule for rule in rules if isinstance(rule, Budget)), None)
             if budget:
                 progress.update(task, cost=_spending(budget))
             summary = asyncio.run(run_experiment(experiment, store, resume=resume,
                                                  on_trial_done=advance, cache=cache,
-                                                 rules=[budget] if budget else [],
-                                                 executor=executor))
+                                                 rules=rules, executor=executor))
         except BaseException:
             # A bad model option or a missing key stops the run before its first trial.
             store.discard_if_unused()

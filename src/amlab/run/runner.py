@@ -109,17 +109,15 @@ async def run_experiment(
     clients: dict[str, ModelClient] | None = None,
     cache: bool = True,
     executor: Executor | None = None,
-    rules: Sequence[RunRule] = (),
+    rules: Sequence[RunRule] | None = None,
 ) -> RunSummary:
     """Run every unfinished trial. `clients` overrides model construction (for tests);
     `cache=False` asks the providers again instead of the response cache; `executor` runs
-    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back,
-    and the experiment's budget does unless `rules` holds a `Budget` already (the CLI's, to
-    show what it spent)."""
+    the trials (default: `AsyncioExecutor`, in this process); `rules` may hold trials back
+    (default: the experiment file's own, `experiment_rules`)."""
     check_resumable(experiment, store, resume)
-    budget = None if any(isinstance(r, Budget) for r in rules) else Budget.of(experiment, store)
-    rules = [*rules, budget] if budget else rules
-    rules = [*rules, *stopping_rules(experiment, store)]
+    if rules is None:
+        rules = experiment_rules(experiment, store)
     async with ClientPool(store.response_cache() if cache else None, experiment.base_dir,
                           clients) as pool:
         # Clients first: a missing key or a bad option stops the run before the store is
@@ -144,6 +142,13 @@ async def run_experiment(
         with store.leases():
             await (executor or AsyncioExecutor()).execute(lanes, runner.run_trial, coordinator)
     return summary
+
+
+def experiment_rules(experiment: Experiment, store: Store) -> list[RunRule]:
+    """The rules the experiment file sets, primed from what `store` holds: its budget and
+    its stopping rule."""
+    budget = Budget.of(experiment, store)
+    return [*([budget] if budget else []), *stopping_rules(experiment, store)]
 
 
 def workers(model: str, concurrency: int) -> int:
